@@ -1,0 +1,5 @@
+import sys
+
+from privaudit.audit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,210 @@
+"""How well an attack separates members from non-members, with honest uncertainty.
+
+Following Carlini et al. ("Membership Inference Attacks From First Principles", IEEE S&P 2022)
+the headline numbers are TPR at low FPR (1%, 0.1%) next to the AUC. Every number carries an
+interval at ``confidence``:
+
+- AUC: stratified bootstrap (members and non-members resampled separately), percentile
+  interval, widened if needed to contain the point estimate; the AUC itself is the
+  Mann–Whitney statistic (= ``sklearn.metrics.roc_auc_score``, ties counted half).
+- TPR at FPR ≤ target: the best operating point of ``sklearn.metrics.roc_curve`` whose FPR
+  does not exceed the target (the lowest such threshold, so the highest TPR); its
+  Clopper–Pearson (1934) exact interval over the member count, via ``scipy.stats.beta``. The
+  interval treats that threshold as fixed: it covers the TPR sampling error, not the error in
+  the measured FPR.
+- A warning when there are fewer than 10/FPR non-members: with so few, an FPR of 0.1% means
+  less than ten false positives and the TPR there is not measurable.
+
+Convention: higher score = more likely member; ``is_member`` is 1 (True) for members.
+
+>>> m = evaluate_scores([0.9, 0.8, 0.4, 0.7, 0.3, 0.2], [1, 1, 1, 0, 0, 0], n_bootstrap=50)
+>>> round(m.auc, 4), round(m.tpr_at_fpr["0.01"].value, 4), round(m.balanced_accuracy, 4)
+(0.8889, 0.6667, 0.8333)
+>>> m.warnings[0]
+'fewer than 10/FPR non-members (have 3, need 1000): TPR at FPR=0.01 is not measurable'
+>>> [round(b, 4) for b in clopper_pearson(0, 10, 0.95)]   # upper = 1 − 0.025^(1/10)
+[0.0, 0.3085]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+from pydantic import BaseModel, ConfigDict
+from scipy.stats import beta, rankdata
+from sklearn.metrics import roc_curve
+
+from privaudit.audit.errors import ConfigError, DataError, EvidenceIncomplete
+
+__all__ = [
+    "AttackMetrics",
+    "RateCI",
+    "RocCurve",
+    "clopper_pearson",
+    "evaluate_scores",
+    "fpr_key",
+]
+
+_MAX_ROC_POINTS = 200
+
+
+class RateCI(BaseModel):
+    """A rate with its interval at the stated confidence."""
+
+    model_config = ConfigDict(frozen=True)
+    value: float
+    ci_low: float
+    ci_high: float
+
+
+class RocCurve(BaseModel):
+    """≤ 200 ROC points for plotting (log-log friendly: FPR > 0), TPR with Clopper–Pearson band."""
+
+    model_config = ConfigDict(frozen=True)
+    fpr: list[float]
+    tpr: list[float]
+    tpr_ci_low: list[float]
+    tpr_ci_high: list[float]
+
+
+class AttackMetrics(BaseModel):
+    """Metrics of one attack on one model (the ``attacks[]`` entry of the report, less names)."""
+
+    model_config = ConfigDict(frozen=True)
+    auc: float
+    auc_ci_low: float
+    auc_ci_high: float
+    tpr_at_fpr: dict[str, RateCI]
+    balanced_accuracy: float
+    n_members: int
+    n_nonmembers: int
+    confidence: float
+    n_bootstrap: int
+    warnings: list[str]
+    roc: RocCurve
+
+
+def fpr_key(fpr: float) -> str:
+    """The report key of an FPR target: ``0.01 -> "0.01"``, ``0.001 -> "0.001"``."""
+    return str(float(fpr))
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided interval of a binomial proportion k/n (Clopper & Pearson 1934)."""
+    alpha = 1.0 - confidence
+    low = 0.0 if k <= 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k >= n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
+
+
+def _auc_from_ranks(scores: np.ndarray, n_members: int) -> np.ndarray:
+    """AUC of each row of ``scores`` whose first ``n_members`` columns are members."""
+    ranks = rankdata(scores, axis=-1)
+    n_non = scores.shape[-1] - n_members
+    r1 = ranks[..., :n_members].sum(axis=-1)
+    return np.asarray((r1 - n_members * (n_members + 1) / 2) / (n_members * n_non))
+
+
+def _bootstrap_auc(
+    pos: np.ndarray, neg: np.ndarray, n_bootstrap: int, confidence: float, seed: int
+) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    aucs: list[np.ndarray] = []
+    chunk = max(1, 2_000_000 // (pos.size + neg.size))
+    for start in range(0, n_bootstrap, chunk):
+        b = min(chunk, n_bootstrap - start)
+        sample = np.concatenate(
+            [pos[rng.integers(0, pos.size, (b, pos.size))],
+             neg[rng.integers(0, neg.size, (b, neg.size))]], axis=1)
+        aucs.append(_auc_from_ranks(sample, pos.size))
+    alpha = 1.0 - confidence
+    low, high = np.quantile(np.concatenate(aucs), [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def _check(
+    scores: ArrayLike, is_member: ArrayLike, fprs: Sequence[float], confidence: float,
+    n_bootstrap: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    problems: list[str] = []
+    if not all(0.0 < f < 1.0 for f in fprs):
+        problems.append(f"fprs must lie in (0, 1); got {list(fprs)}")
+    if not 0.0 < confidence < 1.0:
+        problems.append(f"confidence must lie in (0, 1); got {confidence}")
+    if n_bootstrap < 10:
+        problems.append(f"n_bootstrap must be >= 10; got {n_bootstrap}")
+    if problems:
+        raise ConfigError("; ".join(problems), problems)
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(is_member)
+    if s.ndim != 1 or y.shape != s.shape:
+        raise DataError(f"scores and is_member must be 1-D, equal length; got {s.shape}, {y.shape}")
+    if not np.all(np.isfinite(s)):
+        raise DataError(f"scores has {int(np.sum(~np.isfinite(s)))} non-finite values")
+    if not np.all((y == 0) | (y == 1)):
+        raise DataError("is_member must hold 0/1 or booleans (1 = member)")
+    y = y.astype(bool)
+    if y.all() or not y.any():
+        raise EvidenceIncomplete(
+            f"need members and non-members; got {int(y.sum())} members, {int((~y).sum())} non"
+        )
+    return s, y
+
+
+def _downsample(fpr: np.ndarray, tpr: np.ndarray, n_pos: int, n_neg: int, confidence: float) -> (
+    RocCurve
+):
+    grid = np.unique(fpr[fpr > 0])
+    if grid.size > _MAX_ROC_POINTS:
+        grid = np.geomspace(1.0 / n_neg, 1.0, _MAX_ROC_POINTS)
+    idx = np.searchsorted(fpr, grid + 1e-12, side="right") - 1
+    tps = np.rint(tpr[idx] * n_pos).astype(int)
+    band = [clopper_pearson(int(k), n_pos, confidence) for k in tps]
+    return RocCurve(fpr=grid.tolist(), tpr=(tps / n_pos).tolist(),
+                    tpr_ci_low=[b[0] for b in band], tpr_ci_high=[b[1] for b in band])
+
+
+def evaluate_scores(
+    scores: ArrayLike,
+    is_member: ArrayLike,
+    *,
+    fprs: Sequence[float] = (0.01, 0.001),
+    confidence: float = 0.95,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+) -> AttackMetrics:
+    """AUC (bootstrap CI), TPR at each FPR in ``fprs`` (Clopper–Pearson CI), best balanced
+    accuracy and a plotting ROC; warnings for FPRs that the non-member count cannot measure."""
+    s, y = _check(scores, is_member, fprs, confidence, n_bootstrap)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    pos, neg = s[y], s[~y]
+    auc = float(_auc_from_ranks(np.concatenate([pos, neg]), n_pos))
+    auc_low, auc_high = _bootstrap_auc(pos, neg, n_bootstrap, confidence, seed)
+    rates: dict[str, RateCI] = {}
+    warnings: list[str] = []
+    for target in fprs:
+        i = int(np.searchsorted(fpr, target + 1e-12, side="right") - 1)
+        tp = int(np.rint(tpr[i] * n_pos))
+        low, high = clopper_pearson(tp, n_pos, confidence)
+        rates[fpr_key(target)] = RateCI(value=tp / n_pos, ci_low=low, ci_high=high)
+        need = math.ceil(10.0 / target - 1e-9)
+        if n_neg < need:
+            warnings.append(f"fewer than 10/FPR non-members (have {n_neg}, need {need}): "
+                            f"TPR at FPR={fpr_key(target)} is not measurable")
+    return AttackMetrics(
+        auc=auc,
+        auc_ci_low=min(auc_low, auc),
+        auc_ci_high=max(auc_high, auc),
+        tpr_at_fpr=rates,
+        balanced_accuracy=float(np.max((tpr + 1.0 - fpr) / 2.0)),
+        n_members=n_pos,
+        n_nonmembers=n_neg,
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        warnings=warnings,
+        roc=_downsample(fpr, tpr, n_pos, n_neg, confidence),
+    )

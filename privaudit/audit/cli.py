@@ -1,0 +1,145 @@
+"""The ``privaudit`` command line (typer). Exit codes are mapped in one place, :func:`main`.
+
+0 pass · 1 gate or verification failed · 2 usage or config error · 3 internal error ·
+4 evidence incomplete. A user mistake never shows a traceback; an internal error never
+exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from privaudit.audit.config import AuditConfig, config_from_dict, json_schema, load_config
+from privaudit.audit.errors import EXIT_INTERNAL, EXIT_USAGE, ConfigError, PrivauditError
+from privaudit.audit.progress import default_reporter
+
+app = typer.Typer(
+    name="privaudit",
+    help="Audit privacy and machine unlearning in federated fine-tuning of transformers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect and validate config files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+PRESETS = ("demo",)
+
+
+def load_preset(name: str) -> AuditConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"--preset: must be one of {', '.join(PRESETS)} (got {name!r})")
+    text = resources.files("privaudit.audit.presets").joinpath(f"{name}.yaml").read_text()
+    return config_from_dict(yaml.safe_load(text))
+
+
+def _summary(outcome_report: object, run_dir: Path) -> None:
+    from privaudit.reports.schema import Report
+
+    report = outcome_report if isinstance(outcome_report, Report) else None
+    if report is None:
+        return
+    table = Table(title=f"privaudit — {report.run.name}", show_header=True)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row(f"utility ({report.utility.metric})", f"{report.utility.value:.3f}")
+    for a in report.attacks:
+        table.add_row(f"{a.attack} attack AUC ({a.model})", f"{a.auc:.3f}")
+        tpr = a.tpr_at_fpr.get("0.01")
+        if tpr is not None:
+            table.add_row(
+                f"{a.attack} TPR at 1% FPR",
+                f"{100 * tpr.value:.1f}% [{100 * tpr.ci_low:.1f}, {100 * tpr.ci_high:.1f}]",
+            )
+    for stage, secs in report.run.seconds.items():
+        table.add_row(f"time: {stage}", f"{secs:.1f} s")
+    table.add_row("report", str(run_dir / "report.html"))
+    out_console.print(table)
+
+
+def _run(cfg: AuditConfig, out: Path, resume: bool, engine: str) -> None:
+    from privaudit.audit.pipeline import run_audit
+
+    outcome = run_audit(cfg, out, resume=resume, engine=engine, reporter=default_reporter())
+    _summary(outcome.report, outcome.run_dir)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="run directory")] = Path("runs/demo"),
+    preset: Annotated[str, typer.Option(help=f"one of: {', '.join(PRESETS)}")] = "demo",
+    resume: Annotated[bool, typer.Option("--resume", help="reuse completed stages")] = False,
+) -> None:
+    """Run the embedded default end to end (no network, no data needed)."""
+    _run(load_preset(preset), out, resume, "inprocess")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="YAML config file")],
+    out: Annotated[Path, typer.Option("--out", help="run directory")] = Path("runs/latest"),
+    resume: Annotated[bool, typer.Option("--resume", help="reuse completed stages")] = False,
+    engine: Annotated[str, typer.Option(help="inprocess")] = "inprocess",
+) -> None:
+    """Run the audit described by CONFIG into --out."""
+    _run(load_config(config), out, resume, engine)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the config."""
+    out_console.print_json(json.dumps(json_schema()))
+
+
+@config_app.command("validate")
+def config_validate(config: Annotated[Path, typer.Argument(help="YAML config file")]) -> None:
+    """Exit 0 when CONFIG is valid; otherwise list every problem and exit 2."""
+    load_config(config)
+    out_console.print(f"{config}: valid")
+
+
+def _print_error(exc: PrivauditError) -> None:
+    if isinstance(exc, ConfigError) and len(exc.problems) > 0:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        for problem in exc.problems:
+            if problem != str(exc):
+                err_console.print(f"  - {problem}", highlight=False, markup=False)
+    else:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the typer app and map exceptions to the contract's exit codes."""
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except PrivauditError as exc:
+        _print_error(exc)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        return EXIT_USAGE
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return int(exc.exit_code) or EXIT_USAGE
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}")
+        traceback.print_exc(file=sys.stderr)
+        return EXIT_INTERNAL
+    return rv if isinstance(rv, int) else 0

@@ -1,0 +1,312 @@
+"""The whole run as one YAML file, validated by pydantic models.
+
+``load_config(path)`` reads YAML with ``safe_load`` and returns an :class:`AuditConfig`; every
+problem is collected first and raised together as one :class:`ConfigError` whose ``problems``
+read ``path.to.field: reason (got VALUE)``. Unknown keys are errors everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from privaudit.audit.errors import ConfigError
+from privaudit.mechanisms.dp.config import DPConfig
+from privaudit.mechanisms.secagg.config import SecureAggregationConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+class SyntheticCorpusConfig(_Section):
+    """A seeded Faker corpus of data subjects with personal details (see ``data/corpus.py``)."""
+
+    subjects: int = Field(default=240, ge=10, description="number of data subjects")
+    min_records: int = Field(default=2, ge=1, description="fewest records per subject")
+    max_records: int = Field(default=4, ge=1, description="most records per subject")
+    locale: str = "en_US"
+    label_noise: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="fraction of messages routed to the subject's usual department "
+        "whatever their topic (only memorisation learns these)",
+    )
+
+    @model_validator(mode="after")
+    def _records_range(self) -> SyntheticCorpusConfig:
+        if self.max_records < self.min_records:
+            raise ValueError(
+                f"max_records must be >= min_records (= {self.min_records}); "
+                f"got {self.max_records}"
+            )
+        return self
+
+
+class PartitionConfig(_Section):
+    """How training records are spread over the clients."""
+
+    scheme: Literal["iid", "dirichlet", "by_field"] = "iid"
+    alpha: float = Field(default=0.5, gt=0, description="Dirichlet concentration over labels")
+    field: str | None = Field(default=None, description="record field naming the client")
+    keep_subjects_together: bool = Field(
+        default=True, description="all records of one subject stay on one client"
+    )
+
+    @model_validator(mode="after")
+    def _field_needed(self) -> PartitionConfig:
+        if self.scheme == "by_field" and not self.field:
+            raise ValueError("scheme 'by_field' needs 'field' (the record field naming the client)")
+        return self
+
+
+class AuditSplitConfig(_Section):
+    """Members sampled from training records; non-members held out from the same distribution."""
+
+    members: int = Field(default=200, ge=1)
+    nonmembers: int = Field(default=200, ge=1)
+
+
+class DataConfig(_Section):
+    source: Literal["synthetic", "file"] = "synthetic"
+    synthetic: SyntheticCorpusConfig = Field(default_factory=SyntheticCorpusConfig)
+    path: Path | None = Field(default=None, description="JSONL or CSV file (source: file)")
+    test_records: int = Field(default=200, ge=1, description="held-out records for utility")
+    public_records: int = Field(
+        default=0, ge=0, description="held-out public records (pretraining a causal LM)"
+    )
+    partition: PartitionConfig = Field(default_factory=PartitionConfig)
+    audit: AuditSplitConfig = Field(default_factory=AuditSplitConfig)
+    exclude_subjects: list[str] = Field(default_factory=list)
+    exclude_records: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _path_for_file(self) -> DataConfig:
+        if self.source == "file" and self.path is None:
+            raise ValueError("source 'file' needs 'path' (a JSONL or CSV file)")
+        return self
+
+
+# --- model ----------------------------------------------------------------------------------
+
+
+class LoraConfig(_Section):
+    rank: int = Field(default=8, ge=1)
+    alpha: float = Field(default=16.0, gt=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    target_modules: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="modules that get LoRA; default: attention query and value projections",
+    )
+
+
+class TinyModelConfig(_Section):
+    """Architecture of a model built from a config (``base: tiny``): small, for tests."""
+
+    layers: int = Field(default=2, ge=1, le=12)
+    hidden: int = Field(default=64, ge=8, le=1024)
+    heads: int = Field(default=2, ge=1)
+    intermediate: int = Field(default=128, ge=8)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TinyModelConfig:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        return self
+
+
+class PretrainConfig(_Section):
+    """Brief pretraining of a tiny causal LM on the public split (cached by config hash)."""
+
+    epochs: int = Field(default=2, ge=0)
+    learning_rate: float = Field(default=3e-3, gt=0)
+
+
+class ModelConfig(_Section):
+    task: Literal["classification", "causal-lm"] = "classification"
+    base: str = Field(
+        default="minilm",
+        description="'minilm' (the bundled MiniLM), 'tiny' (built from model.tiny), "
+        "or a local Hugging Face model directory",
+    )
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    max_length: int = Field(default=64, ge=8, le=512)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+
+
+# --- federation, privacy, the rest ------------------------------------------------------------
+
+
+class FederationConfig(_Section):
+    clients: int = Field(default=4, ge=2, description="number of clients K")
+    rounds: int = Field(default=3, ge=1)
+    local_epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    learning_rate: float = Field(default=5e-3, gt=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    weighting: Literal["examples", "uniform"] = "examples"
+
+
+class PrivacyConfig(_Section):
+    dp: DPConfig = Field(default_factory=DPConfig)
+
+
+class AttackSpec(_Section):
+    name: str = Field(description="a registered attack name")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AttacksConfig(_Section):
+    battery: list[AttackSpec] = Field(default_factory=lambda: [AttackSpec(name="loss")])
+    fprs: list[float] = Field(default_factory=lambda: [0.01, 0.001], min_length=1)
+    bootstrap: int = Field(default=200, ge=0, description="bootstrap resamples for the AUC CI")
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fprs_in_range(self) -> AttacksConfig:
+        bad = [f for f in self.fprs if not 0 < f < 1]
+        if bad:
+            raise ValueError(f"every FPR must be in (0, 1); got {bad}")
+        return self
+
+
+class UnlearningConfig(_Section):
+    """Erasure requests and methods (filled by the unlearning issue)."""
+
+
+class ReportConfig(_Section):
+    title: str = "Privacy audit of federated fine-tuning"
+    formats: list[Literal["html"]] = Field(default_factory=lambda: ["html"])  # type: ignore[arg-type]
+
+
+class GateConfig(_Section):
+    """Where the CI policy lives (the gate reads a separate policy file)."""
+
+    policy: Path | None = None
+
+
+class AuditConfig(_Section):
+    """One run of privaudit: prepare → train → attack → report."""
+
+    name: str = "privaudit-run"
+    seed: int = Field(default=0, ge=0)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    federation: FederationConfig = Field(default_factory=FederationConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    secure_aggregation: SecureAggregationConfig = Field(default_factory=SecureAggregationConfig)
+    unlearning: UnlearningConfig = Field(default_factory=UnlearningConfig)
+    attacks: AttacksConfig = Field(default_factory=AttacksConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    def to_yaml(self) -> str:
+        """The resolved config (defaults filled in), as written to the run directory."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def sha256(self) -> str:
+        import hashlib
+
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """Every pydantic error as ``path.to.field: reason (got VALUE)``."""
+    problems = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        reason = err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason = "unknown key (not part of the config schema)"
+        elif reason.startswith("Value error, "):
+            reason = reason[len("Value error, ") :]
+        got = err.get("input")
+        suffix = "" if err["type"] == "missing" else f" (got {_describe(got)})"
+        problems.append(f"{path}: {reason}{suffix}")
+    return problems
+
+
+def semantic_problems(cfg: AuditConfig, *, base_dir: Path | None = None) -> list[str]:
+    """Cross-field checks that pydantic field constraints cannot express."""
+    problems: list[str] = []
+    data = cfg.data
+    if data.source == "file" and data.path is not None:
+        path = data.path if data.path.is_absolute() or base_dir is None else base_dir / data.path
+        if not path.is_file():
+            problems.append(f"data.path: file not found (got {_describe(str(data.path))})")
+    if data.source == "synthetic":
+        most = data.synthetic.subjects * data.synthetic.max_records
+        needed = data.test_records + data.audit.nonmembers + data.public_records
+        if needed >= most:
+            problems.append(
+                "data.synthetic.subjects: too few for the held-out splits "
+                f"(test + non-members + public = {needed} records; the corpus has at most {most})"
+            )
+    if cfg.model.task == "causal-lm" and cfg.model.base == "tiny" and data.public_records == 0:
+        if cfg.model.pretrain.epochs > 0:
+            problems.append(
+                "data.public_records: a tiny causal LM is pretrained on the public split; "
+                "give public_records > 0 or set model.pretrain.epochs: 0 (got 0)"
+            )
+    if cfg.federation.rounds * cfg.federation.local_epochs > 1000:
+        problems.append(
+            "federation.rounds: rounds × local_epochs must be at most 1000 "
+            f"(got {cfg.federation.rounds} × {cfg.federation.local_epochs})"
+        )
+    return problems
+
+
+def config_from_dict(raw: Any, *, base_dir: Path | None = None) -> AuditConfig:
+    """Validate a parsed config; raise one ConfigError listing every problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            "config: must be a mapping", [f"(top level): must be a mapping (got {_describe(raw)})"]
+        )
+    try:
+        cfg = AuditConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = format_validation_error(exc)
+        raise ConfigError(f"{len(problems)} problem(s) in the config", problems) from None
+    problems = semantic_problems(cfg, base_dir=base_dir)
+    if problems:
+        raise ConfigError(f"{len(problems)} problem(s) in the config", problems)
+    if cfg.data.path is not None and base_dir is not None and not cfg.data.path.is_absolute():
+        cfg.data.path = (base_dir / cfg.data.path).resolve()
+    return cfg
+
+
+def load_config(path: str | Path) -> AuditConfig:
+    """Read and validate a YAML config file (``yaml.safe_load``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config: file not found: {path}", [f"config: file not found ({path})"])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"config: not valid YAML: {exc}", [f"config: not valid YAML ({exc})"]
+        ) from None
+    return config_from_dict(raw, base_dir=path.parent)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config (``privaudit config schema``)."""
+    return AuditConfig.model_json_schema()

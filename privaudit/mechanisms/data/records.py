@@ -1,0 +1,122 @@
+"""Records and the loader for a user's own data (JSONL or CSV).
+
+A record has ``id``, ``subject_id``, ``text`` and, for classification, ``label``. Any other
+fields are kept in ``fields`` (``partition.scheme: by_field`` reads them). Every problem in a
+file is a :class:`DataError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from privaudit.audit.errors import DataError
+
+REQUIRED = ("id", "subject_id", "text")
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    subject_id: str
+    text: str
+    label: str | None = None
+    fields: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+def records_sha256(records: Iterable[Record]) -> str:
+    """sha256 over (id, subject_id, label, text) of records in the given order."""
+    h = hashlib.sha256()
+    for r in records:
+        for part in (r.id, r.subject_id, r.label or "", r.text):
+            h.update(part.encode("utf-8"))
+            h.update(b"\x1f")
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+def ids_sha256(ids: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+
+
+def _row_to_record(row: dict[str, object], where: str, need_label: bool) -> Record:
+    missing = [k for k in REQUIRED if row.get(k) in (None, "")]
+    if need_label and row.get("label") in (None, ""):
+        missing.append("label")
+    if missing:
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+    values = {k: row[k] for k in (*REQUIRED, "label") if k in row}
+    for k, v in values.items():
+        if isinstance(v, float) and v != v:  # NaN
+            raise DataError(f"{where}: field '{k}' is NaN")
+        if not isinstance(v, str | int):
+            raise DataError(f"{where}: field '{k}' must be a string (got {type(v).__name__})")
+    text = str(values["text"])
+    if not text.strip():
+        raise DataError(f"{where}: empty text")
+    extra = {k: str(v) for k, v in row.items() if k not in (*REQUIRED, "label") and v is not None}
+    label = values.get("label")
+    return Record(
+        id=str(values["id"]),
+        subject_id=str(values["subject_id"]),
+        text=text,
+        label=None if label in (None, "") else str(label),
+        fields=extra,
+    )
+
+
+def _rows(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
+    suffix = path.suffix.lower()
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            if suffix in (".jsonl", ".ndjson", ".json"):
+                for lineno, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                    if not isinstance(row, dict):
+                        raise DataError(f"{path}:{lineno}: each line must be a JSON object")
+                    yield lineno, row
+            elif suffix == ".csv":
+                reader = csv.DictReader(fh)
+                for row in reader:
+                    if None in row:
+                        raise DataError(f"{path}:{reader.line_num}: more values than columns")
+                    yield reader.line_num, dict(row)
+            else:
+                raise DataError(f"{path}: unknown format '{suffix}' (allowed: .jsonl, .csv)")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: malformed CSV ({exc})") from None
+
+
+def load_records(
+    path: Path, *, need_label: bool, allowed_labels: Sequence[str] | None = None
+) -> list[Record]:
+    """Read a JSONL or CSV file of records; raise DataError naming the first bad line."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    seen: dict[str, int] = {}
+    records: list[Record] = []
+    for lineno, row in _rows(path):
+        where = f"{path}:{lineno}"
+        rec = _row_to_record(row, where, need_label)
+        if rec.id in seen:
+            raise DataError(f"{where}: duplicate id '{rec.id}' (first on line {seen[rec.id]})")
+        if allowed_labels is not None and rec.label not in allowed_labels:
+            raise DataError(
+                f"{where}: unknown label '{rec.label}' (allowed: {', '.join(allowed_labels)})"
+            )
+        seen[rec.id] = lineno
+        records.append(rec)
+    if not records:
+        raise DataError(f"{path}: no records")
+    return records

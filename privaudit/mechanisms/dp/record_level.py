@@ -1,0 +1,222 @@
+"""Record-level DP-SGD for one client's local training of a peft LoRA model (Opacus).
+
+The loss convention the training loop MUST follow::
+
+    with make_private(model, optimizer, loader, noise_multiplier=σ, max_grad_norm=C,
+                      accountant=client_accountant, round_index=r, generator=g) as run:
+        for epoch in range(local_epochs):
+            for inputs, labels in run.data_loader:           # Poisson batches, may be empty
+                run.optimizer.zero_grad()
+                if len(labels) == 0:                         # HF models fail on batch size 0
+                    run.noise_only_step()
+                    continue
+                logits = run.model(**inputs).logits
+                loss = run.criterion(logits, labels)         # SUM over examples
+                loss.backward()
+                run.optimizer.step()
+    model = run.module                                       # the unwrapped model, hooks gone
+
+* The loss back-propagated is the SUM over the batch of per-example losses, each depending
+  on its own example only (``reduction="sum"``; for a language model the per-sequence loss,
+  e.g. ``criterion(logits.flatten(0, 1), labels.flatten(), shape=logits.shape)`` with ghost).
+  Never the mean over the batch, and never a token mean over the whole batch (HF's
+  ``outputs.loss``): it couples examples, so one example's removal changes the others'
+  clipped gradients and the sensitivity bound fails. Per-sample gradients are then exactly
+  the per-example gradients (Opacus ``loss_reduction="sum"``).
+* The optimizer step applies (Σ clipped per-example gradients + N(0, σ²C²)) / (q·N): the
+  average with a FIXED denominator, the expected batch size (Abadi et al. 2016). Use the
+  learning rate you would use with a batch-mean loss.
+
+One PrivacyEngine-like wrapping per round, ONE :class:`ClientAccountant` per client for the
+whole federation: leaving the ``with`` block (or :meth:`PrivateTraining.finish`) records
+(σ, q, steps actually taken) in it, removes the hooks and gives back the original module,
+ready to be wrapped again next round.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import torch
+import torch.nn as nn
+from opacus.data_loader import DPDataLoader
+from opacus.grad_sample import AbstractGradSampleModule
+from opacus.grad_sample.utils import prepare_module
+from opacus.optimizers import DPOptimizer, get_optimizer_class
+from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
+from torch.utils.data import DataLoader
+
+from privaudit.audit.errors import InternalError, PrivacyBudgetError
+from privaudit.mechanisms.dp.accounting import ClientAccountant
+from privaudit.mechanisms.dp.validate import check_model_for_opacus
+
+GRAD_SAMPLE_MODES = ("hooks", "functorch", "ghost")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The original module inside an Opacus wrapper, with hooks and per-sample state removed
+    (a plain module is returned as is)."""
+    if isinstance(model, AbstractGradSampleModule):
+        model = model.to_standard_module()
+    for p in model.parameters():
+        if hasattr(p, "summed_grad"):
+            del p.summed_grad
+    return model
+
+
+@dataclass
+class PrivateTraining:
+    """The private objects of one client's local training in one round."""
+
+    model: nn.Module
+    optimizer: DPOptimizer
+    data_loader: DataLoader[Any]
+    criterion: Callable[..., Any]
+    accountant: ClientAccountant
+    noise_multiplier: float
+    max_grad_norm: float
+    sample_rate: float
+    expected_batch_size: float
+    round_index: int | None = None
+    steps_taken: int = 0
+    module: nn.Module | None = field(default=None, repr=False)
+
+    def _after_noise(self, optimizer: DPOptimizer) -> None:
+        """Opacus step hook: runs once per noisy step, after noise, before the update."""
+        for p in optimizer.params:
+            if p.grad is not None:
+                p.grad.div_(self.expected_batch_size)
+        self.steps_taken += 1
+
+    def noise_only_step(self) -> None:
+        """The step for an empty Poisson batch, without a forward pass: zero gradient plus
+        noise. Skipping it instead would make the release depend on the batch being empty;
+        the accountant counts it like any other step."""
+        for p in self.optimizer.params:
+            p.grad = torch.zeros_like(p)
+            if not isinstance(self.criterion, DPLossFastGradientClipping):
+                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+        self.optimizer.step()
+
+    def finish(self) -> nn.Module:
+        """Record this round in the persistent accountant and return the unwrapped model.
+        Idempotent."""
+        if self.module is None:
+            self.accountant.step(
+                noise_multiplier=self.noise_multiplier,
+                sample_rate=self.sample_rate,
+                num_steps=self.steps_taken,
+                round_index=self.round_index,
+            )
+            self.module = unwrap(self.model)
+        return self.module
+
+    def __enter__(self) -> PrivateTraining:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish()  # steps taken before a failure were released too: account them
+
+
+def make_private(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data_loader: DataLoader[Any],
+    *,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    accountant: ClientAccountant,
+    grad_sample_mode: str = "hooks",
+    criterion: nn.Module | None = None,
+    generator: torch.Generator | None = None,
+    round_index: int | None = None,
+) -> PrivateTraining:
+    """Wrap one client's model, optimizer and loader for DP-SGD with Poisson sampling.
+
+    ``model``: trainable parameters are the adapter (and a head) only, base frozen; it is put
+    in train mode (Opacus records no activations in eval mode). ``criterion`` must reduce by
+    sum (default ``CrossEntropyLoss(reduction="sum")``); with ``grad_sample_mode="ghost"`` the
+    returned ``criterion`` is Opacus' wrapper and the loss MUST be computed with it.
+    ``generator`` drives both the Poisson sampling and the noise. Raises
+    PrivacyBudgetError for σ ≤ 0, C ≤ 0, or layers Opacus cannot handle.
+    """
+    if isinstance(model, AbstractGradSampleModule):
+        raise InternalError("make_private got a wrapped model; pass unwrap(model)")
+    problems = []
+    if not noise_multiplier > 0:
+        problems.append(
+            f"privacy.dp.noise_multiplier: must be > 0 with DP on (got {noise_multiplier})"
+        )
+    if not max_grad_norm > 0:
+        problems.append(f"privacy.dp.max_grad_norm: must be > 0 (got {max_grad_norm})")
+    if grad_sample_mode not in GRAD_SAMPLE_MODES:
+        problems.append(
+            f"privacy.dp.grad_sample_mode: must be one of {', '.join(GRAD_SAMPLE_MODES)} "
+            f"(got {grad_sample_mode!r})"
+        )
+    criterion = criterion if criterion is not None else nn.CrossEntropyLoss(reduction="sum")
+    if getattr(criterion, "reduction", "sum") != "sum":
+        problems.append(
+            "privacy.dp.criterion: the loss must be summed over examples "
+            f"(got reduction={criterion.reduction!r})"
+        )
+    model_params = {id(p) for p in model.parameters()}
+    if any(id(p) not in model_params for g in optimizer.param_groups for p in g["params"]):
+        raise InternalError("the optimizer holds parameters that are not the model's")
+    model.train()
+    problems += check_model_for_opacus(model, grad_sample_mode=grad_sample_mode)
+    if problems:
+        raise PrivacyBudgetError("; ".join(problems), problems)
+    warnings.warn(
+        "DP noise comes from torch's PRNG, not a CSPRNG: fine for audits and reproducible "
+        "runs, not hardened against floating-point or RNG-state attacks",
+        UserWarning,
+        stacklevel=2,
+    )
+
+    extra = {"max_grad_norm": max_grad_norm} if grad_sample_mode == "ghost" else {}
+    wrapped = prepare_module(
+        model, grad_sample_mode, batch_first=True, loss_reduction="sum", **extra
+    )
+    wrapped.forbid_grad_accumulation()
+    loader = DPDataLoader.from_data_loader(data_loader, generator=generator)
+    sample_rate = float(loader.sample_rate)
+    expected = len(loader.dataset) * sample_rate  # type: ignore[arg-type]
+    if isinstance(optimizer, DPOptimizer):
+        optimizer = optimizer.original_optimizer
+    dp_optimizer = get_optimizer_class(
+        clipping="flat", distributed=False, grad_sample_mode=grad_sample_mode
+    )(
+        optimizer,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        expected_batch_size=max(1, round(expected)),
+        loss_reduction="sum",
+        generator=generator,
+    )
+    loss: Callable[..., Any] = criterion
+    if grad_sample_mode == "ghost":
+        loss = DPLossFastGradientClipping(wrapped, dp_optimizer, criterion, "sum")
+    run = PrivateTraining(
+        model=wrapped,
+        optimizer=dp_optimizer,
+        data_loader=loader,
+        criterion=loss,
+        accountant=accountant,
+        noise_multiplier=float(noise_multiplier),
+        max_grad_norm=float(max_grad_norm),
+        sample_rate=sample_rate,
+        expected_batch_size=expected,
+        round_index=round_index,
+    )
+    dp_optimizer.attach_step_hook(run._after_noise)
+    return run

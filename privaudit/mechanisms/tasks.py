@@ -1,0 +1,126 @@
+"""Encoded data sets and per-example forward passes for the two tasks.
+
+One convention everywhere (training, utility, attack signals): the loss of an example is the
+cross-entropy of its label (classification) or the mean negative log-likelihood of its tokens
+after the first (causal LM). Training minimises the mean of these over a batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from privaudit.mechanisms.data.records import Record
+from privaudit.mechanisms.models import encode_texts, pad_batch
+
+
+@dataclass(frozen=True)
+class EncodedSet:
+    """Token ids (unpadded) of records in a fixed order, with labels for classification."""
+
+    record_ids: tuple[str, ...]
+    input_ids: tuple[tuple[int, ...], ...]
+    labels: tuple[int, ...] | None
+    pad_id: int
+
+    def __len__(self) -> int:
+        return len(self.record_ids)
+
+    def subset(self, indices: Sequence[int]) -> EncodedSet:
+        return EncodedSet(
+            record_ids=tuple(self.record_ids[i] for i in indices),
+            input_ids=tuple(self.input_ids[i] for i in indices),
+            labels=None if self.labels is None else tuple(self.labels[i] for i in indices),
+            pad_id=self.pad_id,
+        )
+
+    def batch(self, indices: Sequence[int]) -> Batch:
+        ids, mask = pad_batch([self.input_ids[i] for i in indices], self.pad_id)
+        labels = None
+        if self.labels is not None:
+            labels = torch.tensor([self.labels[i] for i in indices], dtype=torch.long)
+        return Batch(input_ids=ids, attention_mask=mask, labels=labels)
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        for start in range(0, len(self), batch_size):
+            yield self.batch(range(start, min(start + batch_size, len(self))))
+
+
+@dataclass(frozen=True)
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor | None
+
+
+def encode_records(
+    records: Sequence[Record],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    labels: Sequence[str] | None,
+    max_length: int,
+) -> EncodedSet:
+    ids = encode_texts(tokenizer, [r.text for r in records], max_length)
+    label_ids = None
+    if labels is not None:
+        index = {lab: i for i, lab in enumerate(labels)}
+        label_ids = tuple(index[r.label or ""] for r in records)
+    pad = tokenizer.pad_token_id
+    return EncodedSet(
+        record_ids=tuple(r.id for r in records),
+        input_ids=tuple(tuple(x) for x in ids),
+        labels=label_ids,
+        pad_id=int(pad if pad is not None else 0),
+    )
+
+
+@dataclass
+class ForwardOutput:
+    loss: torch.Tensor  # (B,) per-example loss
+    logits: torch.Tensor  # (B, C) classification, (B, T, V) causal LM
+    token_logprobs: torch.Tensor | None = None  # (B, T-1) log p(x_t | x_<t), causal LM
+    token_mask: torch.Tensor | None = None  # (B, T-1) 1 where a real token is predicted
+
+
+def forward(model: nn.Module, batch: Batch, task: str) -> ForwardOutput:
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    logits = out.logits
+    if task == "classification":
+        if batch.labels is None:
+            raise ValueError("classification batch without labels")
+        loss = F.cross_entropy(logits, batch.labels, reduction="none")
+        return ForwardOutput(loss=loss, logits=logits)
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    target = batch.input_ids[:, 1:]
+    token_logprobs = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    mask = batch.attention_mask[:, 1:].to(token_logprobs.dtype)
+    loss = -(token_logprobs * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    return ForwardOutput(loss=loss, logits=logits, token_logprobs=token_logprobs, token_mask=mask)
+
+
+@torch.no_grad()
+def evaluate_utility(
+    model: nn.Module, data: EncodedSet, task: str, batch_size: int = 64
+) -> tuple[str, float]:
+    """Accuracy (classification) or perplexity (causal LM) on ``data``."""
+    was_training = model.training
+    model.eval()
+    correct, total, nll, tokens = 0, 0, 0.0, 0.0
+    for batch in data.batches(batch_size):
+        out = forward(model, batch, task)
+        if task == "classification" and batch.labels is not None:
+            correct += int((out.logits.argmax(-1) == batch.labels).sum())
+            total += len(batch.labels)
+        elif out.token_logprobs is not None and out.token_mask is not None:
+            nll -= float((out.token_logprobs * out.token_mask).sum())
+            tokens += float(out.token_mask.sum())
+    model.train(was_training)
+    if task == "classification":
+        return "accuracy", correct / max(total, 1)
+    return "perplexity", math.exp(nll / max(tokens, 1.0))

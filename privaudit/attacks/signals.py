@@ -77,13 +77,15 @@ def compute_signals(
             loss=np.concatenate(loss), phi=np.concatenate(phi), prob_true=np.concatenate(prob)
         )
     encoded = [t.encode("utf-8") for t in texts] if texts is not None else None
+    nbytes = None if encoded is None else np.array([len(b) for b in encoded], float)
+    zlen = None if encoded is None else np.array([len(zlib.compress(b)) for b in encoded], float)
     return SignalSet(
         loss=np.concatenate(loss),
         token_logprobs=tok_lp,
         token_mu=tok_mu,
         token_sigma=tok_sigma,
-        nbytes_text=None if encoded is None else np.array([len(b) for b in encoded], float),
-        zlib_len=None if encoded is None else np.array([len(zlib.compress(b)) for b in encoded], float),
+        nbytes_text=nbytes,
+        zlib_len=zlen,
     )
 
 

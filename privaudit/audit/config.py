@@ -258,12 +258,12 @@ def semantic_problems(cfg: AuditConfig, *, base_dir: Path | None = None) -> list
                 "data.synthetic.subjects: too few for the held-out splits "
                 f"(test + non-members + public = {needed} records; the corpus has at most {most})"
             )
-    if cfg.model.task == "causal-lm" and cfg.model.base == "tiny" and data.public_records == 0:
-        if cfg.model.pretrain.epochs > 0:
-            problems.append(
-                "data.public_records: a tiny causal LM is pretrained on the public split; "
-                "give public_records > 0 or set model.pretrain.epochs: 0 (got 0)"
-            )
+    tiny_lm = cfg.model.task == "causal-lm" and cfg.model.base == "tiny"
+    if tiny_lm and data.public_records == 0 and cfg.model.pretrain.epochs > 0:
+        problems.append(
+            "data.public_records: a tiny causal LM is pretrained on the public split; "
+            "give public_records > 0 or set model.pretrain.epochs: 0 (got 0)"
+        )
     if cfg.federation.rounds * cfg.federation.local_epochs > 1000:
         problems.append(
             "federation.rounds: rounds × local_epochs must be at most 1000 "

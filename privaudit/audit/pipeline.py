@@ -19,13 +19,13 @@ import torch
 from privaudit.attacks.battery import run_battery
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.progress import PlainReporter, Reporter
-from privaudit.audit.provenance import capture_environment, seed_commitment
 from privaudit.audit.rundir import RunDir, write_json_atomic, write_text_atomic
 from privaudit.mechanisms.data import PreparedData, prepare_data, records_sha256
 from privaudit.mechanisms.data.records import ids_sha256
-from privaudit.mechanisms.federated import FedAvg, TrainingJob, get_engine
+from privaudit.mechanisms.federated import get_engine
 from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.federated.engine import RoundRecord
+from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import (
     AdapterState,
     ModelBundle,
@@ -41,16 +41,9 @@ from privaudit.mechanisms.models import (
 )
 from privaudit.mechanisms.pretrain import load_or_pretrain
 from privaudit.mechanisms.tasks import EncodedSet, encode_records, evaluate_utility
+from privaudit.reports.build import build_report
 from privaudit.reports.render import write_report
-from privaudit.reports.schema import (
-    DataGovernance,
-    DataRole,
-    Provenance,
-    Report,
-    RoundUtility,
-    RunInfo,
-    Utility,
-)
+from privaudit.reports.schema import Report, RoundUtility
 
 
 @dataclass
@@ -86,7 +79,9 @@ def build_model(cfg: AuditConfig, data: PreparedData, run: RunDir) -> ModelBundl
     num_labels = len(data.labels) if data.labels else None
     base = load_base_model(cfg.model, tokenizer=tokenizer, num_labels=num_labels, seed=cfg.seed)
     if cfg.model.task == "causal-lm" and cfg.model.base == "tiny":
-        public = encode_records(data.public, tokenizer, labels=None, max_length=cfg.model.max_length)
+        public = encode_records(
+            data.public, tokenizer, labels=None, max_length=cfg.model.max_length
+        )
         base = load_or_pretrain(
             base,
             public,
@@ -148,18 +143,16 @@ def _train(
                 save_adapter(u.delta, run.client_update(r, u.client_id))
             progress.advance(f"round {r}: {rec.utility_metric} {rec.utility:.3f}")
 
-        job = TrainingJob(
-            model=bundle.model,
-            task=cfg.model.task,
+        result = train_federation(
+            cfg,
+            bundle,
+            clients,
+            test,
             initial_state=adapter_state(bundle.model),
-            clients=clients,
-            test=test,
-            federation=cfg.federation,
             seed=cfg.seed,
-            strategy=FedAvg(weighting=cfg.federation.weighting),
+            engine=engine,
             on_round=on_round,
         )
-        result = get_engine(engine).run(job)
     if state_sha256(base_state(bundle.model)) != base_before:
         raise RuntimeError("base model weights changed during LoRA training")
     rounds = [
@@ -232,44 +225,15 @@ def run_audit(
     )
     seconds["attack"] = time.perf_counter() - t0
 
-    env = capture_environment()
-    report = Report(
-        title=cfg.report.title,
-        run=RunInfo(
-            name=cfg.name,
-            config_sha256=cfg.sha256(),
-            seed_commitment=seed_commitment(cfg.seed, os.urandom(16)),
-            engine=engine,
-            task=cfg.model.task,
-            base_model=cfg.model.base,
-            base_model_sha256=bundle.base_sha256,
-            adapter_config_sha256=bundle.adapter_config_sha256,
-            final_adapter_sha256=trained.sha256,
-            rounds=cfg.federation.rounds,
-            clients=cfg.federation.clients,
-            seconds=seconds,
-        ),
-        utility=Utility(
-            metric=metric,  # type: ignore[arg-type]
-            value=value,
-            per_model={"federated": value},
-            per_round=trained.rounds,
-        ),
+    report = build_report(
+        cfg,
+        engine=engine,
+        bundle=bundle,
+        data=data,
+        trained=trained,
+        utility=(metric, value),
         attacks=attacks,
-        data=DataGovernance(
-            source=cfg.data.source if cfg.data.source == "synthetic" else str(cfg.data.path),
-            labels=data.labels,
-            max_records_per_subject=data.max_records_per_subject(),
-            roles=[DataRole(**vars(s)) for s in data.summaries(cfg.data.source)],
-        ),
-        provenance=Provenance(
-            package_versions=env["package_versions"],
-            python=env["python"],
-            platform=env["platform"],
-            git_commit=env["git_commit"],
-            git_dirty=env["git_dirty"],
-            data_sha256={s.role: s.sha256 for s in data.summaries(cfg.data.source)},
-        ),
+        seconds=seconds,
     )
     write_report(report, run, formats=cfg.report.formats)
     return AuditOutcome(run_dir=run.root, report=report, seconds=seconds)

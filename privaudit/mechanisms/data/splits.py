@@ -140,7 +140,8 @@ def prepare_data(cfg: DataConfig, *, task: str, k: int, seed: int) -> PreparedDa
         problems.append(f"data.exclude_records: ids not in the training data (got {unknown[:10]})")
     if unknown_subjects:
         problems.append(
-            f"data.exclude_subjects: subjects not in the training data (got {unknown_subjects[:10]})"
+            "data.exclude_subjects: subjects not in the training data "
+            f"(got {unknown_subjects[:10]})"
         )
     if problems:
         raise ConfigError(problems[0], problems)

@@ -121,6 +121,11 @@ def _print_error(exc: PrivauditError) -> None:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=False)
 
 
+def _is_click_exception(exc: BaseException) -> bool:
+    # typer vendors click, so match the class by name rather than by import path
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the typer app and map exceptions to the contract's exit codes."""
     try:
@@ -133,12 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return EXIT_USAGE
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return int(exc.exit_code) or EXIT_USAGE
+    except Exception as exc:
+        if _is_click_exception(exc):  # usage errors: bad option, unknown command
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code) or EXIT_USAGE  # type: ignore[attr-defined]
         err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}")
         traceback.print_exc(file=sys.stderr)
         return EXIT_INTERNAL

@@ -14,9 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = "0.1.0"
+from privaudit.audit.errors import ConfigError
+from privaudit.reports.crosswalk import CrosswalkRow
+
+#: Semantic version of report.json: a minor bump only adds optional fields (older reports
+#: still validate and render); a major bump may remove or change fields.
+SCHEMA_VERSION = "0.2.0"
 
 
 class _Model(BaseModel):
@@ -112,11 +117,43 @@ class Artifact(_Model):
     sha256: str
 
 
+ControlStatus = Literal["PASS", "FAIL", "WARN", "NOT EVALUATED"]
+
+
+class Control(_Model):
+    """One line of the verdict, in words for a reader who is not an ML engineer."""
+
+    id: str
+    title: str
+    status: ControlStatus
+    reason: str
+    evidence: list[str] = Field(default_factory=list, description="JSON pointers")
+    applicable: bool = Field(
+        default=True, description="false: not applicable to this run (never makes it incomplete)"
+    )
+
+
+class Verdict(_Model):
+    """fail if a control fails; else incomplete if an applicable control was not evaluated;
+    else warn if one warns; else pass."""
+
+    status: Literal["pass", "fail", "warn", "incomplete"]
+    summary: str
+    controls: list[Control]
+
+
 class Report(_Model):
     schema_version: str = SCHEMA_VERSION
     report_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+    report_sha256: str | None = Field(
+        default=None,
+        description="sha256 of the canonical JSON of this report without this field "
+        "(privaudit.audit.provenance.report_content_hash)",
+    )
     title: str
+    verdict: Verdict | None = None
+    crosswalk: list[CrosswalkRow] = Field(default_factory=list)
     run: RunInfo
     utility: Utility
     attacks: list[AttackResult] = Field(default_factory=list)
@@ -129,9 +166,58 @@ class Report(_Model):
 
     @classmethod
     def from_file(cls, path: Path) -> Report:
-        return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        return read_report(path)
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of report.json."""
     return Report.model_json_schema()
+
+
+def schema_major(version: str) -> int:
+    """The major part of a semantic ``schema_version`` ("0.2.0" → 0)."""
+    head = version.split(".", 1)[0]
+    if not head.isdigit():
+        raise ConfigError(f"schema_version must be semantic (MAJOR.MINOR.PATCH); got {version!r}")
+    return int(head)
+
+
+def parse_report(document: Any, *, source: str = "report.json") -> Report:
+    """Validate a parsed report.json of this major schema version (older minors included).
+
+    Raises :class:`ConfigError` (exit 2) naming the file and every bad field.
+    """
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: must be a JSON object; got {type(document).__name__}")
+    version = document.get("schema_version")
+    if not isinstance(version, str):
+        raise ConfigError(f"{source}: schema_version: missing or not a string")
+    if schema_major(version) != schema_major(SCHEMA_VERSION):
+        raise ConfigError(f"{source}: schema_version {version} is not readable by this privaudit "
+                          f"(reads {schema_major(SCHEMA_VERSION)}.x, writes {SCHEMA_VERSION})")
+    try:
+        return Report.model_validate(document)
+    except ValidationError as exc:
+        from privaudit.audit.config import format_validation_error
+
+        problems = format_validation_error(exc)
+        newer = _minor(version) > _minor(SCHEMA_VERSION)
+        hint = f" (written by a newer privaudit: schema {version} > {SCHEMA_VERSION})" if newer else ""
+        raise ConfigError(f"{source}: not a valid report{hint}: {problems[0]}",
+                          [f"{source}: {p}" for p in problems]) from None
+
+
+def _minor(version: str) -> int:
+    parts = version.split(".")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def read_report(path: Path) -> Report:
+    """Read and validate a report.json file (ConfigError naming the file otherwise)."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such report") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    return parse_report(document, source=str(path))

@@ -12,11 +12,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from privaudit.audit.errors import ConfigError
 from privaudit.mechanisms.dp.config import DPConfig
 from privaudit.mechanisms.secagg.config import SecureAggregationConfig
+from privaudit.unlearning.requests import ErasureRequest
 
 
 class _Section(BaseModel):
@@ -107,6 +115,12 @@ class LoraConfig(_Section):
         min_length=1,
         description="modules that get LoRA; default: attention query and value projections",
     )
+    top_layers: int | None = Field(
+        default=None,
+        ge=1,
+        description="LoRA on the top k transformer layers only; the frozen layers below are "
+        "computed once per record and cached (default: LoRA on every layer)",
+    )
 
 
 class TinyModelConfig(_Section):
@@ -164,6 +178,92 @@ class PrivacyConfig(_Section):
 class AttackSpec(_Section):
     name: str = Field(description="a registered attack name")
     params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = Field(
+        default=None,
+        description="the name in the report and the gate (attacks.<label>.auc); default: the "
+        "attack name, with '-offline' appended for mode: offline",
+    )
+
+    @property
+    def key(self) -> str:
+        """The report name of this battery entry."""
+        if self.label:
+            return self.label
+        return f"{self.name}-offline" if self.params.get("mode") == "offline" else self.name
+
+
+class ReferencesConfig(_Section):
+    """Reference (shadow) models for LiRA, RMIA and the ``reference`` attack.
+
+    LoRA adapters trained through the run's own training entry point (same federation and DP
+    settings, unless ``overrides`` says otherwise) on random halves of a population that
+    contains every audited record; complementary pairs of halves make each audited record IN
+    for exactly half of the references. Cached in the run directory by (recipe, data).
+    """
+
+    count: int = Field(
+        default=0, ge=0, description="reference models; even (complementary pairs); 0 = none"
+    )
+    population: Literal["audit", "training"] = Field(
+        default="audit",
+        description="audit: halves of the audit split (members + non-members), the cheap "
+        "default; training: halves of every training record plus the audit non-members",
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="deep-merged into the 'federation' and 'privacy' sections for the "
+        "references only, e.g. {federation: {rounds: 2}}",
+    )
+    secure_aggregation: bool = Field(
+        default=False,
+        description="also encrypt the references' aggregation; off by default because the "
+        "CKKS sum equals the plain sum up to ~1e-6, so the references learn the same",
+    )
+
+    @model_validator(mode="after")
+    def _even_and_known(self) -> ReferencesConfig:
+        if self.count % 2:
+            raise ValueError(
+                f"count must be even (references come in complementary pairs); got {self.count}"
+            )
+        unknown = sorted(set(self.overrides) - {"federation", "privacy"})
+        if unknown:
+            raise ValueError(f"overrides may set 'federation' and 'privacy' only; got {unknown}")
+        return self
+
+
+class CanaryConfig(_Section):
+    """Secret canaries for causal LMs (Carlini et al., "The Secret Sharer", 2019).
+
+    ``count`` secrets of ``digits`` random digits, each written into the text of
+    ``insertions[i % len(insertions)]`` training records; exposure ranks each secret among
+    ``candidates`` random secrets of the same format.
+    """
+
+    count: int = Field(default=0, ge=0, description="secret canaries; 0 = none")
+    insertions: list[int] = Field(
+        default_factory=lambda: [1, 4, 16],
+        min_length=1,
+        description="training records that carry each canary, cycled over the canaries",
+    )
+    template: str = Field(
+        default="my account pin is {secret}", description="the canary sentence; has {secret}"
+    )
+    digits: int = Field(default=6, ge=3, le=12, description="the secret: this many digits")
+    candidates: int = Field(
+        default=2000, ge=10, description="random secrets sampled to estimate each rank"
+    )
+    method: Literal["skewnorm", "normal", "empirical"] = Field(
+        default="skewnorm", description="rank extrapolation (skewnorm: the paper's)"
+    )
+
+    @model_validator(mode="after")
+    def _template_and_insertions(self) -> CanaryConfig:
+        if self.template.count("{secret}") != 1:
+            raise ValueError(f"template must contain '{{secret}}' once; got {self.template!r}")
+        if any(i < 1 for i in self.insertions):
+            raise ValueError(f"insertions must all be >= 1; got {self.insertions}")
+        return self
 
 
 class AttacksConfig(_Section):
@@ -171,22 +271,144 @@ class AttacksConfig(_Section):
     fprs: list[float] = Field(default_factory=lambda: [0.01, 0.001], min_length=1)
     bootstrap: int = Field(default=200, ge=0, description="bootstrap resamples for the AUC CI")
     confidence: float = Field(default=0.95, gt=0, lt=1)
+    references: ReferencesConfig = Field(default_factory=ReferencesConfig)
+    population: int = Field(
+        default=0,
+        ge=0,
+        description="RMIA's population points z: this many records of the test split "
+        "(held-out subjects, non-members of every model); 0 = all of them",
+    )
+    reference_model: Literal["auto", "base", "references"] = Field(
+        default="auto",
+        description="the 'reference' attack's model: base (the model before fine-tuning), "
+        "references (per record, the mean over reference models without it), or auto "
+        "(references when there are any, else base)",
+    )
+    canaries: CanaryConfig = Field(default_factory=CanaryConfig)
 
     @model_validator(mode="after")
     def _fprs_in_range(self) -> AttacksConfig:
         bad = [f for f in self.fprs if not 0 < f < 1]
         if bad:
             raise ValueError(f"every FPR must be in (0, 1); got {bad}")
+        keys = [spec.key for spec in self.battery]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(
+                f"battery names must be distinct; {twice} appear twice (give one a 'label')"
+            )
         return self
 
 
+class AscentConfig(_Section):
+    """Gradient ascent, GradDiff and NPO, run at the client holding the forget set."""
+
+    learning_rate: float | None = Field(
+        default=None, gt=0, description="default: federation.learning_rate"
+    )
+    max_steps: int = Field(default=25, ge=1, description="step cap per holding client")
+    batch_size: int = Field(default=8, ge=1, description="forget (and retain) batch size")
+    stop_ratio: float = Field(
+        default=1.0,
+        gt=0,
+        description="stop once the forget set's mean loss reaches stop_ratio × the held-out "
+        "non-members' mean loss (no oracle needed)",
+    )
+    alpha: float = Field(default=1.0, ge=0, description="weight of the retain NLL (graddiff, npo)")
+    gamma: float = Field(default=1.0, gt=0, description="weight of the forget term (graddiff)")
+    beta: float = Field(default=0.1, gt=0, description="NPO inverse temperature β")
+    recovery_rounds: int = Field(
+        default=0, ge=0, description="federated rounds on retained data after the ascent"
+    )
+
+
+class SisaConfig(_Section):
+    """SISA training (Bourtoule et al. 2021): one LoRA adapter per shard, sliced."""
+
+    shards: int = Field(default=4, ge=2)
+    slices: int = Field(default=2, ge=1)
+    shard_by: Literal["records", "clients"] = Field(
+        default="records", description="records (seeded, subjects kept together) or clients"
+    )
+    epochs_per_slice: int | None = Field(
+        default=None,
+        ge=1,
+        description="default: ceil(federation.rounds × local_epochs / slices), so the first "
+        "slice's records get as many epochs as in the federation",
+    )
+    verify: bool = Field(
+        default=True,
+        description="retrain affected shards from scratch after an erasure and check the "
+        "result is byte-identical (the SISA oracle)",
+    )
+
+
+class FinetuneRetainConfig(_Section):
+    rounds: int = Field(default=1, ge=1, description="federated rounds on retained data")
+
+
+class FedEraserConfig(_Section):
+    """Calibrated replay of stored client updates (Liu et al. 2021)."""
+
+    interval: int = Field(default=1, ge=1, description="Δt: replay every Δt-th round's updates")
+    epoch_ratio: float = Field(
+        default=0.5, gt=0, le=1, description="calibration epochs / original local epochs"
+    )
+
+
 class UnlearningConfig(_Section):
-    """Erasure requests and methods (filled by the unlearning issue)."""
+    """Erasure requests and the methods that serve them (``privaudit/unlearning``)."""
+
+    requests: list[ErasureRequest] = Field(
+        default_factory=list, description="served in order after training"
+    )
+    methods: list[str] = Field(
+        default_factory=list,
+        description="registered unlearners: gradient_ascent, graddiff, npo, sisa, "
+        "finetune_retain, federaser; 'sisa' also trains the SISA shards",
+    )
+    oracle: bool = Field(
+        default=True, description="retrain without the erased data (every speedup's denominator)"
+    )
+    ascent: AscentConfig = Field(default_factory=AscentConfig)
+    sisa: SisaConfig = Field(default_factory=SisaConfig)
+    finetune_retain: FinetuneRetainConfig = Field(default_factory=FinetuneRetainConfig)
+    federaser: FedEraserConfig = Field(default_factory=FedEraserConfig)
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: list[str]) -> list[str]:
+        from privaudit.unlearning.base import available_unlearners
+
+        known = available_unlearners()
+        unknown = [m for m in methods if m not in known]
+        if unknown:
+            raise ValueError(f"must be among {known}; unknown {unknown}")
+        if len(set(methods)) != len(methods):
+            raise ValueError("must be distinct")
+        return methods
+
+    @field_validator("requests")
+    @classmethod
+    def _distinct_requests(cls, requests: list[ErasureRequest]) -> list[ErasureRequest]:
+        ids = [r.id for r in requests]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"request ids must be distinct; got {ids}")
+        return requests
 
 
 class ReportConfig(_Section):
     title: str = "Privacy audit of federated fine-tuning"
-    formats: list[Literal["html"]] = Field(default_factory=lambda: ["html"])  # type: ignore[arg-type]
+    formats: list[Literal["html", "pdf", "md"]] = Field(
+        default_factory=lambda: ["html", "pdf", "md"],  # type: ignore[arg-type]
+        description="renderings of report.json; pdf needs headless Chromium (without it the "
+        "run still succeeds and the report says the PDF was not rendered)",
+    )
+    sign_key: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM) that signs manifest.json into manifest.sig "
+        "(privaudit keygen); the CLI's --sign overrides it",
+    )
 
 
 class GateConfig(_Section):
@@ -264,11 +486,26 @@ def semantic_problems(cfg: AuditConfig, *, base_dir: Path | None = None) -> list
             "data.public_records: a tiny causal LM is pretrained on the public split; "
             "give public_records > 0 or set model.pretrain.epochs: 0 (got 0)"
         )
+    sisa = cfg.unlearning.sisa
+    by_client = "sisa" in cfg.unlearning.methods and sisa.shard_by == "clients"
+    if by_client and sisa.shards != cfg.federation.clients:
+        problems.append(
+            "unlearning.sisa.shards: with shard_by 'clients' every client is a shard, so "
+            f"shards must equal federation.clients (= {cfg.federation.clients}); "
+            f"got {sisa.shards}"
+        )
     if cfg.federation.rounds * cfg.federation.local_epochs > 1000:
         problems.append(
             "federation.rounds: rounds × local_epochs must be at most 1000 "
             f"(got {cfg.federation.rounds} × {cfg.federation.local_epochs})"
         )
+    if cfg.secure_aggregation.enabled:  # HE parameters need no data: refuse them here too
+        from privaudit.mechanisms.secagg.params import check_params
+
+        problems += check_params(cfg.secure_aggregation)
+    from privaudit.attacks.validate import attack_problems  # here: attacks import this module
+
+    problems += attack_problems(cfg)
     return problems
 
 

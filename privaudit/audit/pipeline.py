@@ -1,4 +1,4 @@
-"""What a run is: prepare → train → attack → report.
+"""What a run is: prepare → train → erase → attack → report.
 
 Each stage writes its outputs into the run directory (DESIGN.md) and a stage manifest; with
 ``resume=True`` a stage whose inputs are unchanged and whose outputs are intact is loaded
@@ -16,15 +16,16 @@ from pathlib import Path
 
 import torch
 
-from privaudit.attacks.battery import run_battery
+from privaudit.attacks.battery import prepare_attacks, run_battery
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.progress import PlainReporter, Reporter
-from privaudit.audit.rundir import RunDir, write_json_atomic, write_text_atomic
+from privaudit.audit.rundir import RunDir, sha256_file, write_json_atomic, write_text_atomic
 from privaudit.mechanisms.data import PreparedData, prepare_data, records_sha256
 from privaudit.mechanisms.data.records import ids_sha256
 from privaudit.mechanisms.federated import get_engine
 from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.federated.engine import RoundRecord
+from privaudit.mechanisms.federated.privacy import PrivacyOutcome, check_privacy, client_sizes_of
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import (
     AdapterState,
@@ -40,10 +41,16 @@ from privaudit.mechanisms.models import (
     state_sha256,
 )
 from privaudit.mechanisms.pretrain import load_or_pretrain
-from privaudit.mechanisms.tasks import EncodedSet, encode_records, evaluate_utility
+from privaudit.mechanisms.tasks import (
+    EncodedSet,
+    attach_features,
+    encode_records,
+    evaluate_utility,
+)
 from privaudit.reports.build import build_report
-from privaudit.reports.render import write_report
+from privaudit.reports.render import RenderOutcome, write_report
 from privaudit.reports.schema import Report, RoundUtility
+from privaudit.unlearning.stage import erase_stage
 
 
 @dataclass
@@ -51,6 +58,8 @@ class TrainedModel:
     state: AdapterState
     sha256: str
     rounds: list[RoundUtility]
+    #: DP accountants (whole history) and secure-aggregation logs of the run
+    privacy: PrivacyOutcome = field(default_factory=PrivacyOutcome)
 
 
 @dataclass
@@ -58,6 +67,7 @@ class AuditOutcome:
     run_dir: Path
     report: Report
     seconds: dict[str, float] = field(default_factory=dict)
+    rendered: RenderOutcome | None = None
 
 
 def _write_data_roles(run: RunDir, data: PreparedData) -> None:
@@ -101,6 +111,48 @@ def build_model(cfg: AuditConfig, data: PreparedData, run: RunDir) -> ModelBundl
     )
 
 
+def _round_message(rec: RoundRecord) -> str:
+    parts = [f"round {rec.round}: {rec.utility_metric} {rec.utility:.3f}"]
+    if rec.epsilon is not None:
+        parts.append(f"ε {rec.epsilon:.3g}")
+    secure = rec.aggregation.secure_aggregation if rec.aggregation is not None else None
+    if secure is not None and secure.rejections:
+        named = ", ".join(f"{x.client_id} ({x.reason})" for x in secure.rejections)
+        parts.append(f"rejected: {named}")
+    return ", ".join(parts)
+
+
+@dataclass
+class _PartialTraining:
+    round: int
+    rounds: list[RoundUtility]
+    privacy: PrivacyOutcome
+    outputs: list[Path]
+
+
+def _partial_training(run: RunDir, inputs_sha: str) -> _PartialTraining | None:
+    """The rounds an interrupted training with the same inputs completed, if intact."""
+    path = run.path("models", "global", "progress.json")
+    try:
+        progress = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if progress.get("inputs_sha256") != inputs_sha:
+        return None
+    outputs = [run.path(rel) for rel in progress.get("outputs", {})]
+    for p, digest in zip(outputs, progress.get("outputs", {}).values(), strict=True):
+        if not p.is_file() or sha256_file(p) != digest:
+            return None
+    r = int(progress["round"])
+    privacy = json.loads(run.path("models", "global", f"round-{r:03d}", "privacy.json").read_text())
+    return _PartialTraining(
+        round=r,
+        rounds=[RoundUtility(**x) for x in progress["rounds"]],
+        privacy=PrivacyOutcome.from_dict(privacy),
+        outputs=outputs,
+    )
+
+
 def _train(
     cfg: AuditConfig,
     bundle: ModelBundle,
@@ -111,6 +163,12 @@ def _train(
     reporter: Reporter,
     resume: bool,
 ) -> TrainedModel:
+    """Train the federation; per round: the global adapter, the client updates and
+    ``privacy.json`` (accountants with their whole history, ε so far, secure-aggregation
+    log). ``resume`` reuses a finished stage, or continues an interrupted one after its last
+    complete round (the accountants go on with their history)."""
+    # DP and HE settings are checked (noise calibrated) before any training: exit 2
+    check_privacy(cfg, client_sizes=client_sizes_of(clients), model=bundle.model)
     inputs = json.dumps(
         {
             "config": cfg.sha256(),
@@ -122,16 +180,31 @@ def _train(
     )
     inputs_sha = hashlib.sha256(inputs.encode()).hexdigest()
     summary_path = run.path("models", "global", "training.json")
+    progress_path = run.path("models", "global", "progress.json")
     final_path = run.global_adapter(cfg.federation.rounds)
     if resume and run.stage_is_current("train", inputs_sha):
         state = load_adapter(final_path)
-        rounds = [RoundUtility(**r) for r in json.loads(summary_path.read_text())["rounds"]]
+        summary = json.loads(summary_path.read_text())
         reporter.info("[train] resumed: checkpoints and manifest unchanged")
-        return TrainedModel(state=state, sha256=state_sha256(state), rounds=rounds)
+        return TrainedModel(
+            state=state,
+            sha256=state_sha256(state),
+            rounds=[RoundUtility(**r) for r in summary["rounds"]],
+            privacy=PrivacyOutcome.from_dict(summary.get("privacy", {})),
+        )
 
+    partial = _partial_training(run, inputs_sha) if resume else None
+    start, initial_state = 1, adapter_state(bundle.model)
+    rounds: list[RoundUtility] = []
     outputs: list[Path] = []
+    if partial is not None:
+        start, rounds, outputs = partial.round + 1, partial.rounds, partial.outputs
+        initial_state = load_adapter(run.global_adapter(partial.round))
+        reporter.info(f"[train] resumed after round {partial.round} of {cfg.federation.rounds}")
+    else:
+        progress_path.unlink(missing_ok=True)
     base_before = state_sha256(base_state(bundle.model))
-    with reporter.stage("train", cfg.federation.rounds) as progress:
+    with reporter.stage("train", cfg.federation.rounds - start + 1) as progress:
 
         def on_round(
             r: int, state: AdapterState, updates: list[ClientUpdate], rec: RoundRecord
@@ -141,63 +214,96 @@ def _train(
             for u in updates:
                 outputs.append(run.client_update(r, u.client_id))
                 save_adapter(u.delta, run.client_update(r, u.client_id))
-            progress.advance(f"round {r}: {rec.utility_metric} {rec.utility:.3f}")
+            privacy_path = run.path("models", "global", f"round-{r:03d}", "privacy.json")
+            snapshot = rec.privacy.to_dict() if rec.privacy is not None else {}
+            write_json_atomic(privacy_path, {"round": r, "epsilon": rec.epsilon} | snapshot)
+            outputs.append(privacy_path)
+            rounds.append(
+                RoundUtility(
+                    round=rec.round,
+                    value=rec.utility,
+                    seconds=rec.seconds,
+                    global_sha256=rec.global_sha256,
+                    train_loss={c: m["train_loss"] for c, m in rec.client_metrics.items()},
+                )
+            )
+            write_json_atomic(
+                progress_path,
+                {
+                    "inputs_sha256": inputs_sha,
+                    "round": r,
+                    "rounds": [x.model_dump() for x in rounds],
+                    "outputs": {run.relative(p): sha256_file(p) for p in outputs},
+                },
+            )
+            progress.advance(_round_message(rec))
 
         result = train_federation(
             cfg,
             bundle,
             clients,
             test,
-            initial_state=adapter_state(bundle.model),
+            initial_state=initial_state,
             seed=cfg.seed,
             engine=engine,
             on_round=on_round,
+            start_round=start,
+            resume=partial.privacy if partial is not None else None,
         )
     if state_sha256(base_state(bundle.model)) != base_before:
         raise RuntimeError("base model weights changed during LoRA training")
-    rounds = [
-        RoundUtility(
-            round=r.round,
-            value=r.utility,
-            seconds=r.seconds,
-            global_sha256=r.global_sha256,
-            train_loss={c: m["train_loss"] for c, m in r.client_metrics.items()},
-        )
-        for r in result.rounds
-    ]
+    privacy = result.privacy if result.privacy is not None else PrivacyOutcome()
     write_json_atomic(
         summary_path,
-        {"rounds": [r.model_dump() for r in rounds], "final_sha256": result.final_sha256},
+        {
+            "rounds": [r.model_dump() for r in rounds],
+            "final_sha256": result.final_sha256,
+            "privacy": privacy.to_dict(),
+        },
     )
     run.complete_stage("train", inputs_sha256=inputs_sha, outputs=[*outputs, summary_path])
-    return TrainedModel(state=result.final_state, sha256=result.final_sha256, rounds=rounds)
+    return TrainedModel(
+        state=result.final_state, sha256=result.final_sha256, rounds=rounds, privacy=privacy
+    )
 
 
 def run_audit(
     cfg: AuditConfig,
-    out: Path,
+    out: str | Path,
     *,
     resume: bool = False,
     engine: str = "inprocess",
     reporter: Reporter | None = None,
+    sign_key: Path | None = None,
 ) -> AuditOutcome:
-    """Run the whole audit into ``out`` and return the report."""
+    """Run the whole audit into ``out`` and return the report.
+
+    ``sign_key`` (an Ed25519 private key, else ``cfg.report.sign_key``) signs the manifest.
+    """
     if reporter is None:
         reporter = PlainReporter()
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     get_engine(engine)  # an unknown engine fails before any work
-    run = RunDir(out).create()
+    run = RunDir(Path(out)).create()
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     write_text_atomic(run.config, cfg.to_yaml())
-    data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed)
+    data = prepare_data(
+        cfg.data,
+        task=cfg.model.task,
+        k=cfg.federation.clients,
+        seed=cfg.seed,
+        canaries=cfg.attacks.canaries,
+    )
     _write_data_roles(run, data)
     bundle = build_model(cfg, data, run)
+    initial_state = adapter_state(bundle.model)  # reference models start where the target did
 
     def encode(records: list) -> EncodedSet:  # type: ignore[type-arg]
-        return encode_records(
+        encoded = encode_records(
             records, bundle.tokenizer, labels=data.labels, max_length=cfg.model.max_length
         )
+        return attach_features(encoded, bundle.model)
 
     clients = {c: encode(recs) for c, recs in data.clients.items()}
     test = encode(data.test)
@@ -209,18 +315,40 @@ def run_audit(
     metric, value = evaluate_utility(bundle.model, test, cfg.model.task)
     seconds["train"] = time.perf_counter() - t0
 
+    unlearning, erase_seconds = erase_stage(
+        cfg,
+        bundle=bundle,
+        data=data,
+        clients=clients,
+        test=test,
+        encode=encode,
+        initial_state=initial_state,
+        trained_state=trained.state,
+        run=run,
+        engine=engine,
+        reporter=reporter,
+        resume=resume,
+    )
+    seconds |= erase_seconds
+
     t0 = time.perf_counter()
-    attacks = run_battery(
-        cfg.attacks,
+    attack_setup = prepare_attacks(
+        cfg,
+        bundle=bundle,
+        data=data,
+        encode=encode,
+        run=run,
+        initial_state=initial_state,
+        engine=engine,
+        reporter=reporter,
+    )
+    seconds["references"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    battery = run_battery(
+        attack_setup,
         model=bundle.model,
-        task=cfg.model.task,
         model_name="federated",
         model_sha256=trained.sha256,
-        members=data.members,
-        nonmembers=data.nonmembers,
-        encode=encode,
-        cache_dir=run.path("signals"),
-        seed=cfg.seed,
         reporter=reporter,
     )
     seconds["attack"] = time.perf_counter() - t0
@@ -232,8 +360,15 @@ def run_audit(
         data=data,
         trained=trained,
         utility=(metric, value),
-        attacks=attacks,
+        attacks=battery.attacks,
         seconds=seconds,
+        exposure=battery.exposure,
+        references=attack_setup.references_section(),
+        unlearning=unlearning,
     )
-    write_report(report, run, formats=cfg.report.formats)
-    return AuditOutcome(run_dir=run.root, report=report, seconds=seconds)
+    rendered = write_report(
+        report, run, formats=cfg.report.formats, sign_key=sign_key or cfg.report.sign_key
+    )
+    return AuditOutcome(
+        run_dir=run.root, report=rendered.report or report, seconds=seconds, rendered=rendered
+    )

@@ -41,10 +41,12 @@ from transformers.utils import logging as hf_logging
 
 from privaudit.audit.config import ModelConfig
 from privaudit.audit.errors import ConfigError
+from privaudit.mechanisms import prefix
 
 AdapterState = dict[str, torch.Tensor]
 
 _DEFAULT_TARGETS = {"bert": ["query", "value"], "llama": ["q_proj", "v_proj"]}
+_LAYERS_PATTERN = {"bert": "layer", "llama": "layers"}
 
 
 @dataclass
@@ -151,13 +153,30 @@ def lora_targets(cfg: ModelConfig, model: nn.Module) -> list[str]:
     return _DEFAULT_TARGETS[kind]
 
 
+def _layer_range(cfg: ModelConfig, model: nn.Module) -> tuple[int, int]:
+    """(first LoRA layer, number of layers); LoRA on all layers unless ``lora.top_layers``."""
+    n = int(getattr(getattr(model, "config", None), "num_hidden_layers", 0))
+    k = cfg.lora.top_layers
+    if k is None:
+        return 0, n
+    if k > n:
+        raise ConfigError(f"model.lora.top_layers: the base model has {n} layers (got {k})")
+    return n - k, n
+
+
 def peft_config(cfg: ModelConfig, model: nn.Module) -> PeftLoraConfig:
+    first, n = _layer_range(cfg, model)
+    layers: dict[str, object] = {}
+    if first > 0:
+        pattern = _LAYERS_PATTERN.get(_model_type(model))
+        layers = {"layers_to_transform": list(range(first, n)), "layers_pattern": pattern}
     return PeftLoraConfig(
         r=cfg.lora.rank,
         lora_alpha=cfg.lora.alpha,  # type: ignore[arg-type]
         lora_dropout=cfg.lora.dropout,
         target_modules=lora_targets(cfg, model),
         task_type="SEQ_CLS" if cfg.task == "classification" else "CAUSAL_LM",
+        **layers,  # type: ignore[arg-type]
     )
 
 
@@ -166,6 +185,12 @@ def apply_lora(cfg: ModelConfig, base: nn.Module, *, seed: int) -> tuple[nn.Modu
     for p in base.parameters():
         p.requires_grad_(False)
     config = peft_config(cfg, base)
+    first, _ = _layer_range(cfg, base)
+    if first > 0 and _model_type(base) not in _LAYERS_PATTERN:
+        raise ConfigError(
+            f"model.lora.top_layers: not supported for model type {_model_type(base)!r}"
+        )
+    prefix.install(base, first)
     known = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
     missing = [t for t in config.target_modules or [] if t not in known]
     if missing:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from privaudit.mechanisms import prefix
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import encode_texts, pad_batch
 
@@ -28,6 +29,7 @@ class EncodedSet:
     input_ids: tuple[tuple[int, ...], ...]
     labels: tuple[int, ...] | None
     pad_id: int
+    features: tuple[torch.Tensor, ...] | None = None  # frozen-prefix output per record (T, H)
 
     def __len__(self) -> int:
         return len(self.record_ids)
@@ -38,6 +40,7 @@ class EncodedSet:
             input_ids=tuple(self.input_ids[i] for i in indices),
             labels=None if self.labels is None else tuple(self.labels[i] for i in indices),
             pad_id=self.pad_id,
+            features=None if self.features is None else tuple(self.features[i] for i in indices),
         )
 
     def batch(self, indices: Sequence[int]) -> Batch:
@@ -45,7 +48,13 @@ class EncodedSet:
         labels = None
         if self.labels is not None:
             labels = torch.tensor([self.labels[i] for i in indices], dtype=torch.long)
-        return Batch(input_ids=ids, attention_mask=mask, labels=labels)
+        prefix = None
+        if self.features is not None:
+            feats = [self.features[i] for i in indices]
+            prefix = torch.zeros(len(feats), ids.shape[1], feats[0].shape[-1])
+            for row, f in enumerate(feats):
+                prefix[row, : f.shape[0]] = f
+        return Batch(input_ids=ids, attention_mask=mask, labels=labels, prefix=prefix)
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
         for start in range(0, len(self), batch_size):
@@ -57,6 +66,7 @@ class Batch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     labels: torch.Tensor | None
+    prefix: torch.Tensor | None = None  # cached frozen-prefix output (B, T, H)
 
 
 def encode_records(
@@ -88,8 +98,24 @@ class ForwardOutput:
     token_mask: torch.Tensor | None = None  # (B, T-1) 1 where a real token is predicted
 
 
+def attach_features(data: EncodedSet, model: nn.Module, batch_size: int = 64) -> EncodedSet:
+    """``data`` with the frozen prefix's output per record (see ``prefix.py``); a no-op for a
+    model without a frozen prefix."""
+    if not prefix.has_prefix(model) or data.features is not None or not len(data):
+        return data
+    features: list[torch.Tensor] = []
+    for start in range(0, len(data), batch_size):
+        indices = range(start, min(start + batch_size, len(data)))
+        batch = data.batch(indices)
+        hidden = prefix.compute_features(model, batch.input_ids, batch.attention_mask)
+        for row, i in enumerate(indices):
+            features.append(hidden[row, : len(data.input_ids[i])].clone())
+    return replace(data, features=tuple(features))
+
+
 def forward(model: nn.Module, batch: Batch, task: str) -> ForwardOutput:
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    with prefix.use_features(model, batch.prefix):
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
     logits = out.logits
     if task == "classification":
         if batch.labels is None:

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench lint install clean chromium
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; run with PYTHON=python3"; exit 2; }
@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,dev,flower]"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -23,8 +23,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/privaudit demo --out runs/demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
+
+# Headless Chromium renders report.pdf and runs the report's screenshot test. Installed from
+# Debian only when missing and running as root; never fails the build (those tests then skip).
+chromium:
+	-@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] \
+	  && { apt-get install -y -qq chromium >/dev/null 2>&1 \
+	       || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; } \
+	  || echo "make: headless Chromium not installed; PDF and screenshot tests will be skipped"; }
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q -s --benchmark-only -p no:cacheprovider

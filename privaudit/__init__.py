@@ -2,29 +2,41 @@
 
 Public API: :func:`run_audit`, :func:`load_config`, :class:`AuditConfig`, :class:`Report`.
 Nothing is fetched at run time: importing privaudit switches the Hugging Face libraries to
-offline mode, and models load from local paths only.
+offline mode, and models load from local paths only. The API is imported lazily, so the
+CLI's light commands (verify, gate) start without loading torch.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from privaudit.audit.config import AuditConfig, load_config
-from privaudit.reports.schema import Report
-
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from privaudit.audit.config import AuditConfig, load_config
+    from privaudit.audit.pipeline import run_audit
+    from privaudit.reports.schema import Report
 
-def run_audit(*args, **kwargs):  # type: ignore[no-untyped-def]
-    """Run an audit; see :func:`privaudit.audit.pipeline.run_audit`."""
-    from privaudit.audit.pipeline import run_audit as _run_audit
+_LAZY = {
+    "AuditConfig": "privaudit.audit.config",
+    "load_config": "privaudit.audit.config",
+    "run_audit": "privaudit.audit.pipeline",
+    "Report": "privaudit.reports.schema",
+}
 
-    return _run_audit(*args, **kwargs)
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'privaudit' has no attribute {name!r}")
 
 
 __all__ = ["AuditConfig", "Report", "__version__", "load_config", "run_audit"]

@@ -30,6 +30,7 @@ TINY: dict[str, Any] = {
     },
     "federation": {"clients": 2, "rounds": 2, "local_epochs": 1, "batch_size": 16},
     "attacks": {"battery": [{"name": "loss"}], "bootstrap": 50},
+    "report": {"formats": ["html", "md"]},  # the PDF (Chromium) is tested once, in reports/
 }
 
 # Many local epochs at a high learning rate on few records: the model memorises its

@@ -1,26 +1,62 @@
-"""Run the configured attacks against one model on the audit split.
+"""Run the configured attacks against any model of the run, on the audit split.
 
-Signals come from ``signals.py`` (once per model and records, cached); every attack is a
-registered pure function of those arrays; ``metrics.py`` turns scores into ROC, AUC and TPR at
-fixed FPR with confidence intervals. Members are labelled 1, non-members 0.
+Two steps, so that everything that does not depend on the attacked model is done once:
+
+- :func:`prepare_attacks` (once per run): RMIA's population points z (held-out test records,
+  non-members of every model), the reference models (:mod:`privaudit.attacks.references`,
+  trained or loaded from the run directory), the secret canaries' candidate sentences.
+- :func:`run_battery` (once per model: the federated model, each unlearned model, each
+  oracle): signals of the model — and of the references and the base model, cached — on the
+  audited records and the population; every configured attack on them; metrics with
+  confidence intervals; canary exposure for a causal LM. ``members``/``nonmembers`` default
+  to the audit split; an unlearning caller passes its forget set and matched non-members.
+
+Signals are cached by (model, records) under ``RUN/signals``; an attack is a registered pure
+function of them; members are labelled 1 and score higher. A record outside the references'
+population counts as OUT for every reference, so offline attacks still apply to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
 
+from privaudit.attacks.canary_exposure import measure_exposure
 from privaudit.attacks.metrics import evaluate_scores
-from privaudit.attacks.scores import AttackInputs, get_attack
+from privaudit.attacks.references import ReferenceSet, preserved_adapter, train_references
+from privaudit.attacks.scores import (
+    AttackInputs,
+    SignalSet,
+    get_attack,
+    tune_offline_a,
+)
 from privaudit.attacks.signals import cached_signals
-from privaudit.audit.config import AttacksConfig
+from privaudit.attacks.validate import min_references
+from privaudit.audit.config import AttacksConfig, AttackSpec, AuditConfig
 from privaudit.audit.progress import Reporter
+from privaudit.audit.rundir import RunDir, write_json_atomic
+from privaudit.mechanisms.data import PreparedData
+from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record, records_sha256
+from privaudit.mechanisms.models import AdapterState, ModelBundle, set_adapter_state, state_sha256
 from privaudit.mechanisms.tasks import EncodedSet
-from privaudit.reports.schema import AttackResult, RateCI, RocCurve
+from privaudit.reports.schema import (
+    AttackResult,
+    Exposure,
+    RateCI,
+    ReferenceModels,
+    RocCurve,
+)
+
+__all__ = ["AttackSetup", "BatteryResult", "prepare_attacks", "run_battery", "validate_battery"]
 
 
 def validate_battery(cfg: AttacksConfig) -> None:
@@ -29,63 +65,272 @@ def validate_battery(cfg: AttacksConfig) -> None:
         get_attack(spec.name, **spec.params)
 
 
+@dataclass
+class AttackSetup:
+    """What every attacked model shares (built by :func:`prepare_attacks`)."""
+
+    cfg: AttacksConfig
+    task: str
+    members: list[Record]
+    nonmembers: list[Record]
+    population: list[Record]  # RMIA's z: non-members of every model, disjoint from the audit
+    encode: Callable[[list[Record]], EncodedSet]
+    cache_dir: Path
+    seed: int
+    context_sha256: str  # base model, adapter config, tokenization: part of every signal key
+    base_state: AdapterState  # the adapter before training: the "base" reference model
+    references: ReferenceSet | None = None
+    canaries: list[Canary] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)
+    population_kind: str = "training"
+    reference_warnings: list[str] = field(default_factory=list)  # added to reference attacks
+
+    def references_section(self) -> ReferenceModels | None:
+        """The report's ``references`` section (None without references)."""
+        ref = self.references
+        if ref is None:
+            return None
+        return ReferenceModels(
+            count=ref.count,
+            population=self.population_kind,
+            population_size=len(ref.population_ids),
+            population_sha256=ref.data_sha256,
+            recipe_sha256=ref.recipe_sha256,
+            keep_sha256=ref.keep_sha256,
+            adapter_sha256=list(ref.sha256),
+            utility_metric=ref.utility_metric,
+            utility=list(ref.utility),
+            seconds=ref.seconds,
+            reused=ref.reused,
+        )
+
+
+@dataclass
+class BatteryResult:
+    """The attacks on one model, and its canary exposure (causal LMs with canaries)."""
+
+    attacks: list[AttackResult]
+    exposure: Exposure | None
+    seconds: float
+
+
+def _unique(records: Sequence[Record]) -> list[Record]:
+    seen: set[str] = set()
+    out = []
+    for r in records:
+        if r.id not in seen:
+            seen.add(r.id)
+            out.append(r)
+    return out
+
+
+def prepare_attacks(
+    cfg: AuditConfig,
+    *,
+    bundle: ModelBundle,
+    data: PreparedData,
+    encode: Callable[[list[Record]], EncodedSet],
+    run: RunDir,
+    initial_state: AdapterState,
+    engine: str,
+    reporter: Reporter,
+    target_noise: Mapping[str, float] | None = None,
+    extra_population: Sequence[Record] = (),
+) -> AttackSetup:
+    """Population, references and canary candidates for ``run_battery``.
+
+    ``target_noise``: the target's calibrated DP noise multipliers (per client), which the
+    references reuse; ``extra_population``: further records the references should have
+    IN/OUT statistics for (e.g. forget sets)."""
+    acfg = cfg.attacks
+    population = list(data.test[: acfg.population or None])
+    context = hashlib.sha256(json.dumps({
+        "base": bundle.base_sha256, "adapter": bundle.adapter_config_sha256,
+        "task": cfg.model.task, "max_length": cfg.model.max_length,
+    }, sort_keys=True).encode()).hexdigest()
+    references = None
+    kind = acfg.references.population
+    warnings: list[str] = []
+    most = data.max_records_per_subject()
+    if acfg.references.count and kind == "audit" and most > 1:
+        warnings.append(
+            f"reference models trained on halves of the audit split while data subjects have up "
+            f"to {most} records: a non-member's other records are all in that population, a "
+            "member's mostly not, which can bias reference-based scores (use "
+            "attacks.references.population: training)"
+        )
+    if acfg.references.count:
+        # "training": every training record, the non-members and the population points z —
+        # all held-out records, so that each reference trains on about as many records as
+        # the target did (a smaller model would fit its data less and misplace LiRA's IN/OUT
+        # Gaussians); z IN for half of the references is what RMIA's online Pr(z) expects.
+        pool = [*data.members, *data.nonmembers] if kind == "audit" else \
+            [*data.training, *data.nonmembers, *population]
+        references = train_references(
+            cfg, bundle, _unique([*pool, *extra_population]), encode,
+            initial_state=initial_state, engine=engine,
+            cache_root=run.path("models", "references"), reporter=reporter,
+            noise_multiplier=float(np.median(list(target_noise.values())))
+            if target_noise else None,
+        )
+    candidates: list[str] = []
+    if data.canaries:
+        candidates = candidate_texts(acfg.canaries, data.canaries, seed=cfg.seed)
+        write_json_atomic(run.path("data", "canaries.json"), {"canaries": [
+            {"id": c.id, "insertions": c.insertions, "carriers": list(c.carriers),
+             "secret_sha256": c.secret_sha256} for c in data.canaries]})
+    return AttackSetup(
+        cfg=acfg, task=cfg.model.task, members=list(data.members),
+        nonmembers=list(data.nonmembers), population=population, encode=encode,
+        cache_dir=run.path("signals"), seed=cfg.seed, context_sha256=context,
+        base_state=initial_state, references=references, canaries=list(data.canaries),
+        candidates=candidates, population_kind=kind, reference_warnings=warnings,
+    )
+
+
+def _signal_key(context: str, adapter_sha256: str) -> str:
+    return hashlib.sha256(f"{context}:{adapter_sha256}".encode()).hexdigest()
+
+
+def _reference_model_source(setup: AttackSetup) -> str:
+    choice = setup.cfg.reference_model
+    if choice == "auto":
+        return "references" if setup.references is not None else "base"
+    return choice
+
+
+def _needs(setup: AttackSetup) -> tuple[bool, bool, bool]:
+    """(reference signals, base-model signals, population points) needed by the battery."""
+    refs = base = pop = False
+    for spec in setup.cfg.battery:
+        attack = get_attack(spec.name, **spec.params)
+        if min_references(spec.name, spec.params, attack.requires):
+            refs = True
+        pop = pop or any(r.startswith("population") for r in attack.requires)
+        if spec.name == "reference":
+            source = _reference_model_source(setup)
+            refs = refs or source == "references"
+            base = base or source == "base"
+    return refs and setup.references is not None, base, pop
+
+
+def _mean_out_loss(refs: Sequence[SignalSet], keep: np.ndarray) -> SignalSet:
+    losses = np.stack([r.loss for r in refs])
+    out = ~keep
+    return SignalSet(loss=(losses * out).sum(axis=0) / np.maximum(out.sum(axis=0), 1))
+
+
+def _result(
+    spec: AttackSpec, params: dict[str, Any], model_name: str, scores: np.ndarray,
+    is_member: np.ndarray, cfg: AttacksConfig, seed: int, n_refs: int,
+) -> AttackResult:
+    m = evaluate_scores(scores, is_member, fprs=tuple(cfg.fprs), confidence=cfg.confidence,
+                        n_bootstrap=cfg.bootstrap, seed=seed)
+    return AttackResult(
+        attack=spec.key,
+        model=model_name,
+        auc=m.auc,
+        auc_ci_low=m.auc_ci_low,
+        auc_ci_high=m.auc_ci_high,
+        tpr_at_fpr={k: RateCI(value=v.value, ci_low=v.ci_low, ci_high=v.ci_high)
+                    for k, v in m.tpr_at_fpr.items()},
+        balanced_accuracy=m.balanced_accuracy,
+        n_members=m.n_members,
+        n_nonmembers=m.n_nonmembers,
+        warnings=list(m.warnings),
+        roc=RocCurve(**m.roc.model_dump()),
+        params=params,
+        n_references=n_refs,
+    )
+
+
 def run_battery(
-    cfg: AttacksConfig,
+    setup: AttackSetup,
     *,
     model: nn.Module,
-    task: str,
+    state: AdapterState,
     model_name: str,
-    model_sha256: str,
-    members: Sequence[Record],
-    nonmembers: Sequence[Record],
-    encode: Callable[[list[Record]], EncodedSet],
-    cache_dir: Path,
-    seed: int,
     reporter: Reporter,
-) -> list[AttackResult]:
-    records = [*members, *nonmembers]
+    members: Sequence[Record] | None = None,
+    nonmembers: Sequence[Record] | None = None,
+) -> BatteryResult:
+    """Every configured attack against ``model`` with the adapter ``state`` (the federated,
+    an unlearned or an oracle adapter), reported as ``model_name``; ``model``'s own adapter
+    state is unchanged on return. ``members``/``nonmembers`` default to the audit split."""
+    started = time.perf_counter()
+    cfg = setup.cfg
+    members = setup.members if members is None else list(members)
+    nonmembers = setup.nonmembers if nonmembers is None else list(nonmembers)
+    need_refs, need_base, need_pop = _needs(setup)
+    audit = [*members, *nonmembers]
+    records = [*audit, *(setup.population if need_pop else ())]
+    encoded = setup.encode(records)
+    rsha = records_sha256(records)
+    texts = [r.text for r in records]
+    audit_idx = np.arange(len(audit))
+    pop_idx = np.arange(len(audit), len(records))
     is_member = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(bool)
-    results: list[AttackResult] = []
-    with reporter.stage("attack", len(cfg.battery) + 1) as progress:
-        target = cached_signals(
-            model,
-            encode(records),
-            task=task,
-            model_sha256=model_sha256,
-            records_sha256=records_sha256(records),
-            cache_dir=cache_dir,
-            texts=[r.text for r in records],
-        )
+    ref = setup.references if need_refs else None
+    n_refs = ref.count if ref is not None else 0
+    total = 1 + n_refs + int(need_base) + len(cfg.battery) + int(bool(setup.canaries))
+
+    def signals(adapter_sha: str) -> SignalSet:
+        return cached_signals(model, encoded, task=setup.task,
+                              model_sha256=_signal_key(setup.context_sha256, adapter_sha),
+                              records_sha256=rsha, cache_dir=setup.cache_dir, texts=texts)
+
+    exposure = None
+    with reporter.stage("attack", total) as progress, preserved_adapter(model):
+        set_adapter_state(model, state)
+        target = signals(state_sha256(state))
         progress.advance(f"signals of {model_name} on {len(records)} records")
-        inputs = AttackInputs(target=target)
+        if setup.canaries:
+            exposure = measure_exposure(model, setup.canaries, setup.candidates, cfg.canaries,
+                                        setup.encode, model_name=model_name)
+            progress.advance(f"canary exposure: mean {exposure.mean_bits:.2f} bits")
+        ref_signals: list[SignalSet] = []
+        keep = None
+        if ref is not None:
+            for j, (state, sha) in enumerate(zip(ref.states, ref.sha256, strict=True)):
+                set_adapter_state(model, state)
+                ref_signals.append(signals(sha))
+                progress.advance(f"signals of reference {j}")
+            keep = ref.keep_for([r.id for r in records])
+        base = None
+        if need_base:
+            set_adapter_state(model, setup.base_state)
+            base = signals(state_sha256(setup.base_state))
+            progress.advance("signals of the base model")
+        reference_model = None
+        if _reference_model_source(setup) == "references" and keep is not None:
+            reference_model = _mean_out_loss(ref_signals, keep).take(audit_idx)
+        elif base is not None:
+            reference_model = base.take(audit_idx)
+        has_pop = pop_idx.size > 0
+        inputs = AttackInputs(
+            target=target.take(audit_idx),
+            references=[s.take(audit_idx) for s in ref_signals],
+            keep=None if keep is None else keep[:, audit_idx],
+            population_target=target.take(pop_idx) if has_pop else None,
+            population_references=[s.take(pop_idx) for s in ref_signals] if has_pop else (),
+            population_keep=None if keep is None or not has_pop else keep[:, pop_idx],
+            reference_model=reference_model,
+        )
+        results = []
         for spec in cfg.battery:
-            attack = get_attack(spec.name, **spec.params)
+            params = dict(spec.params)
+            if (spec.name == "rmia" and params.get("mode") == "offline" and "a" not in params
+                    and n_refs >= 4):
+                params["a"] = tune_offline_a(inputs, gamma=float(params.get("gamma", 1.0)))
+            attack = get_attack(spec.name, **params)
+            uses_refs = bool(min_references(spec.name, params, attack.requires)) or (
+                spec.name == "reference" and _reference_model_source(setup) == "references")
             scores = attack.score(inputs)
-            m = evaluate_scores(
-                scores,
-                is_member,
-                fprs=tuple(cfg.fprs),
-                confidence=cfg.confidence,
-                n_bootstrap=cfg.bootstrap,
-                seed=seed,
-            )
-            results.append(
-                AttackResult(
-                    attack=spec.name,
-                    model=model_name,
-                    auc=m.auc,
-                    auc_ci_low=m.auc_ci_low,
-                    auc_ci_high=m.auc_ci_high,
-                    tpr_at_fpr={
-                        k: RateCI(value=v.value, ci_low=v.ci_low, ci_high=v.ci_high)
-                        for k, v in m.tpr_at_fpr.items()
-                    },
-                    balanced_accuracy=m.balanced_accuracy,
-                    n_members=m.n_members,
-                    n_nonmembers=m.n_nonmembers,
-                    warnings=list(m.warnings),
-                    roc=RocCurve(**m.roc.model_dump()),
-                )
-            )
-            progress.advance(f"{spec.name}: AUC {m.auc:.3f}")
-    return results
+            result = _result(spec, attack.params.model_dump(), model_name, scores, is_member,
+                             cfg, setup.seed, n_refs if uses_refs else 0)
+            if uses_refs:
+                result.warnings.extend(setup.reference_warnings)
+            results.append(result)
+            progress.advance(f"{spec.key}: AUC {result.auc:.3f}")
+    return BatteryResult(attacks=results, exposure=exposure,
+                         seconds=time.perf_counter() - started)

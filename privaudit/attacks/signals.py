@@ -9,13 +9,18 @@ Classification: loss (cross-entropy), the confidence logit φ = log p_y − log 
 computed stably from log-softmax, and p_y. Causal LM: loss (mean token NLL), per-token
 log-probabilities and, per position, the mean and standard deviation of log p over the
 vocabulary under p (Min-K%++), plus the text's byte length and zlib-compressed length.
+
+Speed: records are batched in order of length (so a batch pads to nearly its own length) and
+the results put back in the caller's order; a causal LM's log-softmax over the vocabulary is
+computed once per batch, in float32, and batches are sized by a token budget so the
+(batch × length × vocabulary) arrays stay within ``_LM_BATCH_ELEMENTS``.
 """
 
 from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +29,75 @@ from torch import nn
 
 from privaudit.attacks.scores.inputs import SignalSet
 from privaudit.audit.rundir import write_bytes_atomic
-from privaudit.mechanisms.tasks import EncodedSet, forward
+from privaudit.mechanisms import prefix
+from privaudit.mechanisms.tasks import Batch, EncodedSet, forward
+
+__all__ = [
+    "cached_signals",
+    "compute_signals",
+    "confidence_logit",
+    "length_batches",
+    "load_signals",
+    "save_signals",
+    "sequence_nll",
+]
+
+#: Elements of one (batch, length, vocabulary) float32 array for a causal LM (128 MiB).
+_LM_BATCH_ELEMENTS = 1 << 25
 
 
 def confidence_logit(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """φ = log p_y − log Σ_{y'≠y} p_{y'} from log-probabilities (B, C), numerically stable."""
+    """φ = log p_y − log Σ_{y'≠y} p_{y'} from log-probabilities (B, C), numerically stable.
+
+    >>> lp = torch.log(torch.tensor([[0.75, 0.25]]))
+    >>> round(float(confidence_logit(lp, torch.tensor([0]))), 4)   # log(0.75 / 0.25)
+    1.0986
+    """
     true = log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     others = log_probs.clone()
     others.scatter_(-1, labels.unsqueeze(-1), float("-inf"))
     return true - torch.logsumexp(others, dim=-1)
 
 
-@torch.no_grad()
+def length_batches(
+    data: EncodedSet, batch_size: int, *, vocab: int | None = None
+) -> Iterator[tuple[list[int], Batch]]:
+    """(indices, batch) over ``data`` from the longest record to the shortest. With ``vocab``
+    (a causal LM), a batch holds at most ``_LM_BATCH_ELEMENTS / (length × vocab)`` records."""
+    order = sorted(range(len(data)), key=lambda i: -len(data.input_ids[i]))
+    start = 0
+    while start < len(order):
+        size = batch_size
+        if vocab:
+            width = max(1, len(data.input_ids[order[start]]))
+            size = max(1, min(batch_size, _LM_BATCH_ELEMENTS // (width * vocab)))
+        indices = order[start : start + size]
+        yield indices, data.batch(indices)
+        start += size
+
+
+def _lm_tokens(
+    model: nn.Module, batch: Batch
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(log p over the vocabulary (B, T−1, V), token log-probs, token mask, lengths)."""
+    with prefix.use_features(model, batch.prefix):  # the cached frozen prefix, if any
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    log_p = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    del logits
+    tok = log_p.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    mask = batch.attention_mask[:, 1:].to(tok.dtype)
+    return log_p, tok, mask, mask.sum(-1)
+
+
+def _moments(log_p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """μ = Σ_v p_v log p_v and σ = √(Σ_v p_v (log p_v − μ)²) per position; overwrites log_p."""
+    p = log_p.exp()
+    mu = (p * log_p).sum(-1)
+    log_p.sub_(mu.unsqueeze(-1)).square_().mul_(p)
+    return mu, log_p.sum(-1).clamp(min=0).sqrt()
+
+
+@torch.inference_mode()
 def compute_signals(
     model: nn.Module,
     data: EncodedSet,
@@ -44,49 +106,73 @@ def compute_signals(
     texts: Sequence[str] | None = None,
     batch_size: int = 64,
 ) -> SignalSet:
-    """Evaluate ``model`` once on ``data`` (eval mode, no gradients)."""
+    """Evaluate ``model`` once on ``data`` (eval mode, no gradients), in ``data``'s order."""
     was_training = model.training
     model.eval()
-    loss: list[np.ndarray] = []
-    phi: list[np.ndarray] = []
-    prob: list[np.ndarray] = []
-    tok_lp: list[np.ndarray] = []
-    tok_mu: list[np.ndarray] = []
-    tok_sigma: list[np.ndarray] = []
-    for batch in data.batches(batch_size):
-        out = forward(model, batch, task)
-        loss.append(out.loss.double().numpy())
-        if task == "classification" and batch.labels is not None:
-            log_probs = torch.log_softmax(out.logits.double(), dim=-1)
-            phi.append(confidence_logit(log_probs, batch.labels).numpy())
-            prob.append(log_probs.gather(-1, batch.labels.unsqueeze(-1)).exp().squeeze(-1).numpy())
-        elif out.token_logprobs is not None and out.token_mask is not None:
-            log_p = torch.log_softmax(out.logits[:, :-1].double(), dim=-1)
-            p = log_p.exp()
-            mu = (p * log_p).sum(-1)
-            sigma = ((p * log_p.pow(2)).sum(-1) - mu.pow(2)).clamp(min=0).sqrt()
-            lengths = out.token_mask.sum(-1).long().tolist()
-            for i, n in enumerate(lengths):
-                n = max(int(n), 1)
-                tok_lp.append(out.token_logprobs[i, :n].double().numpy())
-                tok_mu.append(mu[i, :n].numpy())
-                tok_sigma.append(sigma[i, :n].numpy())
-    model.train(was_training)
+    n = len(data)
+    loss = np.zeros(n)
+    phi = np.zeros(n)
+    prob = np.zeros(n)
+    tok_lp: list[np.ndarray] = [np.zeros(0)] * n
+    tok_mu: list[np.ndarray] = [np.zeros(0)] * n
+    tok_sigma: list[np.ndarray] = [np.zeros(0)] * n
+    vocab = _vocab_size(model) if task != "classification" else None
+    try:
+        for indices, batch in length_batches(data, batch_size, vocab=vocab):
+            if task == "classification":
+                if batch.labels is None:
+                    raise ValueError("classification signals need labels")
+                out = forward(model, batch, task)
+                log_probs = torch.log_softmax(out.logits.double(), dim=-1)
+                loss[indices] = out.loss.double().numpy()
+                phi[indices] = confidence_logit(log_probs, batch.labels).numpy()
+                true = log_probs.gather(-1, batch.labels.unsqueeze(-1))[:, 0]
+                prob[indices] = true.exp().numpy()
+                continue
+            log_p, tok, mask, lengths = _lm_tokens(model, batch)
+            mu, sigma = _moments(log_p)
+            loss[indices] = (-(tok * mask).sum(-1) / lengths.clamp(min=1)).double().numpy()
+            for row, i in enumerate(indices):
+                t = max(int(lengths[row]), 1)
+                tok_lp[i] = tok[row, :t].double().numpy()
+                tok_mu[i] = mu[row, :t].double().numpy()
+                tok_sigma[i] = sigma[row, :t].double().numpy()
+    finally:
+        model.train(was_training)
     if task == "classification":
-        return SignalSet(
-            loss=np.concatenate(loss), phi=np.concatenate(phi), prob_true=np.concatenate(prob)
-        )
+        return SignalSet(loss=loss, phi=phi, prob_true=prob)
     encoded = [t.encode("utf-8") for t in texts] if texts is not None else None
     nbytes = None if encoded is None else np.array([len(b) for b in encoded], float)
     zlen = None if encoded is None else np.array([len(zlib.compress(b)) for b in encoded], float)
     return SignalSet(
-        loss=np.concatenate(loss),
+        loss=loss,
         token_logprobs=tok_lp,
         token_mu=tok_mu,
         token_sigma=tok_sigma,
         nbytes_text=nbytes,
         zlib_len=zlen,
     )
+
+
+@torch.inference_mode()
+def sequence_nll(model: nn.Module, data: EncodedSet, *, batch_size: int = 64) -> np.ndarray:
+    """−log Pr(x) in nats under a causal LM: the SUM of token NLLs after the first token of
+    each sequence (the Secret Sharer's log-perplexity, up to the base of the logarithm)."""
+    was_training = model.training
+    model.eval()
+    out = np.zeros(len(data))
+    try:
+        for indices, batch in length_batches(data, batch_size, vocab=_vocab_size(model)):
+            _, tok, mask, _ = _lm_tokens(model, batch)
+            out[indices] = (-(tok * mask).sum(-1)).double().numpy()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _vocab_size(model: nn.Module) -> int:
+    config = getattr(model, "config", None)
+    return int(getattr(config, "vocab_size", 0) or 32_000)
 
 
 _SCALARS = ("loss", "phi", "prob_true", "nbytes_text", "zlib_len")

@@ -19,6 +19,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from privaudit.audit.cli_reports import SIGN_HELP, print_render_notes
+from privaudit.audit.cli_reports import register as register_report_commands
 from privaudit.audit.config import AuditConfig, config_from_dict, json_schema, load_config
 from privaudit.audit.errors import EXIT_INTERNAL, EXIT_USAGE, ConfigError, PrivauditError
 from privaudit.audit.progress import default_reporter
@@ -36,7 +38,7 @@ app.add_typer(config_app, name="config")
 out_console = Console()
 err_console = Console(stderr=True)
 
-PRESETS = ("demo",)
+PRESETS = ("demo", "causal-lm")
 
 
 def load_preset(name: str) -> AuditConfig:
@@ -66,15 +68,23 @@ def _summary(outcome_report: object, run_dir: Path) -> None:
             )
     for stage, secs in report.run.seconds.items():
         table.add_row(f"time: {stage}", f"{secs:.1f} s")
+    if report.verdict is not None:
+        table.add_row("verdict", report.verdict.status.upper())
     table.add_row("report", str(run_dir / "report.html"))
     out_console.print(table)
 
 
-def _run(cfg: AuditConfig, out: Path, resume: bool, engine: str) -> None:
+def _run(cfg: AuditConfig, out: Path, resume: bool, engine: str, sign: Path | None = None) -> None:
     from privaudit.audit.pipeline import run_audit
+    from privaudit.reports.render import signing_info
 
-    outcome = run_audit(cfg, out, resume=resume, engine=engine, reporter=default_reporter())
+    signing_info(sign or cfg.report.sign_key)  # a bad key fails before any work
+    outcome = run_audit(
+        cfg, out, resume=resume, engine=engine, reporter=default_reporter(), sign_key=sign
+    )
     _summary(outcome.report, outcome.run_dir)
+    if outcome.rendered is not None:
+        print_render_notes(outcome.rendered.notes)
 
 
 @app.command()
@@ -82,9 +92,10 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="run directory")] = Path("runs/demo"),
     preset: Annotated[str, typer.Option(help=f"one of: {', '.join(PRESETS)}")] = "demo",
     resume: Annotated[bool, typer.Option("--resume", help="reuse completed stages")] = False,
+    sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
 ) -> None:
     """Run the embedded default end to end (no network, no data needed)."""
-    _run(load_preset(preset), out, resume, "inprocess")
+    _run(load_preset(preset), out, resume, "inprocess", sign)
 
 
 @app.command()
@@ -93,9 +104,39 @@ def run(
     out: Annotated[Path, typer.Option("--out", help="run directory")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option("--resume", help="reuse completed stages")] = False,
     engine: Annotated[str, typer.Option(help="inprocess")] = "inprocess",
+    sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
 ) -> None:
     """Run the audit described by CONFIG into --out."""
-    _run(load_config(config), out, resume, engine)
+    _run(load_config(config), out, resume, engine, sign)
+
+
+@app.command()
+def erase(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="a finished run directory")],
+    request: Annotated[Path, typer.Option("--request", help="REQUEST.yaml: one request or a "
+                                          "list ({id, kind: record|subject|client, ids})")],
+    methods: Annotated[str | None, typer.Option(
+        "--methods", help="comma-separated unlearners (default: the run's unlearning.methods, "
+        "else all it supports); the oracle runs unless unlearning.oracle is false")] = None,
+    sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
+) -> None:
+    """Serve an erasure request on a finished run: unlearned models, results, report again."""
+    from privaudit.unlearning.serve import erase_finished_run
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    results = erase_finished_run(run_dir, request, methods=chosen, reporter=default_reporter(),
+                                 sign_key=sign)
+    table = Table(title=f"privaudit erase — {run_dir}", show_header=True)
+    for column in ("request", "method", "exactness", "seconds", "speedup", "forget loss"):
+        table.add_column(column)
+    for r in results:
+        speedup = f"{r.speedup_vs_oracle:.1f}x" if r.speedup_vs_oracle else "-"
+        loss = f"{r.forget.mean_loss_before:.3f} -> {r.forget.mean_loss_after:.3f}"
+        table.add_row(r.request_id, r.method, r.exactness, f"{r.seconds:.1f}", speedup, loss)
+    out_console.print(table)
+
+
+register_report_commands(app)  # report, verify, keygen, gate
 
 
 @config_app.command("schema")

@@ -204,10 +204,14 @@ class ReferencesConfig(_Section):
     count: int = Field(
         default=0, ge=0, description="reference models; even (complementary pairs); 0 = none"
     )
-    population: Literal["audit", "training"] = Field(
-        default="audit",
-        description="audit: halves of the audit split (members + non-members), the cheap "
-        "default; training: halves of every training record plus the audit non-members",
+    population: Literal["training", "audit"] = Field(
+        default="training",
+        description="training: halves of every training record plus the held-out audit "
+        "non-members and population points, so that a member's and a non-member's other "
+        "records are IN equally often and each reference trains on nearly as many records as "
+        "the target; audit: halves of "
+        "the audit split only, cheaper but biased when subjects have several records (a "
+        "non-member's other records are all in it, a member's mostly not)",
     )
     overrides: dict[str, Any] = Field(
         default_factory=dict,
@@ -266,6 +270,38 @@ class CanaryConfig(_Section):
         return self
 
 
+class DpAuditGuesses(_Section):
+    """The one-run audit's guesses, fixed before scoring: IN for the ``positive`` fraction of
+    canaries with the highest scores, OUT for the ``negative`` fraction with the lowest."""
+
+    positive: float = Field(default=0.05, gt=0, le=1)
+    negative: float = Field(default=0.05, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _at_most_all(self) -> DpAuditGuesses:
+        if self.positive + self.negative > 1:
+            raise ValueError(
+                f"positive + negative must be <= 1; got {self.positive} + {self.negative}"
+            )
+        return self
+
+
+class DpAuditConfig(_Section):
+    """Empirical audit of the DP claim (Steinke, Nasr, Jagielski 2023): ``canaries`` records
+    each included in training with probability 1/2; 0 = off."""
+
+    canaries: int = Field(default=200, ge=0, description="canary records m; 0 = no audit")
+    kind: Literal["mislabeled", "secret", "auto"] = Field(
+        default="auto",
+        description="mislabeled records (classification) or random secrets (causal LM); "
+        "auto picks by model.task",
+    )
+    guesses: DpAuditGuesses = Field(default_factory=DpAuditGuesses)
+    confidence: float = Field(
+        default=0.95, gt=0, lt=1, description="1 - p* of the one-run bound; CP level of ROC"
+    )
+
+
 class AttacksConfig(_Section):
     battery: list[AttackSpec] = Field(default_factory=lambda: [AttackSpec(name="loss")])
     fprs: list[float] = Field(default_factory=lambda: [0.01, 0.001], min_length=1)
@@ -285,6 +321,9 @@ class AttacksConfig(_Section):
         "(references when there are any, else base)",
     )
     canaries: CanaryConfig = Field(default_factory=CanaryConfig)
+    dp_audit: DpAuditConfig | None = Field(
+        default=None, description="empirical audit of the DP claim; absent = off"
+    )
 
     @model_validator(mode="after")
     def _fprs_in_range(self) -> AttacksConfig:
@@ -356,6 +395,23 @@ class FedEraserConfig(_Section):
     )
 
 
+class VerifyConfig(_Section):
+    """Thresholds of the unlearning evidence (``privaudit/unlearning/verify.py``)."""
+
+    privleak_band: float = Field(
+        default=10.0, gt=0, description="|PrivLeak| in % beyond which under_unlearned "
+        "(negative) or over_unlearned (positive) fires, when the forget AUC's CI also "
+        "excludes the oracle's AUC")
+    utility_drop_max: float = Field(
+        default=0.2, gt=0, lt=1, description="relative utility drop beyond which "
+        "utility_collapse fires")
+    retain_sample: int = Field(
+        default=200, ge=1, description="retained records attacked for the collateral AUC")
+    ulira_references: int = Field(
+        default=0, ge=0, le=0, description="U-LiRA reference pairs; U-LiRA is not implemented "
+        "yet, so 0 (ulira_auc stays None: NOT EVALUATED)")
+
+
 class UnlearningConfig(_Section):
     """Erasure requests and the methods that serve them (``privaudit/unlearning``)."""
 
@@ -374,6 +430,7 @@ class UnlearningConfig(_Section):
     sisa: SisaConfig = Field(default_factory=SisaConfig)
     finetune_retain: FinetuneRetainConfig = Field(default_factory=FinetuneRetainConfig)
     federaser: FedEraserConfig = Field(default_factory=FedEraserConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
 
     @field_validator("methods")
     @classmethod

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from privaudit.attacks.battery import prepare_attacks, run_battery
+from privaudit.attacks.dp_audit_stage import dp_audit_result, plant_dp_audit, score_dp_audit
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.progress import PlainReporter, Reporter
 from privaudit.audit.rundir import RunDir, sha256_file, write_json_atomic, write_text_atomic
@@ -50,7 +51,8 @@ from privaudit.mechanisms.tasks import (
 from privaudit.reports.build import build_report
 from privaudit.reports.render import RenderOutcome, write_report
 from privaudit.reports.schema import Report, RoundUtility
-from privaudit.unlearning.stage import erase_stage
+from privaudit.unlearning.ledger import dp_guarantee
+from privaudit.unlearning.stage import check_requests, erase_stage
 
 
 @dataclass
@@ -296,6 +298,7 @@ def run_audit(
         canaries=cfg.attacks.canaries,
     )
     _write_data_roles(run, data)
+    check_requests(cfg, data)  # invalid erasure requests fail before any training
     bundle = build_model(cfg, data, run)
     initial_state = adapter_state(bundle.model)  # reference models start where the target did
 
@@ -305,7 +308,19 @@ def run_audit(
         )
         return attach_features(encoded, bundle.model)
 
-    clients = {c: encode(recs) for c, recs in data.clients.items()}
+    # DP-audit canaries ride along in the one target training; inclusion stays sealed
+    dp_plan = plant_dp_audit(cfg, data)
+    trained_on = dp_plan.with_clients(data.clients) if dp_plan is not None else data.clients
+    if dp_plan is not None:
+        write_json_atomic(
+            run.path("data", "dp-audit-canaries.json"),
+            {
+                "ids": [r.id for r in dp_plan.canaries],
+                "kind": dp_plan.kind,
+                "inclusion_commitment_sha256": dp_plan.sealed.commitment_sha256,
+            },
+        )
+    clients = {c: encode(recs) for c, recs in trained_on.items()}
     test = encode(data.test)
     seconds["prepare"] = time.perf_counter() - t0
 
@@ -314,6 +329,25 @@ def run_audit(
     set_adapter_state(bundle.model, trained.state)
     metric, value = evaluate_utility(bundle.model, test, cfg.model.task)
     seconds["train"] = time.perf_counter() - t0
+
+    dp_audit = None
+    if dp_plan is not None:
+        t0 = time.perf_counter()
+        scores = score_dp_audit(bundle.model, dp_plan.canaries, task=cfg.model.task,
+                                encode=encode, initial_state=initial_state,
+                                trained_state=trained.state)
+        guarantee = dp_guarantee(trained.privacy)
+        dp_audit = dp_audit_result(
+            cfg,
+            dp_plan,
+            scores,
+            claimed_epsilon=guarantee[0] if guarantee else None,
+            delta=guarantee[1] if guarantee else None,
+        )
+        write_json_atomic(run.path("attacks", "dp-audit.json"),
+                          dp_plan.sealed.opening() | {"scores": scores.tolist()})
+        reporter.info(f"[dp-audit] {dp_audit.interpretation}")
+        seconds["dp_audit"] = time.perf_counter() - t0
 
     unlearning, erase_seconds = erase_stage(
         cfg,
@@ -328,6 +362,7 @@ def run_audit(
         engine=engine,
         reporter=reporter,
         resume=resume,
+        dp_guarantee=dp_guarantee(trained.privacy),
     )
     seconds |= erase_seconds
 
@@ -341,14 +376,15 @@ def run_audit(
         initial_state=initial_state,
         engine=engine,
         reporter=reporter,
+        target_noise=trained.privacy.noise_multipliers,
     )
     seconds["references"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     battery = run_battery(
         attack_setup,
         model=bundle.model,
+        state=trained.state,
         model_name="federated",
-        model_sha256=trained.sha256,
         reporter=reporter,
     )
     seconds["attack"] = time.perf_counter() - t0
@@ -363,6 +399,7 @@ def run_audit(
         attacks=battery.attacks,
         seconds=seconds,
         exposure=battery.exposure,
+        dp_audit=dp_audit,
         references=attack_setup.references_section(),
         unlearning=unlearning,
     )

@@ -229,6 +229,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o644)  # published artifacts, unlike mkstemp's 0600
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

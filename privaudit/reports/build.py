@@ -3,24 +3,42 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.provenance import capture_environment, seed_commitment
 from privaudit.mechanisms.data import PreparedData
+from privaudit.mechanisms.federated.flower.runinfo import flower_run
+from privaudit.mechanisms.federated.privacy import dp_card, secure_aggregation_report
 from privaudit.mechanisms.models import ModelBundle
 from privaudit.reports.schema import (
     AttackResult,
     DataGovernance,
     DataRole,
+    DpAuditResult,
+    Exposure,
+    FederationNode,
+    Privacy,
     Provenance,
+    ReferenceModels,
     Report,
     RunInfo,
+    UnlearningResult,
     Utility,
 )
 
 if TYPE_CHECKING:
     from privaudit.audit.pipeline import TrainedModel
+
+
+def max_clients_per_subject(data: PreparedData) -> int:
+    """The most clients one data subject's training records are spread over."""
+    seen: dict[str, set[str]] = {}
+    for client, records in data.clients.items():
+        for r in records:
+            seen.setdefault(r.subject_id, set()).add(client)
+    return max((len(c) for c in seen.values()), default=1)
 
 
 def build_report(
@@ -33,10 +51,15 @@ def build_report(
     utility: tuple[str, float],
     attacks: list[AttackResult],
     seconds: dict[str, float],
+    exposure: Exposure | None = None,
+    dp_audit: DpAuditResult | None = None,
+    references: ReferenceModels | None = None,
+    unlearning: Sequence[UnlearningResult] = (),
 ) -> Report:
     metric, value = utility
     summaries = data.summaries(cfg.data.source)
     env = capture_environment()
+    flower = flower_run(engine, trained.sha256)  # the Flower version and nodes, if any
     return Report(
         title=cfg.report.title,
         run=RunInfo(
@@ -52,6 +75,12 @@ def build_report(
             rounds=cfg.federation.rounds,
             clients=cfg.federation.clients,
             seconds=seconds,
+            flower_version=flower.flower_version if flower else None,
+            flower_runtime=flower.runtime if flower else None,
+            nodes=[
+                FederationNode(node_id=str(n.node_id), client_id=n.client_id, rounds=list(n.rounds))
+                for n in flower.nodes
+            ] if flower and flower.nodes else None,
         ),
         utility=Utility(
             metric=metric,  # type: ignore[arg-type]
@@ -59,7 +88,21 @@ def build_report(
             per_model={"federated": value},
             per_round=trained.rounds,
         ),
+        privacy=Privacy(
+            dp=dp_card(
+                cfg,
+                trained.privacy,
+                client_sizes={c: len(recs) for c, recs in data.clients.items()},
+                max_records_per_subject=data.max_records_per_subject(),
+                max_clients_per_subject=max_clients_per_subject(data),
+            )
+        ),
+        secure_aggregation=secure_aggregation_report(cfg, trained.privacy),
         attacks=attacks,
+        exposure=exposure,
+        dp_audit=dp_audit,
+        references=references,
+        unlearning=list(unlearning),
         data=DataGovernance(
             source=cfg.data.source if cfg.data.source == "synthetic" else str(cfg.data.path),
             labels=data.labels,

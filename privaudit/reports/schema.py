@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from privaudit.audit.errors import ConfigError
+from privaudit.mechanisms.dp.card import DPCard
+from privaudit.mechanisms.secagg.report import SecureAggregationReport
 from privaudit.reports.crosswalk import CrosswalkRow
 
 #: Semantic version of report.json: a minor bump only adds optional fields (older reports
@@ -26,6 +28,14 @@ SCHEMA_VERSION = "0.2.0"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class FederationNode(_Model):
+    """A Flower node that took part in training the reported model (engine ``flower``)."""
+
+    node_id: str = Field(description="Flower node id (a 64-bit integer, as a string)")
+    client_id: str
+    rounds: list[int] = Field(default_factory=list, description="rounds it trained in")
 
 
 class RunInfo(_Model):
@@ -41,6 +51,13 @@ class RunInfo(_Model):
     rounds: int
     clients: int
     seconds: dict[str, float] = Field(default_factory=dict, description="wall time per stage")
+    flower_version: str | None = Field(default=None, description="flwr version (engine flower)")
+    flower_runtime: str | None = Field(
+        default=None, description="Flower runtime: simulation (Ray) or deployment"
+    )
+    nodes: list[FederationNode] | None = Field(
+        default=None, description="the Flower nodes that trained the reported model"
+    )
 
 
 class RoundUtility(_Model):
@@ -85,6 +102,51 @@ class AttackResult(_Model):
     n_nonmembers: int
     warnings: list[str] = Field(default_factory=list)
     roc: RocCurve | None = None
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the attack's parameters as run (tuned ones included)"
+    )
+    n_references: int = Field(default=0, description="reference models the attack used")
+
+
+class CanaryExposure(_Model):
+    """One secret canary's exposure (its secret is never written to the report)."""
+
+    canary_id: str
+    insertions: int = Field(description="training records that carried it")
+    bits: float = Field(description="log2|R| - log2 rank")
+    rank: float = Field(description="estimated rank among all |R| secrets (1 = most likely)")
+
+
+class Exposure(_Model):
+    """Secret-canary exposure (Carlini et al., The Secret Sharer, 2019) of ``model``."""
+
+    model: str
+    mean_bits: float
+    max_bits: float
+    log2_space_size: float = Field(description="log2|R|: the most exposure can be")
+    secret_format: str
+    method: str = Field(description="how ranks are extrapolated from the sampled candidates")
+    n_candidates: int
+    canaries: list[CanaryExposure]
+    per_model: dict[str, float] = Field(
+        default_factory=dict, description="mean bits of every model attacked"
+    )
+
+
+class ReferenceModels(_Model):
+    """The reference (shadow) models LiRA, RMIA and the reference attack used."""
+
+    count: int
+    population: str = Field(description="what the random halves are drawn from")
+    population_size: int
+    population_sha256: str
+    recipe_sha256: str = Field(description="training recipe: model, federation, privacy")
+    keep_sha256: str = Field(description="of the stored keep masks (which half each trained on)")
+    adapter_sha256: list[str]
+    utility_metric: str
+    utility: list[float] = Field(description="each on records it did not train on")
+    seconds: float = Field(description="training time spent in this run (0 when reused)")
+    reused: int = Field(description="adapters loaded from the run directory's cache")
 
 
 class DataRole(_Model):
@@ -117,6 +179,117 @@ class Artifact(_Model):
     sha256: str
 
 
+class ForgetEvidence(_Model):
+    """The erased records under the unlearned model; verify.py adds the attack evidence."""
+
+    n_records: int
+    mean_loss_before: float = Field(description="mean loss of the erased records, before")
+    mean_loss_after: float = Field(description="mean loss of the erased records, after")
+    mean_loss_oracle: float | None = Field(
+        default=None, description="under the oracle (retrained without them)"
+    )
+    nonmember_mean_loss: float | None = Field(
+        default=None, description="held-out non-members' mean loss (the stopping target)"
+    )
+    n_nonmembers: int | None = Field(default=None, description="held-out records attacked")
+    mia_auc: float | None = Field(
+        default=None, description="LOSS attack AUC, forget records vs held-out non-members, "
+        "under the unlearned model (0.5 = indistinguishable; > 0.5 = still remembered)")
+    mia_auc_ci_low: float | None = None
+    mia_auc_ci_high: float | None = None
+    mia_auc_oracle: float | None = None
+    mia_auc_oracle_ci_low: float | None = None
+    mia_auc_oracle_ci_high: float | None = None
+    mia_auc_original: float | None = Field(default=None, description="under the trained model")
+    mia_auc_original_ci_low: float | None = None
+    mia_auc_original_ci_high: float | None = None
+    privleak: float | None = Field(
+        default=None, description="PrivLeak (MUSE) vs the oracle, in %: negative = still "
+        "remembers, positive = over-unlearned, 0 = like the oracle")
+    privleak_ci_low: float | None = None
+    privleak_ci_high: float | None = None
+    ks_pvalue: float | None = Field(
+        default=None, description="forget quality: KS p-value, unlearned vs oracle per-example "
+        "losses on the forget set (high = indistinguishable)")
+    exposure_bits: float | None = None
+    vulnerability_before: list[float] = Field(
+        default_factory=list, description="per forget record: share of held-out records with "
+        "a higher loss under the trained model (0.5 = like a non-member, 1 = memorised)")
+    vulnerability_after: list[float] = Field(default_factory=list)
+    vulnerability_oracle: list[float] = Field(default_factory=list)
+
+
+class RetainEvidence(_Model):
+    utility_metric: Literal["accuracy", "perplexity"]
+    utility: float = Field(description="of the unlearned model on the test split")
+    utility_before: float | None = Field(default=None, description="of the trained model")
+    n_records: int | None = Field(default=None, description="retained records attacked")
+    mia_auc: float | None = Field(
+        default=None, description="LOSS attack AUC, retained records vs held-out, after")
+    mia_auc_ci_low: float | None = None
+    mia_auc_ci_high: float | None = None
+    mia_auc_before: float | None = Field(default=None, description="the same, trained model")
+    mia_auc_increase: float | None = Field(
+        default=None, description="after − before: collateral exposure of retained records")
+
+
+class VerificationFlag(_Model):
+    """A verdict of ``unlearning/verify.py`` with the threshold that fired."""
+
+    name: Literal["under_unlearned", "over_unlearned", "utility_collapse"]
+    value: float
+    threshold: float
+    parameter: str = Field(description="the config field holding the threshold")
+    message: str
+
+
+class DPBound(_Model):
+    """What the training run's DP guarantee already says about the erased records."""
+
+    records: int = Field(description="k: erased records (group privacy over k records)")
+    record_epsilon: float
+    record_delta: float
+    epsilon: float = Field(description="k·ε")
+    delta: float = Field(description="k·e^((k−1)ε)·δ")
+    statement: str
+
+
+class UnlearningResult(_Model):
+    """One erasure request served by one method (``unlearning[]`` of report.json)."""
+
+    request_id: str
+    kind: Literal["record", "subject", "client"]
+    method: str
+    exactness: Literal["exact", "approximate"]
+    seconds: float
+    oracle_seconds: float | None = None
+    speedup_vs_oracle: float | None = Field(
+        default=None, description="oracle seconds / seconds; None when no oracle ran"
+    )
+    examples_processed: int
+    received_at: str | None = None
+    executed_at: str
+    request_ids_sha256: str = Field(description="sha256 of the erased training-record ids")
+    model_sha256_before: str
+    model_sha256_after: str
+    model_path: str
+    forget: ForgetEvidence
+    retain: RetainEvidence
+    stopping_reason: str | None = None
+    flags: list[str] = Field(default_factory=list)
+    dp_bound: DPBound | None = None
+    lineage_path: str | None = None
+    ulira_auc: float | None = Field(
+        default=None, description="U-LiRA AUC (Hayes et al. 2024); None = NOT EVALUATED")
+    utility_drop: float | None = Field(
+        default=None, description="relative utility lost: 1 − after/before (accuracy), "
+        "1 − before/after (perplexity)")
+    verification_flags: list[VerificationFlag] = Field(default_factory=list)
+    verdict: str | None = Field(default=None, description="the evidence in plain words")
+    rank: int | None = Field(
+        default=None, description="1 = best evidence among this request's methods")
+
+
 ControlStatus = Literal["PASS", "FAIL", "WARN", "NOT EVALUATED"]
 
 
@@ -142,6 +315,49 @@ class Verdict(_Model):
     controls: list[Control]
 
 
+class Privacy(_Model):
+    """``privacy`` of report.json: the DP card (NIST SP 800-226 items) under ``dp``; ε is the
+    whole federation's guarantee, record- and subject-level (``privacy.dp.*``)."""
+
+    dp: DPCard
+
+
+class DpAuditPoint(_Model):
+    """One measured (FPR, TPR) of the canary attack, for the privacy-region figure."""
+
+    fpr: float
+    tpr: float
+    label: str
+
+
+class DpAuditResult(_Model):
+    """Empirical audit of the DP claim with canaries designed into training (DESIGN.md)."""
+
+    method: str = Field(description="one-run (Steinke, Nasr, Jagielski 2023) + ROC bound")
+    attack: str | None = Field(
+        default=None, description="the attack whose scores ranked the canaries"
+    )
+    kind: str | None = Field(default=None, description="mislabeled | secret")
+    claimed_epsilon: float | None = Field(description="the accountant's ε; None without DP")
+    delta: float = 0.0
+    epsilon_lower_bound: float = Field(description="the larger of the two bounds")
+    one_run_epsilon_lower_bound: float | None = None
+    roc_epsilon_lower_bound: float | None = None
+    confidence: float | None = None
+    n_canaries: int
+    n_included: int | None = None
+    guesses: int = Field(description="r = k+ + k-, fixed before scoring")
+    guesses_positive: int | None = None
+    guesses_negative: int | None = None
+    correct: int
+    violation: bool = Field(description="epsilon_lower_bound > claimed_epsilon")
+    interpretation: str = ""
+    commitment_sha256: str | None = Field(
+        default=None, description="sha256 commitment to the inclusion bits"
+    )
+    points: list[DpAuditPoint] = Field(default_factory=list)
+
+
 class Report(_Model):
     schema_version: str = SCHEMA_VERSION
     report_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
@@ -156,10 +372,22 @@ class Report(_Model):
     crosswalk: list[CrosswalkRow] = Field(default_factory=list)
     run: RunInfo
     utility: Utility
+    privacy: Privacy | None = Field(default=None, description="DP card of the training run")
+    secure_aggregation: SecureAggregationReport | None = Field(
+        default=None, description="homomorphic secure aggregation: parameters, cost, threat model"
+    )
     attacks: list[AttackResult] = Field(default_factory=list)
+    exposure: Exposure | None = None
+    dp_audit: DpAuditResult | None = Field(
+        default=None, description="empirical lower bound on ε from canaries (attacks.dp_audit)"
+    )
+    references: ReferenceModels | None = None
     data: DataGovernance
     provenance: Provenance
     artifacts: list[Artifact] = Field(default_factory=list)
+    unlearning: list[UnlearningResult] = Field(
+        default_factory=list, description="one entry per erasure request × method"
+    )
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
@@ -182,10 +410,13 @@ def schema_major(version: str) -> int:
     return int(head)
 
 
-def parse_report(document: Any, *, source: str = "report.json") -> Report:
+def parse_report(document: Any, *, source: str = "report.json",
+                 allow_unknown_sections: bool = False) -> Report:
     """Validate a parsed report.json of this major schema version (older minors included).
 
-    Raises :class:`ConfigError` (exit 2) naming the file and every bad field.
+    With ``allow_unknown_sections``, top-level fields this privaudit does not know (a section
+    added by a newer minor version or another build) are left out of the validation instead
+    of being errors. Raises :class:`ConfigError` (exit 2) naming the file and every bad field.
     """
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: must be a JSON object; got {type(document).__name__}")
@@ -195,6 +426,8 @@ def parse_report(document: Any, *, source: str = "report.json") -> Report:
     if schema_major(version) != schema_major(SCHEMA_VERSION):
         raise ConfigError(f"{source}: schema_version {version} is not readable by this privaudit "
                           f"(reads {schema_major(SCHEMA_VERSION)}.x, writes {SCHEMA_VERSION})")
+    if allow_unknown_sections:
+        document = {k: v for k, v in document.items() if k in Report.model_fields}
     try:
         return Report.model_validate(document)
     except ValidationError as exc:
@@ -202,7 +435,8 @@ def parse_report(document: Any, *, source: str = "report.json") -> Report:
 
         problems = format_validation_error(exc)
         newer = _minor(version) > _minor(SCHEMA_VERSION)
-        hint = f" (written by a newer privaudit: schema {version} > {SCHEMA_VERSION})" if newer else ""
+        hint = (f" (written by a newer privaudit: schema {version} > {SCHEMA_VERSION})"
+                if newer else "")
         raise ConfigError(f"{source}: not a valid report{hint}: {problems[0]}",
                           [f"{source}: {p}" for p in problems]) from None
 

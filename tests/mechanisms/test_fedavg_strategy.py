@@ -8,7 +8,9 @@ from privaudit.mechanisms.federated import ClientUpdate, FedAvg
 
 
 def _update(client: str, n: int, delta: list[float]) -> ClientUpdate:
-    return ClientUpdate(client_id=client, round=1, delta={"w": torch.tensor(delta)}, n_examples=n, metrics={})
+    return ClientUpdate(
+        client_id=client, round=1, delta={"w": torch.tensor(delta)}, n_examples=n, metrics={}
+    )
 
 
 def test_fedavg_of_known_updates_equals_the_hand_computed_weighted_mean() -> None:
@@ -27,5 +29,5 @@ def test_uniform_weighting_ignores_example_counts() -> None:
 
 
 def test_unknown_weighting_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="federation.weighting"):
+    with pytest.raises(ConfigError, match=r"federation\.weighting"):
         FedAvg(weighting="votes")

@@ -62,7 +62,9 @@ def test_lora_training_leaves_base_weights_unchanged(tiny_config_dict: dict[str,
     assert result.final_sha256 != before_adapter  # the adapter did learn
 
 
-def test_adapter_round_trips_through_safetensors(tmp_path: Path, tiny_config_dict: dict[str, Any]) -> None:
+def test_adapter_round_trips_through_safetensors(
+    tmp_path: Path, tiny_config_dict: dict[str, Any]
+) -> None:
     _, bundle = _bundle(tiny_config_dict)
     state = adapter_state(bundle.model)
     digest = save_adapter(state, tmp_path / "a" / "adapter.safetensors")
@@ -88,7 +90,9 @@ def test_setting_a_mismatched_adapter_state_is_refused(tiny_config_dict: dict[st
 
 def test_unknown_lora_target_module_is_a_config_error(tiny_config_dict: dict[str, Any]) -> None:
     tiny_config_dict["model"]["lora"]["target_modules"] = ["q_proj"]
-    with pytest.raises(ConfigError, match=r"model\.lora\.target_modules: no module named \['q_proj'\]"):
+    with pytest.raises(
+        ConfigError, match=r"model\.lora\.target_modules: no module named \['q_proj'\]"
+    ):
         _bundle(tiny_config_dict)
 
 
@@ -96,7 +100,7 @@ def test_a_base_path_that_is_not_a_model_directory_is_a_config_error(
     tmp_path: Path, tiny_config_dict: dict[str, Any]
 ) -> None:
     tiny_config_dict["model"]["base"] = str(tmp_path)
-    with pytest.raises(ConfigError, match="model.base: must be 'minilm', 'tiny' or a local"):
+    with pytest.raises(ConfigError, match=r"model\.base: must be 'minilm', 'tiny' or a local"):
         _bundle(tiny_config_dict)
 
 

@@ -14,8 +14,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from privaudit.audit.config import DataConfig
+from privaudit.audit.config import CanaryConfig, DataConfig
 from privaudit.audit.errors import ConfigError, DataError
+from privaudit.mechanisms.data.canaries import Canary, insert_canaries
 from privaudit.mechanisms.data.corpus import LABELS, generate_corpus
 from privaudit.mechanisms.data.partition import partition_records
 from privaudit.mechanisms.data.records import Record, load_records, records_sha256
@@ -40,6 +41,7 @@ class PreparedData:
     members: list[Record]
     nonmembers: list[Record]
     excluded: list[Record] = field(default_factory=list)
+    canaries: list[Canary] = field(default_factory=list)  # secrets written into training
 
     @property
     def training(self) -> list[Record]:
@@ -106,7 +108,9 @@ def load_corpus(cfg: DataConfig, *, task: str, seed: int) -> tuple[list[Record],
     return records, labels
 
 
-def prepare_data(cfg: DataConfig, *, task: str, k: int, seed: int) -> PreparedData:
+def prepare_data(
+    cfg: DataConfig, *, task: str, k: int, seed: int, canaries: CanaryConfig | None = None
+) -> PreparedData:
     records, labels = load_corpus(cfg, task=task, seed=seed)
     groups_by_subject: dict[str, list[Record]] = defaultdict(list)
     for r in records:
@@ -118,18 +122,24 @@ def prepare_data(cfg: DataConfig, *, task: str, k: int, seed: int) -> PreparedDa
     nonmembers = _take(groups, cfg.audit.nonmembers)
     public = _take(groups, cfg.public_records)
     private = [r for g in groups for r in g]
+    inserted: list[Canary] = []
+    if canaries is not None and canaries.count:
+        private, inserted = insert_canaries(private, canaries, seed=seed)
     held = {"data.test_records": (test, cfg.test_records)}
     held["data.audit.nonmembers"] = (nonmembers, cfg.audit.nonmembers)
     held["data.public_records"] = (public, cfg.public_records)
     for name, (got, wanted) in held.items():
         if len(got) < wanted:
             raise ConfigError(f"{name}: the data has too few subjects left for {wanted} records")
-    if len(private) < cfg.audit.members:
+    # a canary's random digits would make its carrier an outlier among members
+    carriers = {rid for c in inserted for rid in c.carriers}
+    eligible = [r for r in private if r.id not in carriers] if carriers else private
+    if len(eligible) < cfg.audit.members:
         raise ConfigError(
-            f"data.audit.members: must be at most the {len(private)} training records "
-            f"(got {cfg.audit.members})"
+            f"data.audit.members: must be at most the {len(eligible)} training records "
+            f"{'without a canary ' if carriers else ''}(got {cfg.audit.members})"
         )
-    members = random.Random(seed + 1).sample(private, cfg.audit.members)
+    members = random.Random(seed + 1).sample(eligible, cfg.audit.members)
 
     private_ids = {r.id for r in private}
     private_subjects = {r.subject_id for r in private}
@@ -174,6 +184,7 @@ def prepare_data(cfg: DataConfig, *, task: str, k: int, seed: int) -> PreparedDa
         members=[r for r in members if not dropped(r)],
         nonmembers=nonmembers,
         excluded=excluded,
+        canaries=inserted,
     )
 
 

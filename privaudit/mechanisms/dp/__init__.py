@@ -20,6 +20,7 @@ from privaudit.mechanisms.dp.card import ClientDP, DeltaVsN, DPCard, build_dp_ca
 from privaudit.mechanisms.dp.client_level import (
     add_noise_to_sum,
     clip_delta,
+    global_norm,
     noisy_uniform_aggregate,
     sample_clients,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "clip_delta",
     "federation_epsilon",
     "federation_epsilon_per_round",
+    "global_norm",
     "group_privacy",
     "make_private",
     "noisy_uniform_aggregate",

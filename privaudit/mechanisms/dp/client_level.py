@@ -32,7 +32,8 @@ from privaudit.audit.errors import InternalError, PrivacyBudgetError
 _NORM_SLACK = 1e-5
 
 
-def _global_norm(delta: Mapping[str, Tensor]) -> float:
+def global_norm(delta: Mapping[str, Tensor]) -> float:
+    """L2 norm of all tensors of ``delta`` taken together (float64)."""
     return math.sqrt(sum(float(t.detach().double().pow(2).sum()) for t in delta.values()))
 
 
@@ -47,7 +48,7 @@ def clip_delta(delta: Mapping[str, Tensor], *, clip_norm: float) -> tuple[dict[s
     """
     if not clip_norm > 0:
         raise PrivacyBudgetError(f"privacy.dp.clip_norm: must be > 0 (got {clip_norm})")
-    norm = _global_norm(delta)
+    norm = global_norm(delta)
     scale = min(1.0, clip_norm / norm) if norm > 0 else 1.0
     return {k: t.detach() * scale for k, t in delta.items()}, norm
 
@@ -116,7 +117,7 @@ def noisy_uniform_aggregate(
     for i, delta in enumerate(clipped_deltas):
         if delta.keys() != summed.keys():
             raise InternalError(f"client delta {i} has different tensors from the others")
-        norm = _global_norm(delta)
+        norm = global_norm(delta)
         if norm > clip_norm * (1 + _NORM_SLACK):
             raise InternalError(f"client delta {i} has norm {norm:.6g} > clip_norm {clip_norm}")
         for k, t in delta.items():

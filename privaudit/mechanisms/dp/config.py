@@ -38,6 +38,17 @@ class DPConfig(BaseModel):
     grad_sample_mode: Literal["hooks", "functorch", "ghost"] = Field(
         default="hooks", description="how Opacus computes per-example gradients (record mode)"
     )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="record mode: expected Poisson batch size of DP-SGD (sample rate = "
+        "batch_size / client size); default federation.batch_size. DP-SGD wants larger "
+        "batches than SGD: the noise on the mean gradient shrinks as 1/batch_size",
+    )
+    learning_rate: float | None = Field(
+        default=None, gt=0, description="record mode: DP-SGD's learning rate; default "
+        "federation.learning_rate",
+    )
     clip_norm: float = Field(default=1.0, description="client-delta clip norm S (client mode)")
     client_sample_rate: float = Field(
         default=1.0, description="q, clients per round / clients (client mode: Poisson)"

@@ -1,30 +1,37 @@
 """The client update: (global adapter, client data, config, state) → (update, state, metrics).
 
-The function trains a copy of the global adapter on the client's data and returns the delta
-(new − global). It holds no privacy logic of its own: DP and secure aggregation wrap it.
+:func:`client_update` trains a copy of the global adapter on the client's data and returns
+the delta (new − global). It holds no privacy logic of its own: record-level DP replaces its
+local loop (:class:`~privaudit.mechanisms.federated.record_dp.RecordLevelDP`) and client-level
+DP clips what it returns (:class:`~privaudit.mechanisms.federated.client_dp.ClippedClient`);
+both have the :class:`ClientFn` signature, so an engine runs any of them alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from privaudit.audit.config import FederationConfig
+from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.models import AdapterState, adapter_state, set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet, forward
 
 
 @dataclass
 class ClientState:
-    """What a client keeps between rounds (the DP accountant joins it when DP is on)."""
+    """What a client keeps between rounds. ``accountant``: its record-level DP accountant,
+    ONE for the whole federation (None without record-level DP)."""
 
     client_id: str
     rounds_taken: int = 0
     steps_taken: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    accountant: ClientAccountant | None = None
 
 
 @dataclass
@@ -35,6 +42,23 @@ class ClientUpdate:
     n_examples: int
     metrics: dict[str, float]
     seen_ids: tuple[str, ...] = ()  # every record id the local loop touched (lineage)
+
+
+class ClientFn(Protocol):
+    """The signature every client update (plain or wrapped) has."""
+
+    def __call__(
+        self,
+        model: nn.Module,
+        global_state: AdapterState,
+        data: EncodedSet,
+        cfg: FederationConfig,
+        state: ClientState,
+        *,
+        task: str,
+        round_index: int,
+        seed: int,
+    ) -> tuple[ClientUpdate, ClientState]: ...
 
 
 def make_optimizer(
@@ -49,6 +73,49 @@ def local_seed(seed: int, round_index: int, client_index: int) -> int:
     return (seed * 1_000_003 + round_index * 1_009 + client_index * 7_919) % (2**31 - 1)
 
 
+def start_local(model: nn.Module, global_state: AdapterState, seed: int) -> list[nn.Parameter]:
+    """Load the global adapter, enter train mode, seed dropout; the trainable parameters."""
+    set_adapter_state(model, global_state)
+    model.train()
+    torch.manual_seed(seed)  # dropout
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def finish_update(
+    model: nn.Module,
+    global_state: AdapterState,
+    data: EncodedSet,
+    state: ClientState,
+    *,
+    round_index: int,
+    steps: int,
+    loss_sum: float,
+    seen: Iterable[str],
+    accountant: ClientAccountant | None = None,
+    metrics: dict[str, float] | None = None,
+) -> tuple[ClientUpdate, ClientState]:
+    """The update (delta = trained − global) and the client's state after this round."""
+    new_state = adapter_state(model)
+    delta = {n: new_state[n] - global_state[n] for n in global_state}
+    update = ClientUpdate(
+        client_id=state.client_id,
+        round=round_index,
+        delta=delta,
+        n_examples=len(data),
+        metrics={"train_loss": loss_sum / max(steps, 1), "steps": float(steps)}
+        | (metrics or {}),
+        seen_ids=tuple(sorted(set(seen))),
+    )
+    new_client_state = ClientState(
+        client_id=state.client_id,
+        rounds_taken=state.rounds_taken + 1,
+        steps_taken=state.steps_taken + steps,
+        extra=dict(state.extra),
+        accountant=accountant if accountant is not None else state.accountant,
+    )
+    return update, new_client_state
+
+
 def client_update(
     model: nn.Module,
     global_state: AdapterState,
@@ -60,13 +127,10 @@ def client_update(
     round_index: int,
     seed: int,
 ) -> tuple[ClientUpdate, ClientState]:
-    """Local training for ``cfg.local_epochs`` epochs from the global adapter."""
-    set_adapter_state(model, global_state)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
+    """Local training for ``cfg.local_epochs`` epochs from the global adapter (no DP)."""
+    params = start_local(model, global_state, seed)
     optimizer = make_optimizer(params, cfg)
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # dropout
     steps, loss_sum = 0, 0.0
     seen: set[str] = set()
     for _ in range(cfg.local_epochs):
@@ -81,20 +145,13 @@ def client_update(
             steps += 1
             loss_sum += float(loss.detach())
             seen.update(data.record_ids[i] for i in indices)
-    new_state = adapter_state(model)
-    delta = {n: new_state[n] - global_state[n] for n in global_state}
-    update = ClientUpdate(
-        client_id=state.client_id,
-        round=round_index,
-        delta=delta,
-        n_examples=len(data),
-        metrics={"train_loss": loss_sum / max(steps, 1), "steps": float(steps)},
-        seen_ids=tuple(sorted(seen)),
+    return finish_update(
+        model,
+        global_state,
+        data,
+        state,
+        round_index=round_index,
+        steps=steps,
+        loss_sum=loss_sum,
+        seen=seen,
     )
-    new_client_state = ClientState(
-        client_id=state.client_id,
-        rounds_taken=state.rounds_taken + 1,
-        steps_taken=state.steps_taken + steps,
-        extra=dict(state.extra),
-    )
-    return update, new_client_state

@@ -1,0 +1,169 @@
+"""The DP audit stage: plant canaries before training, score them after, bound ε.
+
+:func:`plant_dp_audit` draws the canaries of ``attacks.dp_audit`` and seals which are trained
+on (:mod:`privaudit.mechanisms.data.audit_canaries`); the pipeline appends the included ones to
+their clients' data for the ONE target training. :func:`score_dp_audit` scores all m canaries
+by their loss drop from the model training started from to the trained model (LOSS calibrated
+per canary; references never contain canaries, so LiRA/RMIA cannot calibrate them),
+fixes the guesses from the scores, and only then opens the inclusion; both lower bounds of
+:mod:`privaudit.attacks.dp_audit` use the run's δ. The headline is the larger; it is a
+violation when it exceeds the accountant's ε.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from privaudit.attacks.dp_audit import (
+    count_correct,
+    guesses_from_scores,
+    one_run_epsilon_lower_bound,
+    roc_epsilon_lower_bound,
+)
+from privaudit.attacks.scores.loss import loss_scores
+from privaudit.attacks.signals import compute_signals
+from privaudit.audit.config import AuditConfig
+from privaudit.audit.errors import ConfigError
+from privaudit.mechanisms.data.audit_canaries import (
+    AuditCanaryPlan,
+    plan_audit_canaries,
+    resolve_kind,
+)
+from privaudit.mechanisms.data.records import Record
+from privaudit.mechanisms.data.splits import PreparedData
+from privaudit.mechanisms.models import AdapterState, set_adapter_state
+from privaudit.reports.schema import DpAuditPoint, DpAuditResult
+
+__all__ = ["dp_audit_result", "plant_dp_audit", "score_dp_audit"]
+
+ATTACK = "loss calibrated by the model before fine-tuning"
+ROC_LABEL = "canary ROC"
+METHOD = "one-run (Steinke, Nasr, Jagielski 2023) and ROC with Clopper-Pearson"
+
+
+def plant_dp_audit(cfg: AuditConfig, data: PreparedData) -> AuditCanaryPlan | None:
+    """The canaries of ``attacks.dp_audit`` with their sealed inclusion; None when off."""
+    audit = cfg.attacks.dp_audit
+    if audit is None or audit.canaries == 0:
+        return None
+    if cfg.privacy.dp.mode == "client":
+        raise ConfigError(
+            "attacks.dp_audit: client-level DP needs whole canary clients, which are not "
+            "supported yet; use privacy.dp.mode 'record' or 'none' (got 'client')"
+        )
+    m = audit.canaries
+    k_pos, k_neg = _guess_counts(cfg)
+    if k_pos < 1 or k_neg < 1:
+        raise ConfigError(
+            f"attacks.dp_audit.guesses: {audit.guesses.positive} and "
+            f"{audit.guesses.negative} of {m} canaries must each give at least one guess"
+        )
+    return plan_audit_canaries(
+        m,
+        kind=resolve_kind(audit.kind, cfg.model.task),
+        labels=data.labels,
+        vocabulary=[],
+        clients=sorted(data.clients),
+        seed=cfg.seed,
+    )
+
+
+def _guess_counts(cfg: AuditConfig) -> tuple[int, int]:
+    audit = cfg.attacks.dp_audit
+    if audit is None:
+        return 0, 0
+    m = audit.canaries
+    return round(audit.guesses.positive * m), round(audit.guesses.negative * m)
+
+
+def score_dp_audit(
+    model: nn.Module,
+    canaries: list[Record],
+    *,
+    task: str,
+    encode: Callable[[list[Record]], Any],
+    initial_state: AdapterState,
+    trained_state: AdapterState,
+) -> np.ndarray:
+    """Each canary's loss before fine-tuning minus after (higher = more likely IN): the
+    LOSS attack calibrated by the model the training started from, which removes how hard
+    each random canary is by itself. The model is left with ``trained_state``."""
+    encoded = encode(canaries)
+    texts = [r.text for r in canaries]
+    set_adapter_state(model, initial_state)
+    before = compute_signals(model, encoded, task=task, texts=texts).loss
+    set_adapter_state(model, trained_state)
+    after = compute_signals(model, encoded, task=task, texts=texts).loss
+    return loss_scores(after) + np.asarray(before, dtype=np.float64)
+
+
+def _roc_points(scores: np.ndarray, included: np.ndarray, n: int = 25) -> list[DpAuditPoint]:
+    order = np.argsort(-scores, kind="stable")
+    inc = included[order]
+    tp, fp = np.cumsum(inc), np.cumsum(~inc)
+    pos, neg = max(int(inc.sum()), 1), max(int((~inc).sum()), 1)
+    picks = np.unique(np.linspace(0, len(scores) - 1, n).round().astype(int))
+    return [DpAuditPoint(fpr=float(fp[i] / neg), tpr=float(tp[i] / pos), label=ROC_LABEL)
+            for i in picks]
+
+
+def dp_audit_result(
+    cfg: AuditConfig,
+    plan: AuditCanaryPlan,
+    scores: np.ndarray,
+    *,
+    claimed_epsilon: float | None,
+    delta: float | None,
+) -> DpAuditResult:
+    """Guesses fixed from ``scores``, then the inclusion opened and both bounds computed."""
+    audit = cfg.attacks.dp_audit
+    if audit is None:
+        raise ConfigError("attacks.dp_audit: not configured")
+    k_pos, k_neg = _guess_counts(cfg)
+    guesses = guesses_from_scores(scores, k_pos, k_neg)  # before the reveal
+    included = plan.sealed.reveal(scores=scores)
+    r, v = count_correct(guesses, included)
+    d = float(delta or 0.0)
+    m = plan.sealed.n_canaries
+    one_run = one_run_epsilon_lower_bound(r=r, v=v, m=m, delta=d, p_value=1 - audit.confidence)
+    roc = roc_epsilon_lower_bound(scores, included, delta=d, confidence=audit.confidence,
+                                  seed=cfg.seed)
+    lb = max(one_run, roc.epsilon)
+    violation = claimed_epsilon is not None and lb > claimed_epsilon
+    if claimed_epsilon is None:
+        words = (f"No DP claim: ε ≥ {lb:.3g} is an empirical leakage lower bound of the "
+                 "trained model.")
+    elif violation:
+        words = (f"ε ≥ {lb:.3g} measured, above the claimed ε = {claimed_epsilon:.3g}: the "
+                 "measured leakage is impossible under the claimed guarantee: the DP "
+                 "implementation or its accounting is broken.")
+    else:
+        words = (f"ε ≥ {lb:.3g} measured, within the claimed ε = {claimed_epsilon:.3g}; an "
+                 "audit can only bound ε from below.")
+    points = _roc_points(scores, included)
+    points.append(DpAuditPoint(fpr=roc.fpr, tpr=1 - roc.fnr, label="ROC-bound threshold"))
+    return DpAuditResult(
+        method=METHOD,
+        attack=ATTACK,
+        kind=plan.kind,
+        claimed_epsilon=claimed_epsilon,
+        delta=d,
+        epsilon_lower_bound=lb,
+        one_run_epsilon_lower_bound=one_run,
+        roc_epsilon_lower_bound=roc.epsilon,
+        confidence=audit.confidence,
+        n_canaries=m,
+        n_included=plan.sealed.n_included,
+        guesses=r,
+        guesses_positive=k_pos,
+        guesses_negative=k_neg,
+        correct=v,
+        violation=violation,
+        interpretation=words,
+        commitment_sha256=plan.sealed.commitment_sha256,
+        points=points,
+    )

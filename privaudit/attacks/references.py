@@ -1,0 +1,301 @@
+"""Reference (shadow) models: LoRA adapters trained like the target on random halves of a
+population that contains the audited records (Carlini et al., S&P 2022, §IV; Zarifzadeh et al.,
+ICML 2024, for RMIA's use of them).
+
+- Recipe: the run's own config through :func:`train_federation`, the single training entry
+  point, so the references get the target's federation, DP and engine — only
+  ``attacks.references.overrides`` changes that, and secure aggregation is off unless
+  ``attacks.references.secure_aggregation`` (CKKS sums equal plain sums up to ~1e-6, so the
+  references learn the same; only the time differs). With DP noise calibrated to a target ε,
+  the references take the target's calibrated σ (same noise and clipping per step). Every
+  reference starts from the target's initial adapter; the base model is shared.
+- Data: the population — by default every training record plus the held-out audit
+  non-members and RMIA population points, so that a member's and a non-member's other
+  records (same data subject) are IN equally often and a half is about the target's size —
+  is split by :func:`balanced_keep` into complementary pairs of random halves: each record
+  is IN for exactly half of any even number of references, and the first 2m references of a
+  larger set are a valid set of 2m. Each half is partitioned over the clients with the run's
+  partition scheme.
+- Cache: reference j is stored under ``RUN/models/references/<recipe>-<data>/ref-NNN/`` with
+  a ``meta.json`` naming its key (recipe hash, population hash, j, keep row); a later run with
+  the same key loads it (its sha256 checked) instead of training. ``keep.json`` stores the
+  keep masks next to the population's record ids.
+
+Cost: only the adapters train (on the cached frozen prefix when ``model.lora.top_layers`` is
+set), on half the population each; per-round utility is measured on at most 32 records the
+reference did not train on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from privaudit.attacks.validate import reference_recipe_dict
+from privaudit.audit.config import AuditConfig
+from privaudit.audit.errors import ConfigError
+from privaudit.audit.progress import Reporter
+from privaudit.audit.rundir import sha256_file, write_json_atomic
+from privaudit.mechanisms.data.partition import partition_records
+from privaudit.mechanisms.data.records import Record, records_sha256
+from privaudit.mechanisms.federated.train import train_federation
+from privaudit.mechanisms.models import (
+    AdapterState,
+    ModelBundle,
+    adapter_state,
+    load_adapter,
+    save_adapter,
+    set_adapter_state,
+    state_sha256,
+)
+from privaudit.mechanisms.tasks import EncodedSet
+
+__all__ = [
+    "ReferenceSet",
+    "balanced_keep",
+    "preserved_adapter",
+    "recipe_sha256",
+    "reference_config",
+    "train_references",
+]
+
+_UTILITY_RECORDS = 32
+_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceSet:
+    """Trained reference adapters and which population records each trained on."""
+
+    population_ids: tuple[str, ...]
+    keep: np.ndarray  # (count, P) bool: True = IN
+    states: tuple[AdapterState, ...]
+    sha256: tuple[str, ...]
+    recipe_sha256: str
+    data_sha256: str
+    utility_metric: str
+    utility: tuple[float, ...]
+    seconds: float  # training time spent by this call
+    reused: int  # adapters loaded from the cache
+
+    @property
+    def count(self) -> int:
+        return len(self.states)
+
+    @property
+    def keep_sha256(self) -> str:
+        return hashlib.sha256(np.packbits(self.keep, axis=-1).tobytes()).hexdigest()
+
+    def keep_for(self, record_ids: Sequence[str]) -> np.ndarray:
+        """(count, N) keep mask of any records: False (OUT) for records outside the population.
+
+        >>> ref = ReferenceSet(("a", "b"), np.array([[True, False], [False, True]]), ({}, {}),
+        ...                    ("", ""), "", "", "accuracy", (0.0, 0.0), 0.0, 0)
+        >>> ref.keep_for(["b", "zz", "a"]).astype(int).tolist()
+        [[0, 0, 1], [1, 0, 0]]
+        """
+        index = {rid: i for i, rid in enumerate(self.population_ids)}
+        out = np.zeros((self.count, len(record_ids)), dtype=bool)
+        for col, rid in enumerate(record_ids):
+            j = index.get(rid)
+            if j is not None:
+                out[:, col] = self.keep[:, j]
+        return out
+
+
+def balanced_keep(count: int, n: int, *, seed: int) -> np.ndarray:
+    """(count, n) keep masks in complementary pairs: row 2p is a random half (⌊n/2⌋ records,
+    drawn from (seed, p) alone), row 2p+1 its complement. Every column is IN for exactly
+    half of any even prefix of the rows.
+
+    >>> keep = balanced_keep(4, 7, seed=1)
+    >>> keep.sum(axis=0).tolist(), keep[:2].sum(axis=0).tolist()
+    ([2, 2, 2, 2, 2, 2, 2], [1, 1, 1, 1, 1, 1, 1])
+    >>> bool((balanced_keep(2, 7, seed=1) == keep[:2]).all())
+    True
+    """
+    if count % 2 or count < 0:
+        raise ConfigError(f"attacks.references.count: must be even and >= 0; got {count}")
+    rows: list[np.ndarray] = []
+    for pair in range(count // 2):
+        rng = np.random.default_rng([seed, pair])
+        half = np.zeros(n, dtype=bool)
+        half[rng.permutation(n)[: n // 2]] = True
+        rows += [half, ~half]
+    return np.stack(rows) if rows else np.zeros((0, n), dtype=bool)
+
+
+def reference_config(cfg: AuditConfig, *, noise_multiplier: float | None = None) -> AuditConfig:
+    """The config the references train with (see :func:`reference_recipe_dict`)."""
+    return AuditConfig.model_validate(
+        reference_recipe_dict(cfg, noise_multiplier=noise_multiplier)
+    )
+
+
+def _sha(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def recipe_sha256(
+    ref_cfg: AuditConfig, *, bundle: ModelBundle, initial_sha256: str, engine: str
+) -> str:
+    """Hash of everything that decides how a reference trains, except its data."""
+    return _sha(
+        {
+            "version": _VERSION,
+            "model": ref_cfg.model.model_dump(mode="json"),
+            "federation": ref_cfg.federation.model_dump(mode="json"),
+            "privacy": ref_cfg.privacy.model_dump(mode="json"),
+            "secure_aggregation": ref_cfg.secure_aggregation.model_dump(mode="json"),
+            "partition": ref_cfg.data.partition.model_dump(mode="json"),
+            "seed": ref_cfg.seed,
+            "base": bundle.base_sha256,
+            "adapter_config": bundle.adapter_config_sha256,
+            "initial": initial_sha256,
+            "engine": engine,
+        }
+    )
+
+
+def _reference_seed(seed: int, j: int) -> int:
+    digest = hashlib.sha256(f"privaudit-reference:{seed}:{j}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2**31 - 1)
+
+
+@contextmanager
+def preserved_adapter(model: nn.Module) -> Iterator[None]:
+    """Restore ``model``'s adapter state on exit (reference training reuses the model)."""
+    saved = adapter_state(model)
+    try:
+        yield
+    finally:
+        set_adapter_state(model, saved)
+
+
+def _load_cached(folder: Path, key: str) -> tuple[AdapterState, str, float] | None:
+    meta_path, weights = folder / "meta.json", folder / "adapter.safetensors"
+    if not (meta_path.is_file() and weights.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if meta.get("key") != key or meta.get("file_sha256") != sha256_file(weights):
+        return None
+    state = load_adapter(weights)
+    return state, str(meta["sha256"]), float(meta["utility"])
+
+
+def train_references(
+    cfg: AuditConfig,
+    bundle: ModelBundle,
+    population: Sequence[Record],
+    encode: Callable[[list[Record]], EncodedSet],
+    *,
+    initial_state: AdapterState,
+    engine: str,
+    cache_root: Path,
+    reporter: Reporter,
+    noise_multiplier: float | None = None,
+) -> ReferenceSet:
+    """Train (or load) ``cfg.attacks.references.count`` references on halves of
+    ``population``; ``bundle.model``'s adapter state is unchanged on return.
+    ``noise_multiplier``: the target's DP noise (see :func:`reference_recipe_dict`)."""
+    count = cfg.attacks.references.count
+    ref_cfg = reference_config(cfg, noise_multiplier=noise_multiplier)
+    recipe = recipe_sha256(
+        ref_cfg, bundle=bundle, initial_sha256=state_sha256(initial_state), engine=engine
+    )
+    data_sha = records_sha256(population)
+    keep = balanced_keep(count, len(population), seed=cfg.seed)
+    folder = cache_root / f"{recipe[:16]}-{data_sha[:16]}"
+    ids = tuple(r.id for r in population)
+    rows = ["".join("1" if k else "0" for k in row) for row in keep]
+    stored = folder / "keep.json"
+    try:
+        kept = json.loads(stored.read_text(encoding="utf-8"))["keep"] if stored.is_file() else []
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
+        kept = []
+    if len(kept) < len(rows) or kept[: len(rows)] != rows:  # nested: keep the largest set
+        write_json_atomic(stored, {"population_ids": list(ids), "keep": rows})
+    part = ref_cfg.data.partition
+    encoded: EncodedSet | None = None  # the population, encoded once (frozen-prefix features too)
+    position = {rid: i for i, rid in enumerate(ids)}
+    states: list[AdapterState] = []
+    shas: list[str] = []
+    utility: list[float] = []
+    metric = "accuracy" if ref_cfg.model.task == "classification" else "perplexity"
+    spent, reused = 0.0, 0
+    with reporter.stage("references", count) as progress, preserved_adapter(bundle.model):
+        for j in range(count):
+            key = _sha({"recipe": recipe, "data": data_sha, "j": j,
+                        "keep": hashlib.sha256(np.packbits(keep[j]).tobytes()).hexdigest()})
+            here = folder / f"ref-{j:03d}"
+            cached = _load_cached(here, key)
+            if cached is not None:
+                state, sha, value = cached
+                reused += 1
+                progress.advance(f"reference {j}: reused ({metric} {value:.3f})")
+            else:
+                started = time.perf_counter()
+                seed = _reference_seed(cfg.seed, j)
+                inside = [r for r, k in zip(population, keep[j], strict=True) if k]
+                outside = [r for r, k in zip(population, keep[j], strict=True) if not k]
+                parts = partition_records(
+                    inside, k=ref_cfg.federation.clients, scheme=part.scheme, seed=seed,
+                    alpha=part.alpha, field_name=part.field,
+                    keep_subjects_together=part.keep_subjects_together,
+                )
+                if encoded is None:
+                    encoded = encode(list(population))
+                pop = encoded
+
+                def subset(recs: list[Record], pop: EncodedSet = pop) -> EncodedSet:
+                    return pop.subset([position[r.id] for r in recs])
+
+                clients = {c: subset(recs) for c, recs in parts.items() if recs}
+                try:
+                    result = train_federation(
+                        ref_cfg, bundle, clients, subset(outside[:_UTILITY_RECORDS]),
+                        initial_state=initial_state, seed=seed, engine=engine,
+                    )
+                except ConfigError as exc:
+                    where = (f"attacks.references: reference {j} trains on half the population "
+                             f"({len(inside)} records over {len(clients)} clients, the smallest "
+                             f"{min(len(c) for c in clients.values())})")
+                    raise type(exc)(f"{where}: {exc}",
+                                    [f"{where}: {p}" for p in exc.problems]) from None
+                state, sha = result.final_state, result.final_sha256
+                value = result.rounds[-1].utility if result.rounds else float("nan")
+                save_adapter(state, here / "adapter.safetensors")
+                elapsed = time.perf_counter() - started
+                spent += elapsed
+                write_json_atomic(here / "meta.json", {
+                    "key": key, "sha256": sha, "utility": value, "seconds": elapsed,
+                    "file_sha256": sha256_file(here / "adapter.safetensors"),
+                    "seed": seed, "in_records": len(inside),
+                })
+                progress.advance(f"reference {j}: {elapsed:.1f} s, {metric} {value:.3f}")
+            states.append(state)
+            shas.append(sha)
+            utility.append(value)
+    return ReferenceSet(
+        population_ids=ids,
+        keep=keep,
+        states=tuple(states),
+        sha256=tuple(shas),
+        recipe_sha256=recipe,
+        data_sha256=data_sha,
+        utility_metric=metric,
+        utility=tuple(utility),
+        seconds=spent,
+        reused=reused,
+    )

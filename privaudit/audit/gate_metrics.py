@@ -1,0 +1,295 @@
+"""The metric registry of the CI gate: a metric name → the values it denotes in a report.
+
+A metric resolves, against one report document (the parsed report.json), to one
+:class:`Observation` per *target* — the model an attack ran on, the erasure request × method
+an unlearning result belongs to, or ``""`` for a run-wide number. Statistical metrics carry
+their confidence interval (``ci_low``/``ci_high``) so that a rule can gate on the bound.
+
+Registered names (``<...>`` is a placeholder)::
+
+    dp.epsilon  dp.subject_level_epsilon  dp.delta            DP off → ∞ (never passes a max)
+    attacks.<attack>.auc                                      CI: auc_ci_low / auc_ci_high
+    attacks.<attack>.tpr_at_fpr.<fpr>                         CI: Clopper–Pearson of the TPR
+    attacks.<attack>.balanced_accuracy
+    attacks.exposure.mean_bits  attacks.exposure.max_bits     from /exposure
+    unlearning.<request-or-method glob>.<field.path>          e.g. unlearning.*.forget.privleak
+        (issue 10: forget.privleak, forget.ks_pvalue, forget.mia_auc, ulira_auc,
+        retain.mia_auc_increase, utility_drop; an observation carries the sibling
+        <field>_ci_low / _ci_high when recorded, but rules gate on the point)
+    secure_aggregation.<field>                                security_bits, max_abs_error, …
+                                                              (off → security_bits 0, error 0)
+    dp_audit.<field>                                          epsilon_lower_bound, violation (1/0)
+    utility.value  utility.per_model.<model>
+
+Anything starting with ``/`` is an RFC 6901 JSON pointer to a number (or boolean) in
+report.json. Register more with :func:`register_metric`.
+
+A metric whose section is absent from the report raises :class:`MetricUnavailable` (the gate
+turns it into exit 4, naming the metric); a name that matches nothing raises
+:class:`UnknownMetric` (also exit 4, per the gate's contract).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from privaudit.audit.errors import ConfigError
+from privaudit.reports.crosswalk import MISSING, parse_pointer, resolve_pointer
+
+Document = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One value of a metric for one target, with its confidence interval when it has one."""
+
+    target: str
+    point: float
+    pointer: str
+    ci_low: float | None = None
+    ci_high: float | None = None
+    note: str = ""
+
+    def statistic(self, name: str) -> float | None:
+        return {"point": self.point, "ci_low": self.ci_low, "ci_high": self.ci_high}[name]
+
+
+class MetricUnavailable(Exception):
+    """The report does not contain the metric (a stage or attack did not run)."""
+
+
+class UnknownMetric(Exception):
+    """The name is neither a registered metric nor a JSON pointer."""
+
+
+Resolver = Callable[[Document, "re.Match[str]"], list[Observation]]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    pattern: str
+    regex: re.Pattern[str]
+    resolve: Resolver
+    has_ci: bool
+    description: str
+
+
+_METRICS: dict[str, MetricSpec] = {}
+
+
+def register_metric(pattern: str, regex: str, resolve: Resolver, *, has_ci: bool = False,
+                    description: str = "") -> MetricSpec:
+    """Register a metric family; ``regex`` must match the whole name."""
+    if pattern in _METRICS:
+        raise ConfigError(f"metric {pattern!r} is already registered")
+    spec = MetricSpec(pattern, re.compile(regex), resolve, has_ci, description)
+    _METRICS[pattern] = spec
+    return spec
+
+
+def registered_metrics() -> list[MetricSpec]:
+    return list(_METRICS.values())
+
+
+def find_metric(name: str) -> tuple[MetricSpec, re.Match[str]] | None:
+    """The registered family ``name`` belongs to (first registered wins), or None."""
+    for spec in _METRICS.values():
+        if match := spec.regex.fullmatch(name):
+            return spec, match
+    return None
+
+
+def metric_has_ci(name: str) -> bool:
+    found = find_metric(name)
+    return bool(found and found[0].has_ci)
+
+
+def check_metric_name(name: str) -> None:
+    """Raise ConfigError for a malformed JSON pointer (unknown names are checked later)."""
+    if name.startswith("/"):
+        parse_pointer(name)
+
+
+def resolve_metric(doc: Document, name: str) -> list[Observation]:
+    """Every observation of ``name`` in ``doc``; raises MetricUnavailable / UnknownMetric."""
+    if name.startswith("/"):
+        return [_number(doc, name, "")]
+    found = find_metric(name)
+    if found is None:
+        raise UnknownMetric(f"unknown metric {name!r}: not a registered name nor a JSON "
+                            "pointer (registered: "
+                            + ", ".join(s.pattern for s in _METRICS.values()) + ")")
+    spec, match = found
+    observations = spec.resolve(doc, match)
+    if not observations:
+        raise MetricUnavailable(f"{name}: the report has no value for it")
+    return observations
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _get(doc: Document, pointer: str) -> Any:
+    value = resolve_pointer(doc, pointer)
+    return None if value is MISSING else value
+
+
+def _as_float(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    raise MetricUnavailable(f"{where} is {'missing' if value is None else 'not a number'} "
+                            "in the report")
+
+
+def _number(doc: Document, pointer: str, target: str, note: str = "") -> Observation:
+    value = resolve_pointer(doc, pointer)
+    if value is MISSING:
+        raise MetricUnavailable(f"{pointer} is not in the report")
+    return Observation(target, _as_float(value, pointer), pointer, note=note)
+
+
+def _section(doc: Document, pointer: str, name: str) -> Mapping[str, Any]:
+    section = _get(doc, pointer)
+    if not isinstance(section, Mapping) or not section:
+        raise MetricUnavailable(f"{name}: the report has no {pointer} section (the stage that "
+                                "writes it did not run, or this privaudit does not record it)")
+    return section
+
+
+# ---------------------------------------------------------------- resolvers
+
+
+def _dp(doc: Document, m: re.Match[str]) -> list[Observation]:
+    field = m.group(1)
+    dp = _section(doc, "/privacy/dp", f"dp.{field}")
+    pointer = f"/privacy/dp/{field}"
+    if not dp.get("enabled"):
+        return [Observation("", math.inf, pointer, note="DP is off (privacy.dp.enabled: false)")]
+    return [_number(doc, pointer, "")]
+
+
+def _attack_items(doc: Document, attack: str) -> list[tuple[int, Mapping[str, Any]]]:
+    attacks = _get(doc, "/attacks") or []
+    items = [(i, a) for i, a in enumerate(attacks) if a.get("attack") == attack]
+    if not items:
+        raise MetricUnavailable(f"attack {attack!r} is not in the report's attacks (it did not "
+                                "run, or was skipped)")
+    return items
+
+
+def _auc(doc: Document, m: re.Match[str]) -> list[Observation]:
+    out = []
+    for i, a in _attack_items(doc, m.group(1)):
+        pointer = f"/attacks/{i}/auc"
+        out.append(Observation(str(a.get("model", "")), _as_float(a.get("auc"), pointer),
+                               pointer, a.get("auc_ci_low"), a.get("auc_ci_high")))
+    return out
+
+
+def _attack_field(doc: Document, m: re.Match[str]) -> list[Observation]:
+    attack, field = m.group(1), m.group(2)
+    return [Observation(str(a.get("model", "")), _as_float(a.get(field), f"/attacks/{i}/{field}"),
+                        f"/attacks/{i}/{field}") for i, a in _attack_items(doc, attack)]
+
+
+def _tpr(doc: Document, m: re.Match[str]) -> list[Observation]:
+    attack, fpr = m.group(1), float(m.group(2))
+    out = []
+    for i, a in _attack_items(doc, attack):
+        keys = [k for k in (a.get("tpr_at_fpr") or {}) if math.isclose(float(k), fpr)]
+        if not keys:
+            recorded = ", ".join(a.get("tpr_at_fpr") or {})
+            raise MetricUnavailable(f"attack {attack!r} on {a.get('model')} has no TPR at FPR "
+                                    f"{m.group(2)} (recorded: {recorded})")
+        t = a["tpr_at_fpr"][keys[0]]
+        out.append(Observation(str(a.get("model", "")), _as_float(t.get("value"), "TPR"),
+                               f"/attacks/{i}/tpr_at_fpr/{keys[0]}", t.get("ci_low"),
+                               t.get("ci_high")))
+    return out
+
+
+def _exposure(doc: Document, m: re.Match[str]) -> list[Observation]:
+    field = m.group(1)
+    section = _section(doc, "/exposure", f"attacks.exposure.{field}")
+    return [_number(doc, f"/exposure/{field}", str(section.get("model", "")))]
+
+
+def _unlearning(doc: Document, m: re.Match[str]) -> list[Observation]:
+    selector, path = m.group(1), m.group(2)
+    items = _get(doc, "/unlearning")
+    if not items:
+        raise MetricUnavailable(f"unlearning.{selector}.{path}: the report has no unlearning "
+                                "results (no erasure request was served)")
+    out = []
+    for i, u in enumerate(items):
+        rid, method = str(u.get("request_id", i)), str(u.get("method", ""))
+        if not (fnmatchcase(rid, selector) or fnmatchcase(method, selector)):
+            continue
+        pointer = f"/unlearning/{i}/" + path.replace(".", "/")
+        value = resolve_pointer(doc, pointer)
+        low, high = (resolve_pointer(doc, f"{pointer}_ci_{b}") for b in ("low", "high"))
+        out.append(Observation(f"{rid}/{method}", _as_float(None if value is MISSING else value,
+                                                            pointer), pointer,
+                               None if low is MISSING else low,
+                               None if high is MISSING else high))
+    if not out:
+        raise MetricUnavailable(f"unlearning.{selector}.{path}: no request or method matches "
+                                f"{selector!r}")
+    return out
+
+
+_OFF_VALUES = {"security_bits": 0.0, "max_abs_error": 0.0}
+
+
+def _secagg(doc: Document, m: re.Match[str]) -> list[Observation]:
+    field = m.group(1)
+    section = _section(doc, "/secure_aggregation", f"secure_aggregation.{field}")
+    pointer = f"/secure_aggregation/{field}"
+    if not section.get("enabled") and field in _OFF_VALUES:
+        return [Observation("", _OFF_VALUES[field], pointer,
+                            note="secure aggregation is off (enabled: false)")]
+    return [_number(doc, pointer, "")]
+
+
+def _dp_audit(doc: Document, m: re.Match[str]) -> list[Observation]:
+    field = m.group(1)
+    _section(doc, "/dp_audit", f"dp_audit.{field}")
+    return [_number(doc, f"/dp_audit/{field}", "")]
+
+
+def _utility(doc: Document, m: re.Match[str]) -> list[Observation]:
+    _section(doc, "/utility", "utility")
+    if m.group(1) is None:
+        return [_number(doc, "/utility/value", "")]
+    model = m.group(1)
+    return [_number(doc, f"/utility/per_model/{model.replace('~', '~0').replace('/', '~1')}",
+                    model)]
+
+
+_FIELD = r"([A-Za-z_][A-Za-z0-9_]*)"
+_NAME = r"([^.\s]+)"
+register_metric("dp.<field>", r"dp\.(epsilon|subject_level_epsilon|delta|subject_level_delta)",
+                _dp, description="the DP card's guarantee (∞ when DP is off)")
+register_metric("attacks.exposure.<field>", r"attacks\.exposure\.(mean_bits|max_bits)", _exposure,
+                description="secret-canary exposure in bits")
+register_metric("attacks.<attack>.auc", rf"attacks\.{_NAME}\.auc", _auc, has_ci=True,
+                description="AUC of a membership-inference attack, per model")
+register_metric("attacks.<attack>.tpr_at_fpr.<fpr>",
+                rf"attacks\.{_NAME}\.tpr_at_fpr\.(\d*\.?\d+(?:[eE]-?\d+)?)", _tpr, has_ci=True,
+                description="TPR at a fixed FPR, per model")
+register_metric("attacks.<attack>.balanced_accuracy",
+                rf"attacks\.{_NAME}\.(balanced_accuracy)", _attack_field)
+register_metric("unlearning.<selector>.<path>", r"unlearning\.([^.\s]+)\.([A-Za-z0-9_.]+)",
+                _unlearning, description="a field of each unlearning result; selector globs "
+                "request ids or method names")
+register_metric("secure_aggregation.<field>", rf"secure_aggregation\.{_FIELD}", _secagg)
+register_metric("dp_audit.<field>", rf"dp_audit\.{_FIELD}", _dp_audit)
+register_metric("utility.value", r"utility\.(?:value|per_model\.(.+))", _utility,
+                description="utility of the final model (or utility.per_model.<model>)")

@@ -1,0 +1,57 @@
+"""summary.md: the verdict in a few lines of Markdown, for a CI job summary or a pull request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from privaudit.reports.html import RenderContext, prepare_document
+
+_ICON = {"PASS": "✅", "FAIL": "❌", "WARN": "⚠️", "NOT EVALUATED": "⬜"}
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_summary(report: Mapping[str, Any], context: RenderContext | None = None) -> str:
+    """A short Markdown verdict: status, one row per control, headline numbers, integrity."""
+    doc, derived = prepare_document(report)
+    context = context or RenderContext()
+    verdict = doc["verdict"]
+    run = doc["run"]
+    lines = [
+        f"## privaudit: {_cell(doc['title'])} — **{verdict['status'].upper()}**",
+        "",
+        f"Run `{run['name']}` · report `{doc['report_id']}` · {doc['created_at']}",
+        "",
+        verdict["summary"] + (" (computed at render time)" if "verdict" in derived else ""),
+        "",
+        "| control | status | why |",
+        "| --- | --- | --- |",
+    ]
+    for c in verdict["controls"]:
+        lines.append(f"| {_cell(c['title'])} | {_ICON.get(c['status'], '')} {c['status']} "
+                     f"| {_cell(c['reason'])} |")
+    utility = doc.get("utility") or {}
+    lines += ["", f"- Utility: {utility.get('metric')} {utility.get('value', float('nan')):.3f}"]
+    for a in doc.get("attacks") or []:
+        tprs = ", ".join(f"TPR@{100 * float(k):g}% FPR {100 * t['value']:.1f}% "
+                         f"[{100 * t['ci_low']:.1f}, {100 * t['ci_high']:.1f}]"
+                         for k, t in sorted(a.get("tpr_at_fpr", {}).items(),
+                                            key=lambda kv: -float(kv[0])))
+        lines.append(f"- {a['attack']} attack on {a['model']}: AUC {a['auc']:.3f}; {tprs}")
+    rows = doc.get("crosswalk") or []
+    if rows:
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        lines.append("- Regulatory crosswalk: " + ", ".join(f"{n} {s.lower()}"
+                                                          for s, n in counts.items()))
+    lines.append(f"- Report sha256: `{doc.get('report_sha256') or 'not recorded'}`")
+    signing = context.signing
+    lines.append(f"- Signed: {signing.algorithm} key `{signing.fingerprint}`" if signing
+                 else "- Signed: no (manifest.json only)")
+    for fmt, note in context.renderings.items():
+        lines.append(f"- {fmt}: {note}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,336 @@
+"""The verdict: one plain-language line per control, and the report's overall status.
+
+A control is a function of the report document (the parsed report.json, without its verdict,
+crosswalk and own hash) that returns a :class:`~privaudit.reports.schema.Control`: PASS, FAIL,
+WARN or NOT EVALUATED, a reason a reader who is not an ML engineer can follow, and the JSON
+pointers of its evidence. Controls are registered with :func:`register_control`; the verdict
+runs them in registration order. A section that is absent from the report is evidence not
+collected: NOT EVALUATED, never PASS. A section that is present but empty (``unlearning: []``)
+or a check that has nothing to check (no DP claim to audit) is NOT EVALUATED with
+``applicable: false`` and does not make the report incomplete.
+
+Overall status (``verdict.status``): ``fail`` if any control fails; else ``incomplete`` if an
+applicable control was not evaluated; else ``warn`` if any warns; else ``pass``.
+
+Thresholds (module constants, stated in every reason that uses them):
+
+* membership inference — FAIL when an attack's AUC is above :data:`AUC_FAIL` with 95%
+  confidence (its CI's lower end), or its TPR at a measurable FPR is above
+  :data:`TPR_FAIL_FACTOR` × that FPR with confidence; WARN when either is merely above chance
+  with confidence, or when too few non-members were held out to measure the low FPRs;
+* DP — WARN when ε > :data:`WEAK_EPSILON`; FAIL when δ is not below 1/N;
+* unlearning — PrivLeak (MUSE) outside ±:data:`PRIVLEAK_WARN` warns, outside
+  ±:data:`PRIVLEAK_FAIL` fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from privaudit.audit.errors import ConfigError
+from privaudit.audit.provenance import report_content_hash
+from privaudit.reports.crosswalk import MISSING, evaluate_crosswalk, resolve_pointer
+from privaudit.reports.schema import Control, ControlStatus, Report, Verdict
+
+AUC_FAIL = 0.6
+TPR_FAIL_FACTOR = 5.0
+WEAK_EPSILON = 10.0
+PRIVLEAK_WARN = 10.0
+PRIVLEAK_FAIL = 25.0
+#: The report's own fields that the verdict and crosswalk are not computed from.
+DERIVED_FIELDS = frozenset({"verdict", "crosswalk", "report_sha256"})
+
+Document = Mapping[str, Any]
+ControlFn = Callable[[Document], Control]
+_CONTROLS: dict[str, ControlFn] = {}
+
+
+def register_control(control_id: str, fn: ControlFn) -> ControlFn:
+    """Add a control to the verdict; a duplicate id is an error."""
+    if control_id in _CONTROLS:
+        raise ConfigError(f"control {control_id!r} is already registered")
+    _CONTROLS[control_id] = fn
+    return fn
+
+
+def get_control(control_id: str) -> ControlFn:
+    try:
+        return _CONTROLS[control_id]
+    except KeyError:
+        raise ConfigError(f"unknown control {control_id!r}; registered: "
+                          f"{', '.join(_CONTROLS)}") from None
+
+
+def registered_controls() -> list[str]:
+    return list(_CONTROLS)
+
+
+def control(control_id: str) -> Callable[[ControlFn], ControlFn]:
+    """Decorator form of :func:`register_control`."""
+    return lambda fn: register_control(control_id, fn)
+
+
+def _get(doc: Document, pointer: str) -> Any:
+    value = resolve_pointer(doc, pointer)
+    return None if value is MISSING else value
+
+
+def _c(cid: str, title: str, status: ControlStatus, reason: str, evidence: list[str],
+       *, applicable: bool = True) -> Control:
+    return Control(id=cid, title=title, status=status, reason=reason, evidence=evidence,
+                   applicable=applicable)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+# ---------------------------------------------------------------- controls
+
+_MIA = "Can an attacker tell whose data trained the model?"
+
+
+def _judge_attack(a: Mapping[str, Any]) -> tuple[ControlStatus, str]:
+    auc, low = a.get("auc"), a.get("auc_ci_low")
+    name = f"the {a.get('attack')} attack on the {a.get('model')} model"
+    n_non = int(a.get("n_nonmembers") or 0)
+    fail, warn, unmeasurable = [], [], []
+    if low is not None and low > AUC_FAIL:
+        fail.append(f"its AUC is {auc:.2f} (above {AUC_FAIL} with 95% confidence)")
+    elif low is not None and low > 0.5:
+        warn.append(f"its AUC {auc:.2f} is above a blind guess (0.5) with 95% confidence")
+    for key, t in sorted((a.get("tpr_at_fpr") or {}).items(), key=lambda kv: float(kv[0])):
+        fpr = float(key)
+        if n_non < 10 / fpr:
+            unmeasurable.append(_pct(fpr))
+            continue
+        if t["ci_low"] > TPR_FAIL_FACTOR * fpr:
+            fail.append(f"at {_pct(fpr)} false alarms it finds {_pct(t['value'])} of members "
+                        f"(at least {_pct(t['ci_low'])}, over {TPR_FAIL_FACTOR:g}× chance)")
+        elif t["ci_low"] > fpr:
+            warn.append(f"at {_pct(fpr)} false alarms it finds {_pct(t['value'])} of members, "
+                        "more than chance")
+    if fail:
+        return "FAIL", f"{name.capitalize()} succeeds: " + "; ".join(fail) + "."
+    if warn:
+        return "WARN", f"{name.capitalize()} does better than guessing: " + "; ".join(warn) + "."
+    ci = f", 95% CI {low:.2f}–{a.get('auc_ci_high'):.2f}" if low is not None else ""
+    base = f"{name.capitalize()} does no better than guessing (AUC {auc:.2f}{ci})"
+    if unmeasurable:
+        needed = int(10 / float(min(a["tpr_at_fpr"], key=float)))
+        return "WARN", (f"{base}, but with {n_non} held-out non-members the rates at "
+                        f"{', '.join(unmeasurable)} false alarms cannot be measured "
+                        f"(that needs at least {needed}).")
+    return "PASS", base + "."
+
+
+@control("membership-inference")
+def _membership_inference(doc: Document) -> Control:
+    attacks = _get(doc, "/attacks") or []
+    if not attacks:
+        return _c("membership-inference", _MIA, "NOT EVALUATED",
+                  "No membership-inference attack was run.", ["/attacks"])
+    judged = [_judge_attack(a) for a in attacks]
+    rank = {"FAIL": 0, "WARN": 1, "PASS": 2}
+    worst = min((s for s, _ in judged), key=rank.__getitem__)
+    reasons = [r for s, r in judged if s == worst]
+    return _c("membership-inference", _MIA, worst, " ".join(reasons), ["/attacks"])
+
+
+_DP = "Is there a mathematical limit on what the model reveals about one person?"
+
+
+@control("dp-guarantee")
+def _dp_guarantee(doc: Document) -> Control:
+    dp = _get(doc, "/privacy/dp")
+    ev = ["/privacy/dp"]
+    if not dp:
+        return _c("dp-guarantee", _DP, "NOT EVALUATED",
+                  "The report holds no differential-privacy section.", ev)
+    if not dp.get("enabled"):
+        return _c("dp-guarantee", _DP, "WARN", "The model was trained without differential "
+                  "privacy: nothing bounds what it can reveal about one person.", ev)
+    eps, delta = dp.get("epsilon"), dp.get("delta")
+    if eps is None or delta is None:
+        return _c("dp-guarantee", _DP, "FAIL", "Differential privacy is on but the report "
+                  "states no ε or δ: the guarantee cannot be checked.", ev)
+    vs_n = dp.get("delta_vs_1_over_n") or {}
+    unit = dp.get("unit_of_privacy") or "record"
+    if vs_n.get("delta_below_1_over_n") is False:
+        return _c("dp-guarantee", _DP, "FAIL", f"δ = {delta:g} is not below 1/N "
+                  f"(= {vs_n.get('one_over_n', float('nan')):.2g}): the guarantee allows one "
+                  f"{unit} in the data to be revealed outright.", ev)
+    subject = dp.get("subject_level_epsilon")
+    extra = f"; one data subject, with all their records, is protected at ε = {subject:.3g}" \
+        if subject is not None else ""
+    if eps > WEAK_EPSILON:
+        return _c("dp-guarantee", _DP, "WARN", f"ε = {eps:.3g} per {unit} (δ = {delta:g}) is "
+                  f"above {WEAK_EPSILON:g}: the guarantee is weak{extra}.", ev)
+    return _c("dp-guarantee", _DP, "PASS", f"Each {unit} is protected by differential privacy "
+              f"with ε = {eps:.3g}, δ = {delta:g}{extra}.", ev)
+
+
+_AUDIT = "Does the privacy claim survive an empirical test?"
+
+
+@control("dp-audit")
+def _dp_audit(doc: Document) -> Control:
+    dp, audit = _get(doc, "/privacy/dp"), _get(doc, "/dp_audit")
+    ev = ["/dp_audit", "/privacy/dp/epsilon"]
+    if dp and not dp.get("enabled"):
+        return _c("dp-audit", _AUDIT, "NOT EVALUATED", "No differential-privacy claim to test "
+                  "(DP is off).", ev, applicable=False)
+    if not audit:
+        return _c("dp-audit", _AUDIT, "NOT EVALUATED", "No empirical audit of the DP claim "
+                  "was run.", ev)
+    lb, claimed = audit.get("epsilon_lower_bound"), audit.get("claimed_epsilon")
+    if audit.get("violation"):
+        return _c("dp-audit", _AUDIT, "FAIL", f"The test shows ε is at least {lb:.3g}, above "
+                  f"the claimed {claimed:.3g}: the measured leakage is impossible under the "
+                  "claimed guarantee: the DP implementation or its accounting is broken.", ev)
+    return _c("dp-audit", _AUDIT, "PASS", f"The test's lower bound on ε ({lb:.3g}) does not "
+              f"exceed the claimed ε ({claimed:.3g}). A test can only bound ε from below.", ev)
+
+
+_HE = "Is each organisation's contribution hidden from the server?"
+
+
+@control("secure-aggregation")
+def _secure_aggregation(doc: Document) -> Control:
+    sa = _get(doc, "/secure_aggregation")
+    ev = ["/secure_aggregation"]
+    if not sa:
+        return _c("secure-aggregation", _HE, "NOT EVALUATED",
+                  "The report holds no secure-aggregation section.", ev)
+    if not sa.get("enabled"):
+        return _c("secure-aggregation", _HE, "WARN", "Updates were not encrypted: the server "
+                  "sees each client's model update in clear.", ev)
+    bits = sa.get("security_bits")
+    if sa.get("insecure") or not bits or bits < 128:
+        return _c("secure-aggregation", _HE, "FAIL", "Updates were encrypted with parameters "
+                  f"below 128-bit security (security_bits = {bits}).", ev)
+    return _c("secure-aggregation", _HE, "PASS", f"Each client's update was encrypted "
+              f"({sa.get('scheme') or 'homomorphic encryption'}, {bits}-bit security); the "
+              "server only adds ciphertexts. See the threat model for what this does not cover.",
+              ev)
+
+
+_ERASE = "Were erasure requests honoured?"
+
+
+@control("erasure")
+def _erasure(doc: Document) -> Control:
+    items = _get(doc, "/unlearning")
+    ev = ["/unlearning"]
+    if items is None:
+        return _c("erasure", _ERASE, "NOT EVALUATED",
+                  "The report holds no erasure (unlearning) section.", ev)
+    if not items:
+        return _c("erasure", _ERASE, "NOT EVALUATED", "No erasure request was served in this "
+                  "run.", ev, applicable=False)
+    fails, warns = [], []
+    for u in items:
+        who = f"request {u.get('request_id')} ({u.get('method')})"
+        leak = (u.get("forget") or {}).get("privleak")
+        if leak is not None and abs(leak) > PRIVLEAK_FAIL:
+            fails.append(f"{who}: PrivLeak {leak:+.1f} (outside ±{PRIVLEAK_FAIL:g})")
+        elif leak is not None and abs(leak) > PRIVLEAK_WARN:
+            warns.append(f"{who}: PrivLeak {leak:+.1f} (outside ±{PRIVLEAK_WARN:g})")
+        for flag in u.get("flags") or []:
+            warns.append(f"{who}: {flag}")
+    n = len(items)
+    if fails:
+        return _c("erasure", _ERASE, "FAIL", "The erased data is still distinguishable from "
+                  "never having been trained on: " + "; ".join(fails) + ".", ev)
+    if warns:
+        return _c("erasure", _ERASE, "WARN", "; ".join(warns) + ".", ev)
+    return _c("erasure", _ERASE, "PASS", f"{n} erasure(s) served; each unlearned model is "
+              "as close to retraining without the data as the tests can tell "
+              f"(PrivLeak within ±{PRIVLEAK_WARN:g}).", ev)
+
+
+_UTIL = "Is the model still useful?"
+
+
+@control("utility")
+def _utility(doc: Document) -> Control:
+    u = _get(doc, "/utility")
+    ev = ["/utility/value"]
+    if not u or u.get("value") is None:
+        return _c("utility", _UTIL, "NOT EVALUATED", "No utility was measured.", ev)
+    metric, value = u.get("metric"), float(u["value"])
+    labels = _get(doc, "/data/labels") or []
+    if metric == "accuracy" and labels:
+        chance = 1 / len(labels)
+        if value <= chance + 0.02:
+            return _c("utility", _UTIL, "WARN", f"Accuracy on held-out data is {_pct(value)}, "
+                      f"no better than guessing among {len(labels)} classes "
+                      f"({_pct(chance)}): privacy results on a model that learned nothing "
+                      "say little.", [*ev, "/data/labels"])
+        return _c("utility", _UTIL, "PASS", f"Accuracy on held-out data is {_pct(value)} "
+                  f"(guessing: {_pct(chance)}).", [*ev, "/data/labels"])
+    return _c("utility", _UTIL, "PASS", f"{str(metric).capitalize()} on held-out data is "
+              f"{value:.3g}.", ev)
+
+
+_REPRO = "Can the run be traced to its code, configuration and data?"
+
+
+@control("traceability")
+def _traceability(doc: Document) -> Control:
+    ev = ["/run/config_sha256", "/run/base_model_sha256", "/provenance"]
+    prov = _get(doc, "/provenance") or {}
+    missing = [p for p in ("/run/config_sha256", "/run/base_model_sha256",
+                           "/provenance/data_sha256") if not _get(doc, p)]
+    if missing:
+        return _c("traceability", _REPRO, "WARN", "Missing fingerprints: "
+                  + ", ".join(missing) + ".", ev)
+    if prov.get("git_dirty"):
+        return _c("traceability", _REPRO, "WARN", "privaudit ran from a checkout with "
+                  f"uncommitted changes: commit {str(prov.get('git_commit'))[:12]} does not "
+                  "reproduce it exactly.", ev)
+    code = (f"commit {str(prov['git_commit'])[:12]}" if prov.get("git_commit")
+            else "installed package versions")
+    return _c("traceability", _REPRO, "PASS", "The configuration, base model and every data "
+              f"split are identified by sha256; the code by {code}.", ev)
+
+
+# ---------------------------------------------------------------- verdict
+
+
+def evaluation_document(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The report without the fields derived from it (verdict, crosswalk, own hash)."""
+    return {k: v for k, v in report.items() if k not in DERIVED_FIELDS}
+
+
+def evaluate_verdict(doc: Mapping[str, Any]) -> Verdict:
+    """Run every registered control over ``doc`` (a parsed report.json)."""
+    doc = evaluation_document(doc)
+    controls = [fn(doc) for fn in _CONTROLS.values()]
+    statuses = [c.status for c in controls]
+    unevaluated = [c for c in controls if c.status == "NOT EVALUATED" and c.applicable]
+    if "FAIL" in statuses:
+        status = "fail"
+    elif unevaluated:
+        status = "incomplete"
+    elif "WARN" in statuses:
+        status = "warn"
+    else:
+        status = "pass"
+    counts = {s: statuses.count(s) for s in ("FAIL", "WARN", "PASS", "NOT EVALUATED")}
+    parts = [f"{n} {s.lower()}" for s, n in counts.items() if n]
+    summary = f"{len(controls)} controls: " + ", ".join(parts)
+    if unevaluated:
+        summary += " (not evaluated: " + ", ".join(c.id for c in unevaluated) + ")"
+    return Verdict(status=status, summary=summary, controls=controls)  # type: ignore[arg-type]
+
+
+def finalize_report(report: Report) -> Report:
+    """The report with its verdict, crosswalk and own hash (``report_sha256``) filled in."""
+    doc = evaluation_document(report.model_dump(mode="json"))
+    final = report.model_copy(update={"verdict": evaluate_verdict(doc),
+                                      "crosswalk": evaluate_crosswalk(doc),
+                                      "report_sha256": None})
+    digest = report_content_hash(final.model_dump(mode="json"))
+    return final.model_copy(update={"report_sha256": digest})

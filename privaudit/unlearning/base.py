@@ -1,0 +1,271 @@
+"""The :class:`Unlearner` base, its registry, and the values every method shares.
+
+A method is a class with a ``name``, an ``exactness`` (``exact`` | ``approximate``) and one
+job: :meth:`Unlearner.unlearn` turns an :class:`ErasureTarget` (the records to forget, the
+records erased so far, the model to start from) into a :class:`MethodOutcome` (the unlearned
+model and what it cost). The erase stage (``stage.py``) times it, evaluates it and writes the
+:class:`~privaudit.reports.schema.UnlearningResult`. ``register_unlearner`` /
+``get_unlearner`` is the registry the config names methods through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from privaudit.audit.config import AuditConfig, UnlearningConfig
+from privaudit.audit.errors import ConfigError
+from privaudit.audit.rundir import RunDir
+from privaudit.mechanisms.data.records import Record
+from privaudit.mechanisms.data.splits import PreparedData
+from privaudit.mechanisms.models import AdapterState, ModelBundle, load_adapter, save_adapter
+from privaudit.mechanisms.models import state_sha256 as _state_sha256
+from privaudit.mechanisms.tasks import EncodedSet
+from privaudit.reports.schema import UnlearningResult
+from privaudit.unlearning.requests import ResolvedRequest
+
+Exactness = Literal["exact", "approximate"]
+
+__all__ = [
+    "ErasureTarget",
+    "MethodOutcome",
+    "UnlearnedModel",
+    "Unlearner",
+    "UnlearningContext",
+    "UnlearningResult",
+    "available_unlearners",
+    "derive_seed",
+    "get_unlearner",
+    "local_recipe",
+    "register_unlearner",
+    "with_federation",
+]
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A seed for one derived job (a method on a request), stable across runs."""
+    text = "/".join([str(seed), *map(str, parts)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % (2**31 - 1)
+
+
+def with_federation(cfg: AuditConfig, **overrides: Any) -> AuditConfig:
+    """The run's recipe with some federation settings changed (rounds, local epochs)."""
+    return cfg.model_copy(update={"federation": cfg.federation.model_copy(update=overrides)})
+
+
+def local_recipe(cfg: AuditConfig) -> AuditConfig:
+    """The recipe for training at one party alone (a SISA shard): no secure aggregation,
+    which needs several clients and protects nothing when one party holds all the data."""
+    if not cfg.secure_aggregation.enabled:
+        return cfg
+    he = cfg.secure_aggregation.model_copy(update={"enabled": False})
+    return cfg.model_copy(update={"secure_aggregation": he})
+
+
+def federation_examples(cfg: AuditConfig, clients: Mapping[str, EncodedSet]) -> int:
+    """Examples a federation of ``cfg`` processes: rounds × local epochs × records."""
+    fed = cfg.federation
+    return fed.rounds * fed.local_epochs * sum(len(d) for d in clients.values())
+
+
+@dataclass
+class UnlearnedModel:
+    """One adapter, or one per shard (SISA) whose predicted probabilities are averaged."""
+
+    states: list[AdapterState]
+
+    @property
+    def is_ensemble(self) -> bool:
+        return len(self.states) > 1
+
+    def combined(self) -> AdapterState:
+        """The state as stored: shard ``k``'s tensors under ``shard-KK/<name>``."""
+        if not self.is_ensemble:
+            return self.states[0]
+        return {f"shard-{k:02d}/{n}": t for k, s in enumerate(self.states) for n, t in s.items()}
+
+    @property
+    def sha256(self) -> str:
+        return _state_sha256(self.combined())
+
+    def save(self, path: Path) -> str:
+        return save_adapter(self.combined(), path)
+
+    @classmethod
+    def load(cls, path: Path) -> UnlearnedModel:
+        flat = load_adapter(path)
+        if not all(k.startswith("shard-") and "/" in k for k in flat):
+            return cls(states=[flat])
+        shards: dict[int, AdapterState] = {}
+        for key, t in flat.items():
+            head, name = key.split("/", 1)
+            shards.setdefault(int(head.removeprefix("shard-")), {})[name] = t
+        return cls(states=[shards[k] for k in sorted(shards)])
+
+
+@dataclass
+class UnlearningContext:
+    """What every method may use: the run's data, model, recipe and trained adapters."""
+
+    cfg: AuditConfig
+    bundle: ModelBundle
+    data: PreparedData
+    clients: dict[str, EncodedSet]  # the training clients, encoded, in partition order
+    test: EncodedSet
+    nonmembers: EncodedSet
+    initial_state: AdapterState  # the LoRA initialisation every training run starts from
+    trained_state: AdapterState  # the final global adapter
+    run: RunDir
+    engine: str
+    encode: Callable[[list[Record]], EncodedSet]
+    dp_guarantee: tuple[float, float] | None = None  # record-level (ε, δ) of the training run
+
+    @property
+    def ucfg(self) -> UnlearningConfig:
+        return self.cfg.unlearning
+
+    def retain_clients(self, erased: frozenset[str]) -> dict[str, EncodedSet]:
+        """Every client's records minus ``erased``; clients left with none are dropped."""
+        out: dict[str, EncodedSet] = {}
+        for c, d in self.clients.items():
+            keep = [i for i, rid in enumerate(d.record_ids) if rid not in erased]
+            if keep:
+                out[c] = d if len(keep) == len(d) else d.subset(keep)
+        return out
+
+    def forget_by_client(self, forget: frozenset[str]) -> dict[str, EncodedSet]:
+        """The records of ``forget`` at each client holding some (partition order)."""
+        out: dict[str, EncodedSet] = {}
+        for c, d in self.clients.items():
+            idx = [i for i, rid in enumerate(d.record_ids) if rid in forget]
+            if idx:
+                out[c] = d.subset(idx)
+        return out
+
+    def records(self, ids: frozenset[str]) -> EncodedSet:
+        """The training records ``ids`` (in partition order), encoded."""
+        parts = [d.subset([i for i, r in enumerate(d.record_ids) if r in ids])
+                 for d in self.clients.values()]
+        return concat_sets(parts, pad_id=next(iter(self.clients.values())).pad_id)
+
+
+def concat_sets(parts: Sequence[EncodedSet], *, pad_id: int) -> EncodedSet:
+    """The records of ``parts`` one after another (labels and cached features kept)."""
+    labelled = [p.labels for p in parts if p.labels is not None]
+    featured = [p.features for p in parts if p.features is not None]
+    return EncodedSet(
+        record_ids=tuple(r for p in parts for r in p.record_ids),
+        input_ids=tuple(x for p in parts for x in p.input_ids),
+        labels=tuple(y for lab in labelled for y in lab) if labelled else None,
+        pad_id=pad_id,
+        features=tuple(f for fs in featured for f in fs) if len(featured) == len(parts) else None,
+    )
+
+
+@dataclass
+class ErasureTarget:
+    """One request as one method must serve it.
+
+    ``forget`` is what this method's starting model still holds of the erased data (usually
+    the request's records); ``erased`` is every record erased so far, this request included:
+    nothing trained after the request may see any of it.
+    """
+
+    request: ResolvedRequest
+    forget: frozenset[str]
+    erased: frozenset[str]
+    start: UnlearnedModel
+    seed: int
+    reference_loss: float  # held-out non-members' mean loss under the trained model
+
+    @property
+    def request_id(self) -> str:
+        return self.request.id
+
+
+@dataclass
+class MethodOutcome:
+    """What a method returns; the stage adds timing, evaluation and files."""
+
+    model: UnlearnedModel
+    examples_processed: int
+    trained_ids: set[str] = field(default_factory=set)  # ids any descent/training step used
+    ascended_ids: set[str] = field(default_factory=set)  # forget ids used by gradient ascent
+    stopping_reason: str | None = None
+    flags: list[str] = field(default_factory=list)
+    seconds: float | None = None  # the method's own time when it also ran its oracle (SISA)
+    exactness: Exactness | None = None  # a downgrade of the class's claim (a failed check)
+    oracle_seconds: float | None = None  # set by a method that carries its own oracle (SISA)
+    oracle_model: UnlearnedModel | None = None
+    files: list[Path] = field(default_factory=list)  # extra files written (checkpoints)
+    ledger: dict[str, Any] = field(default_factory=dict)  # state the next request resumes
+
+
+class Unlearner(ABC):
+    """A method that serves an erasure request. Subclasses set ``name`` and ``exactness``.
+
+    ``chained``: the method starts from its own output for the previous request (True) or
+    recomputes from the training run's artifacts every time (False: oracle, FedEraser).
+    ``prepare`` runs once after training, before any request (SISA trains its shards there).
+    """
+
+    name: ClassVar[str] = ""
+    exactness: ClassVar[Exactness] = "approximate"
+    chained: ClassVar[bool] = True
+
+    def __init__(self, cfg: UnlearningConfig) -> None:
+        self.cfg = cfg
+
+    def prepare(self, ctx: UnlearningContext, ledger: Mapping[str, Any]) -> dict[str, Any]:
+        """Training-time work before any request; returns what the ledger keeps. Default none."""
+        return {}
+
+    def start_model(self, ctx: UnlearningContext, ledger: Mapping[str, Any]) -> UnlearnedModel:
+        """The model this method unlearns from when it has no output of its own yet."""
+        return UnlearnedModel(states=[ctx.trained_state])
+
+    @abstractmethod
+    def unlearn(
+        self, ctx: UnlearningContext, target: ErasureTarget, ledger: Mapping[str, Any]
+    ) -> MethodOutcome:
+        """Remove ``target.forget`` from ``target.start``; never train on ``target.erased``."""
+
+
+_UNLEARNERS: dict[str, type[Unlearner]] = {}
+_BUILTIN = (
+    "privaudit.unlearning.ascent",
+    "privaudit.unlearning.sisa",
+    "privaudit.unlearning.incremental",
+    "privaudit.unlearning.oracle",
+)
+
+
+def _load_builtin() -> None:
+    for module in _BUILTIN:
+        importlib.import_module(module)  # each registers its classes on import
+
+
+def register_unlearner(name: str, cls: type[Unlearner]) -> None:
+    if name in _UNLEARNERS and _UNLEARNERS[name] is not cls:
+        raise ValueError(f"unlearner {name!r} is already registered")
+    _UNLEARNERS[name] = cls
+
+
+def get_unlearner(name: str) -> type[Unlearner]:
+    _load_builtin()
+    if name not in _UNLEARNERS:
+        raise ConfigError(
+            f"unlearning.methods: must be among {', '.join(sorted(_UNLEARNERS))} (got {name!r})"
+        )
+    return _UNLEARNERS[name]
+
+
+def available_unlearners() -> list[str]:
+    """Every registered method name except the oracle (which always runs first)."""
+    _load_builtin()
+    return sorted(n for n in _UNLEARNERS if n != "oracle")

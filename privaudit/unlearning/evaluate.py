@@ -1,0 +1,113 @@
+"""Loss and utility of an unlearned model: one adapter, or SISA shards averaged.
+
+A SISA model predicts with the mean of its shards' probabilities (Bourtoule et al. 2021):
+for classification p(y|x) = (1/S) Σ_s p_s(y|x); for a causal LM the same per token. The loss
+of an example is then −log of that mean (per-token mean for a causal LM), the convention of
+``mechanisms/tasks.py`` for a single model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from privaudit.mechanisms.models import AdapterState, set_adapter_state
+from privaudit.mechanisms.tasks import Batch, EncodedSet, evaluate_utility, forward
+
+
+def _mean_logprob(
+    model: nn.Module, states: Sequence[AdapterState] | None, batch: Batch, task: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log of the shard-mean probability of the label (B,) or of each next token (B, T−1).
+
+    ``states=None``: the model as it is (its current adapter)."""
+    logps = []
+    mask = None
+    for state in states if states is not None else [None]:
+        if state is not None:
+            set_adapter_state(model, state)
+        out = forward(model, batch, task)
+        if task == "classification":
+            if batch.labels is None:
+                raise ValueError("classification batch without labels")
+            logp = torch.log_softmax(out.logits.float(), -1)
+            logps.append(logp.gather(-1, batch.labels.unsqueeze(-1)).squeeze(-1))
+        else:
+            if out.token_logprobs is None:
+                raise ValueError("causal-lm forward returned no token log-probs")
+            logps.append(out.token_logprobs.float())
+            mask = out.token_mask
+    stacked = torch.stack(logps)
+    return torch.logsumexp(stacked, 0) - math.log(len(logps)), mask
+
+
+@torch.no_grad()
+def per_example_loss(
+    model: nn.Module,
+    states: Sequence[AdapterState] | None,
+    data: EncodedSet,
+    task: str,
+    *,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Per-example loss of the (ensemble) model on ``data`` in eval mode; restores the mode.
+
+    ``states=None`` evaluates the model's current adapter."""
+    if len(data) == 0:
+        return np.zeros(0)
+    was_training = model.training
+    model.eval()
+    out: list[np.ndarray] = []
+    for batch in data.batches(batch_size):
+        logp, mask = _mean_logprob(model, states, batch, task)
+        if task == "classification":
+            loss = -logp
+        else:
+            m = mask if mask is not None else torch.ones_like(logp)
+            loss = -(logp * m).sum(-1) / m.sum(-1).clamp(min=1)
+        out.append(loss.double().numpy())
+    model.train(was_training)
+    return np.concatenate(out)
+
+
+def mean_loss(
+    model: nn.Module, states: Sequence[AdapterState] | None, data: EncodedSet, task: str
+) -> float:
+    return float(per_example_loss(model, states, data, task).mean()) if len(data) else math.nan
+
+
+@torch.no_grad()
+def utility(
+    model: nn.Module, states: Sequence[AdapterState], test: EncodedSet, task: str
+) -> tuple[str, float]:
+    """Accuracy or perplexity on ``test``: the pipeline's own for one adapter."""
+    if len(states) == 1:
+        set_adapter_state(model, states[0])
+        return evaluate_utility(model, test, task)
+    was_training = model.training
+    model.eval()
+    correct, total, nll, tokens = 0, 0, 0.0, 0.0
+    for batch in test.batches(64):
+        if task == "classification":
+            if batch.labels is None:
+                raise ValueError("classification batch without labels")
+            probs = torch.zeros(0)
+            for state in states:
+                set_adapter_state(model, state)
+                p = torch.softmax(forward(model, batch, task).logits.float(), -1)
+                probs = p if probs.numel() == 0 else probs + p
+            correct += int((probs.argmax(-1) == batch.labels).sum())
+            total += len(batch.labels)
+        else:
+            logp, mask = _mean_logprob(model, states, batch, task)
+            m = mask if mask is not None else torch.ones_like(logp)
+            nll -= float((logp * m).sum())
+            tokens += float(m.sum())
+    model.train(was_training)
+    if task == "classification":
+        return "accuracy", correct / max(total, 1)
+    return "perplexity", math.exp(nll / max(tokens, 1.0))

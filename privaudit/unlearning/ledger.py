@@ -1,0 +1,129 @@
+"""What the run directory remembers about erasures: the ledger, lineage and DP bound.
+
+``unlearning/ledger.json`` lists the requests served so far (their record ids, in order), the
+latest model of each method and which requests it covers, SISA's shard checkpoints, and every
+model produced after a request. ``unlearning/results.json`` holds every
+:class:`UnlearningResult`. ``unlearning/<request-id>/lineage.json`` says which models were
+trained on the request's records and which were produced after it (see ``stage.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from privaudit.audit.rundir import RunDir, write_json_atomic
+from privaudit.mechanisms.dp.accounting import group_privacy
+from privaudit.mechanisms.federated.privacy import PrivacyOutcome
+from privaudit.reports.schema import DPBound, UnlearningResult
+from privaudit.unlearning.requests import ResolvedRequest
+
+LEDGER = ("unlearning", "ledger.json")
+RESULTS = ("unlearning", "results.json")
+
+
+def ids_sha256(ids: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def read_ledger(run: RunDir) -> dict[str, Any]:
+    path = run.path(*LEDGER)
+    if path.is_file():
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    return {"requests": [], "methods": {}, "produced": []}
+
+
+def write_ledger(run: RunDir, ledger: Mapping[str, Any]) -> None:
+    write_json_atomic(run.path(*LEDGER), ledger)
+
+
+def read_results(run: RunDir) -> list[UnlearningResult]:
+    path = run.path(*RESULTS)
+    if not path.is_file():
+        return []
+    return [UnlearningResult.model_validate(r) for r in json.loads(path.read_text("utf-8"))]
+
+
+def append_results(run: RunDir, results: Iterable[UnlearningResult]) -> None:
+    every = [*read_results(run), *results]
+    write_json_atomic(run.path(*RESULTS), [r.model_dump(mode="json") for r in every])
+
+
+def reset(run: RunDir) -> None:
+    """A fresh (not resumed) run forgets requests a previous run in this directory served."""
+    for rel in (LEDGER, RESULTS):
+        run.path(*rel).unlink(missing_ok=True)
+
+
+def erased_so_far(ledger: Mapping[str, Any]) -> dict[str, str]:
+    """Record id → the request that erased it."""
+    return {i: r["id"] for r in ledger["requests"] for i in r["record_ids"]}
+
+
+def covered_ids(ledger: Mapping[str, Any], method: str) -> set[str]:
+    """The erased records the method's latest model no longer holds."""
+    entry = ledger["methods"].get(method)
+    if not entry:
+        return set()
+    return {i for r in ledger["requests"] if r["id"] in entry["covered"] for i in r["record_ids"]}
+
+
+def trained_on(run: RunDir, req: ResolvedRequest, ledger: Mapping[str, Any]
+               ) -> list[dict[str, str]]:
+    """Models trained on the request's records before it: the global rounds its clients took
+    part in, SISA checkpoints from the slice holding them on, every earlier unlearned model."""
+    out = []
+    summary = run.path("models", "global", "training.json")
+    rounds = json.loads(summary.read_text())["rounds"] if summary.is_file() else []
+    for r in rounds:
+        took_part = sorted(set(r.get("train_loss", {})) & set(req.clients))
+        if took_part or not r.get("train_loss"):
+            path = run.relative(run.global_adapter(int(r["round"])))
+            out.append({"path": path, "why": f"round {r['round']}: {took_part} trained on them"})
+    sisa = ledger.get("sisa")
+    if sisa:
+        from privaudit.unlearning.sisa import SisaLayout
+
+        layout = SisaLayout.from_json(json.loads(run.path(sisa["layout"]).read_text()))
+        for k, first in layout.first_slices(frozenset(req.record_ids)).items():
+            for path in sisa["shards"][k]["slices"][first:]:
+                out.append({"path": path, "why": f"SISA shard {k}: the slice holding them, "
+                                                 "or a later one"})
+    for path in ledger.get("produced", []):
+        out.append({"path": path, "why": "produced before this request, from data holding them"})
+    return out
+
+
+def dp_guarantee(privacy: PrivacyOutcome | None) -> tuple[float, float] | None:
+    """The training run's (ε, δ), None without DP."""
+    if privacy is None:
+        return None
+    epsilon = privacy.epsilon()
+    if epsilon is None or privacy.delta is None:
+        return None
+    return float(epsilon), float(privacy.delta)
+
+
+def dp_bound(
+    guarantee: tuple[float, float] | None, req: ResolvedRequest, *, client_level: bool
+) -> DPBound | None:
+    """What the training run's DP guarantee says about the erased data (group privacy over
+    k records, or k clients under client-level DP)."""
+    if guarantee is None:
+        return None
+    eps, delta = guarantee
+    k = len(req.clients) if client_level else len(req.record_ids)
+    unit = "client" if client_level else "record"
+    group_eps, group_delta = group_privacy(eps, delta, k)
+    vacuous = " — vacuous (δ ≥ 1): DP says nothing about these records" if group_delta >= 1 else ""
+    return DPBound(
+        records=len(req.record_ids), record_epsilon=eps, record_delta=delta,
+        epsilon=group_eps, delta=group_delta,
+        statement=(
+            f"the training run is ({eps:.3g}, {delta:.3g})-DP per {unit}; by group privacy over "
+            f"{k} {unit}(s), every model it released is ({group_eps:.3g}, {group_delta:.3g})-"
+            f"indistinguishable from one trained without the erased data{vacuous}"
+        ),
+    )

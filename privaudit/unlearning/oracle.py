@@ -1,0 +1,81 @@
+"""The oracle: retrain from scratch without the erased data, same seeds and schedule.
+
+The retained data is derived again by :func:`prepare_data` with the erased records in
+``data.exclude_records`` — the partition is computed before exclusion, so each erased record
+leaves only its own client — and clients with no record left (a client request) are dropped.
+Training goes through :func:`train_federation` from the run's LoRA initialisation with the
+run's seed, so it is the training run with the erased data left out: the reference every
+other method is judged by, and the denominator of every speedup. (Engines seed clients by
+their position, so after a client is dropped the clients behind it train under the seeds of
+the positions they move to.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from privaudit.audit.errors import InternalError
+from privaudit.mechanisms.data.splits import prepare_data
+from privaudit.mechanisms.federated.train import train_federation
+from privaudit.mechanisms.tasks import EncodedSet
+from privaudit.unlearning.base import (
+    ErasureTarget,
+    MethodOutcome,
+    UnlearnedModel,
+    Unlearner,
+    UnlearningContext,
+    federation_examples,
+    register_unlearner,
+)
+
+
+def oracle_clients(ctx: UnlearningContext, erased: frozenset[str]) -> dict[str, EncodedSet]:
+    """The retained clients, derived again from the corpus with ``erased`` excluded."""
+    whole = {c for c, d in ctx.clients.items() if set(d.record_ids) <= erased}
+    # prepare_data refuses to empty a client: wholly erased clients are dropped afterwards
+    partial = sorted(erased - {r for c in whole for r in ctx.clients[c].record_ids})
+    dcfg = ctx.cfg.data.model_copy(
+        update={"exclude_records": [*ctx.cfg.data.exclude_records, *partial]}
+    )
+    data = prepare_data(
+        dcfg, task=ctx.cfg.model.task, k=ctx.cfg.federation.clients, seed=ctx.cfg.seed,
+        canaries=ctx.cfg.attacks.canaries,
+    )
+    derived = {c: [r.id for r in recs] for c, recs in data.clients.items() if c not in whole}
+    retained = ctx.retain_clients(erased)
+    if derived != {c: list(d.record_ids) for c, d in retained.items()}:
+        raise InternalError(
+            "oracle: prepare_data with the erased records excluded does not give the "
+            "retained records of the run's partition"
+        )
+    return retained  # the same records, already encoded
+
+
+class Oracle(Unlearner):
+    name = "oracle"
+    exactness = "exact"
+    chained = False
+
+    def unlearn(
+        self, ctx: UnlearningContext, target: ErasureTarget, ledger: Mapping[str, Any]
+    ) -> MethodOutcome:
+        clients = oracle_clients(ctx, target.erased)
+        result = train_federation(
+            ctx.cfg,
+            ctx.bundle,
+            clients,
+            ctx.test,
+            initial_state=ctx.initial_state,
+            seed=ctx.cfg.seed,
+            engine=ctx.engine,
+        )
+        return MethodOutcome(
+            model=UnlearnedModel(states=[result.final_state]),
+            examples_processed=federation_examples(ctx.cfg, clients),
+            trained_ids=set(result.seen_ids),
+            stopping_reason=f"full schedule: {ctx.cfg.federation.rounds} round(s)",
+        )
+
+
+register_unlearner(Oracle.name, Oracle)

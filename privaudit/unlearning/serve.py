@@ -1,0 +1,133 @@
+"""``privaudit erase RUN --request REQUEST.yaml``: serve requests on a finished run.
+
+The run is opened from its own files: ``config.yaml`` (the resolved config), the data derived
+again from it (deterministic), the base model and LoRA initialisation built again, the final
+global adapter checked against ``report.json``, and ``unlearning/ledger.json`` (requests
+served before). Requests are validated before any model is built. The unlearned models, their
+lineage and results are added to the run, and the report is written again (verdict,
+renderings, manifest, and the signature when a key is given).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import yaml
+
+from privaudit.audit.config import AuditConfig, config_from_dict
+from privaudit.audit.errors import ConfigError, VerificationError
+from privaudit.audit.progress import Reporter
+from privaudit.audit.rundir import RunDir
+from privaudit.mechanisms.data.records import Record
+from privaudit.mechanisms.data.splits import PreparedData, prepare_data
+from privaudit.mechanisms.federated.privacy import PrivacyOutcome
+from privaudit.mechanisms.models import ModelBundle, adapter_state, load_adapter, state_sha256
+from privaudit.mechanisms.tasks import EncodedSet, attach_features, encode_records
+from privaudit.reports.schema import Report, UnlearningResult
+from privaudit.unlearning import ledger as ledgers
+from privaudit.unlearning.base import UnlearningContext, available_unlearners, get_unlearner
+from privaudit.unlearning.requests import load_requests
+from privaudit.unlearning.stage import check_requests, run_erase
+
+
+def make_encoder(
+    cfg: AuditConfig, bundle: ModelBundle, data: PreparedData
+) -> Callable[[list[Record]], EncodedSet]:
+    """Records → EncodedSet as the pipeline encodes them."""
+
+    def encode(records: list[Record]) -> EncodedSet:
+        encoded = encode_records(
+            records, bundle.tokenizer, labels=data.labels, max_length=cfg.model.max_length
+        )
+        return attach_features(encoded, bundle.model)
+
+    return encode
+
+
+def _open(run: RunDir) -> tuple[AuditConfig, PreparedData, Report]:
+    if not run.report_json.is_file() or not run.config.is_file():
+        raise ConfigError(f"RUN: {run.root} is not a finished run (no report.json/config.yaml)")
+    cfg = config_from_dict(yaml.safe_load(run.config.read_text(encoding="utf-8")))
+    data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed,
+                        canaries=cfg.attacks.canaries)
+    return cfg, data, Report.from_file(run.report_json)
+
+
+def open_run_context(
+    run: RunDir, *, engine: str = "inprocess", opened: tuple[AuditConfig, PreparedData, Report]
+    | None = None,
+) -> tuple[UnlearningContext, Report]:
+    """The unlearning context of a finished run, rebuilt from its files."""
+    from privaudit.audit.pipeline import build_model
+
+    cfg, data, report = opened or _open(run)
+    bundle = build_model(cfg, data, run)
+    initial = adapter_state(bundle.model)
+    final = run.global_adapter(cfg.federation.rounds)
+    trained = load_adapter(final)
+    if state_sha256(trained) != report.run.final_adapter_sha256:
+        raise VerificationError(
+            f"{run.relative(final)}: sha256 does not match report.json run.final_adapter_sha256"
+        )
+    encode = make_encoder(cfg, bundle, data)
+    ctx = UnlearningContext(
+        cfg=cfg, bundle=bundle, data=data,
+        clients={c: encode(recs) for c, recs in data.clients.items()},
+        test=encode(data.test), nonmembers=encode(data.nonmembers), initial_state=initial,
+        trained_state=trained, run=run, engine=engine, encode=encode,
+        dp_guarantee=dp_guarantee_of(run),
+    )
+    return ctx, report
+
+
+def dp_guarantee_of(run: RunDir) -> tuple[float, float] | None:
+    """(ε, δ) of the training run, from the accountants it persisted (None without DP)."""
+    summary = run.path("models", "global", "training.json")
+    if not summary.is_file():
+        return None
+    privacy = json.loads(summary.read_text(encoding="utf-8")).get("privacy", {})
+    return ledgers.dp_guarantee(PrivacyOutcome.from_dict(privacy))
+
+
+def erase_finished_run(
+    run_dir: Path,
+    request_file: Path,
+    *,
+    methods: Sequence[str] | None = None,
+    reporter: Reporter,
+    sign_key: Path | None = None,
+    engine: str | None = None,
+) -> list[UnlearningResult]:
+    """Serve REQUEST.yaml on the finished run ``run_dir``; returns the new results. Training
+    runs on the run's own engine unless ``engine`` names another."""
+    from privaudit.audit.provenance import SIGNATURE_NAME
+    from privaudit.reports.render import write_report
+
+    run = RunDir(Path(run_dir))
+    opened = _open(run)
+    cfg = opened[0]
+    key = sign_key or cfg.report.sign_key
+    if run.path(SIGNATURE_NAME).is_file() and key is None:
+        raise ConfigError(f"{run.root} is signed ({SIGNATURE_NAME}); serving a request changes "
+                          "files the signature covers: pass --sign KEY to re-sign")
+    requests = load_requests(request_file)
+    ledger = ledgers.read_ledger(run)
+    check_requests(cfg, opened[1], requests, erased=ledgers.erased_so_far(ledger),
+                   where=f"--request {request_file.name}")
+    trained_sisa = "sisa" in ledger
+    chosen = list(methods or cfg.unlearning.methods or
+                  [m for m in available_unlearners() if m != "sisa" or trained_sisa])
+    for m in chosen:
+        get_unlearner(m)
+    if "sisa" in chosen and not trained_sisa:
+        raise ConfigError("--methods: sisa needs a run trained in SISA mode ('sisa' in "
+                          "unlearning.methods when it was trained); this run has no SISA shards")
+    ctx, report = open_run_context(run, engine=engine or opened[2].run.engine, opened=opened)
+    results, seconds = run_erase(ctx, requests, chosen, reporter, oracle=cfg.unlearning.oracle)
+    report.unlearning = [*report.unlearning, *results]
+    for name, secs in seconds.items():
+        report.run.seconds[name] = report.run.seconds.get(name, 0.0) + secs
+    write_report(report, run, formats=cfg.report.formats, sign_key=key)
+    return results

@@ -1,0 +1,274 @@
+"""Evidence that an unlearned model behaves like the oracle (retrained without the data).
+
+For one erasure request served by one method, :class:`Verifier` attacks the forget records
+(vs the held-out non-members) under the unlearned model, the oracle and the trained model, and
+the retained records before and after; the maths are the plain functions below.
+
+- **Membership AUC**: the LOSS attack (score = −loss), bootstrap CI from
+  :func:`privaudit.attacks.metrics.evaluate_scores`; > 0.5 = the forget records still look
+  like members.
+- **PrivLeak** (MUSE, Shi et al. 2024) = (AUC_unlearned − AUC_oracle) / AUC_oracle × 100 with
+  MUSE's orientation of the AUC: held-out records scored *above* the forget records, i.e.
+  1 − the membership AUC. So **negative = still remembers** (under-unlearned), **positive =
+  over-unlearned** (the forget records now look less like members than never-seen ones),
+  0 = the oracle. Its CI carries the unlearned AUC's bootstrap CI (the oracle's AUC is fixed).
+- **Forget quality** (TOFU): the KS-test p-value between the unlearned and the oracle's
+  per-example losses on the forget set (``scipy.stats.ks_2samp``).
+- **Collateral**: the retained records' membership AUC after − before, and the utility drop.
+- **Flags**, each with the threshold that fired (``unlearning.verify``): ``under_unlearned`` /
+  ``over_unlearned`` when |PrivLeak| > ``privleak_band`` and the unlearned AUC's CI excludes the
+  oracle's AUC; ``utility_collapse`` when the utility drop exceeds ``utility_drop_max``.
+- **U-LiRA** (Hayes et al. 2024) is NOT EVALUATED yet: ``ulira_auc`` stays None.
+
+Per-example losses come from the signal cache (``signals/``, keyed by model and records), so a
+model (the trained one, a request's oracle) is evaluated once on a set across methods.
+
+>>> round(privleak(0.78, 0.5), 1)   # trained model judged as if unlearned: still remembers
+-56.0
+>>> privleak(0.5, 0.5), forget_quality([0.1, 0.4, 0.2], [0.1, 0.4, 0.2])
+(0.0, 1.0)
+>>> round(utility_drop(0.9, 0.45, "accuracy"), 2), round(utility_drop(10.0, 20.0, "perplexity"), 2)
+(0.5, 0.5)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.stats import ks_2samp
+
+from privaudit.attacks.metrics import AttackMetrics, evaluate_scores
+from privaudit.attacks.references import preserved_adapter
+from privaudit.attacks.scores.inputs import SignalSet
+from privaudit.attacks.signals import cached_signals, load_signals, save_signals
+from privaudit.audit.config import VerifyConfig
+from privaudit.mechanisms.models import set_adapter_state
+from privaudit.mechanisms.tasks import EncodedSet
+from privaudit.reports.schema import UnlearningResult, VerificationFlag
+from privaudit.unlearning.base import UnlearnedModel, UnlearningContext
+from privaudit.unlearning.evaluate import per_example_loss, utility
+
+__all__ = [
+    "Verifier",
+    "flags_for",
+    "forget_quality",
+    "privleak",
+    "rank_results",
+    "utility_drop",
+    "vulnerability",
+]
+
+
+def privleak(auc_unlearned: float, auc_oracle: float) -> float:
+    """PrivLeak in % from two *membership* AUCs (forget vs held-out, > 0.5 = member-like),
+    turned into MUSE's orientation (1 − AUC) so that negative = still remembers."""
+    muse_u, muse_o = 1.0 - auc_unlearned, 1.0 - auc_oracle
+    if muse_o <= 0.0:
+        return float("nan")
+    return (muse_u - muse_o) / muse_o * 100.0
+
+
+def forget_quality(losses_unlearned: ArrayLike, losses_oracle: ArrayLike) -> float:
+    """KS-test p-value between two models' per-example losses on the forget set."""
+    a, b = np.asarray(losses_unlearned, float), np.asarray(losses_oracle, float)
+    if np.array_equal(a, b):
+        return 1.0
+    return float(ks_2samp(a, b).pvalue)
+
+
+def vulnerability(losses: ArrayLike, nonmember_losses: ArrayLike) -> list[float]:
+    """Per record: the share of held-out records with a higher loss (ties half) — 0.5 looks
+    like a never-seen record, 1 = more member-like than every held-out record.
+
+    >>> vulnerability([0.0, 1.0, 9.0], [0.5, 1.0, 2.0, 3.0])
+    [1.0, 0.625, 0.0]
+    """
+    ref = np.sort(np.asarray(nonmember_losses, float))
+    x = np.asarray(losses, float)
+    above = ref.size - np.searchsorted(ref, x, side="right")
+    ties = np.searchsorted(ref, x, side="right") - np.searchsorted(ref, x, side="left")
+    return [float(v) for v in (above + 0.5 * ties) / max(ref.size, 1)]
+
+
+def utility_drop(before: float, after: float, metric: str) -> float:
+    """Relative utility lost: 1 − after/before (accuracy), 1 − before/after (perplexity)."""
+    if metric == "perplexity":
+        return 1.0 - before / after if after > 0 else float("nan")
+    return 1.0 - after / before if before > 0 else float("nan")
+
+
+def flags_for(
+    *, privleak_value: float | None, auc: AttackMetrics | None, auc_oracle: float | None,
+    drop: float | None, cfg: VerifyConfig,
+) -> list[VerificationFlag]:
+    """Every flag that fires, with its threshold. PrivLeak flags need the unlearned AUC's CI
+    to exclude the oracle's AUC, so a tiny forget set cannot fire them on noise alone."""
+    out: list[VerificationFlag] = []
+    band = cfg.privleak_band
+    if privleak_value is not None and auc is not None and auc_oracle is not None:
+        ci = f"[{auc.auc_ci_low:.3f}, {auc.auc_ci_high:.3f}]"
+        if privleak_value < -band and auc.auc_ci_low > auc_oracle:
+            out.append(VerificationFlag(
+                name="under_unlearned", value=privleak_value, threshold=-band,
+                parameter="unlearning.verify.privleak_band",
+                message=f"under_unlearned: PrivLeak {privleak_value:+.1f} < −{band:g} and the "
+                f"forget AUC CI {ci} lies above the oracle's {auc_oracle:.3f}"))
+        if privleak_value > band and auc.auc_ci_high < auc_oracle:
+            out.append(VerificationFlag(
+                name="over_unlearned", value=privleak_value, threshold=band,
+                parameter="unlearning.verify.privleak_band",
+                message=f"over_unlearned: PrivLeak {privleak_value:+.1f} > +{band:g} and the "
+                f"forget AUC CI {ci} lies below the oracle's {auc_oracle:.3f}"))
+    if drop is not None and drop > cfg.utility_drop_max:
+        out.append(VerificationFlag(
+            name="utility_collapse", value=drop, threshold=cfg.utility_drop_max,
+            parameter="unlearning.verify.utility_drop_max",
+            message=f"utility_collapse: utility dropped {drop:.1%} > "
+            f"{cfg.utility_drop_max:.0%}"))
+    return out
+
+
+def verdict_line(r: UnlearningResult) -> str:
+    """The evidence of one result in plain words."""
+    f = r.forget
+    if f.privleak is None:
+        return "No oracle ran, so the erasure could not be compared with retraining."
+    if r.verification_flags:
+        head = "; ".join(v.name.replace("_", "-") for v in r.verification_flags)
+        return f"Not like retraining ({head}): PrivLeak {f.privleak:+.1f}%, forget-quality " \
+               f"p = {f.ks_pvalue:.2g}."
+    return (f"Indistinguishable from retraining at this sample size: PrivLeak "
+            f"{f.privleak:+.1f}% (CI {f.privleak_ci_low:+.1f} to {f.privleak_ci_high:+.1f}), "
+            f"forget-quality p = {f.ks_pvalue:.2g}; U-LiRA NOT EVALUATED.")
+
+
+def rank_results(results: Sequence[UnlearningResult]) -> None:
+    """Rank one request's methods (oracle excluded) by evidence: |PrivLeak|, then forget
+    quality (higher), utility drop (lower), time (lower); sets ``rank`` (1 = best)."""
+    def key(r: UnlearningResult) -> tuple[float, float, float, float]:
+        leak = r.forget.privleak
+        return (abs(leak) if leak is not None and np.isfinite(leak) else float("inf"),
+                -(r.forget.ks_pvalue or 0.0), r.utility_drop or 0.0, r.seconds)
+
+    methods = sorted((r for r in results if r.method != "oracle"), key=key)
+    for i, r in enumerate(methods, 1):
+        r.rank = i
+
+
+@dataclass
+class Verifier:
+    """Attacks every request × method's models on the forget, retained and held-out sets,
+    reusing per-example losses through the run's signal cache."""
+
+    ctx: UnlearningContext
+    _memo: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    _utility_before: tuple[str, float] | None = None
+
+    @property
+    def cfg(self) -> VerifyConfig:
+        return self.ctx.ucfg.verify
+
+    def _context_sha(self) -> str:
+        b, m = self.ctx.bundle, self.ctx.cfg.model
+        return hashlib.sha256(json.dumps({
+            "base": b.base_sha256, "adapter": b.adapter_config_sha256, "task": m.task,
+            "max_length": m.max_length}, sort_keys=True).encode()).hexdigest()
+
+    def losses(self, model: UnlearnedModel, data: EncodedSet) -> np.ndarray:
+        """Per-example losses of ``model`` on ``data``, from the signal cache when there."""
+        rsha = hashlib.sha256(("ids:" + "\n".join(data.record_ids)).encode()).hexdigest()
+        msha = hashlib.sha256(f"{self._context_sha()}:{model.sha256}".encode()).hexdigest()
+        if (msha, rsha) in self._memo:
+            return self._memo[(msha, rsha)]
+        cache = self.ctx.run.path("signals")
+        net, task = self.ctx.bundle.model, self.ctx.cfg.model.task
+        if model.is_ensemble:  # the probability-averaged shards: losses only
+            path = cache / f"{msha[:16]}-{rsha[:16]}.npz"
+            if path.is_file():
+                loss = load_signals(path).loss
+            else:
+                with preserved_adapter(net):
+                    loss = per_example_loss(net, model.states, data, task)
+                save_signals(SignalSet(loss=loss), path)
+        else:
+            with preserved_adapter(net):
+                set_adapter_state(net, model.states[0])
+                loss = cached_signals(net, data, task=task, model_sha256=msha,
+                                      records_sha256=rsha, cache_dir=cache).loss
+        self._memo[(msha, rsha)] = np.asarray(loss, float)
+        return self._memo[(msha, rsha)]
+
+    def _auc(self, members: np.ndarray, nonmembers: np.ndarray) -> AttackMetrics:
+        a = self.ctx.cfg.attacks
+        scores = -np.r_[members, nonmembers]
+        is_member = np.r_[np.ones(members.size), np.zeros(nonmembers.size)]
+        return evaluate_scores(scores, is_member, fprs=tuple(a.fprs), confidence=a.confidence,
+                               n_bootstrap=a.bootstrap, seed=self.ctx.cfg.seed)
+
+    def retain_set(self, erased: frozenset[str]) -> EncodedSet:
+        """Up to ``retain_sample`` retained training records, chosen by the run's seed."""
+        ids = sorted({r for d in self.ctx.clients.values() for r in d.record_ids} - erased)
+        rng = np.random.default_rng(self.ctx.cfg.seed)
+        if len(ids) > self.cfg.retain_sample:
+            ids = sorted(rng.choice(ids, self.cfg.retain_sample, replace=False).tolist())
+        return self.ctx.records(frozenset(ids))
+
+    def verify(
+        self, result: UnlearningResult, *, model: UnlearnedModel, oracle: UnlearnedModel | None,
+        forget: EncodedSet, erased: frozenset[str],
+    ) -> UnlearningResult:
+        """Fill ``result``'s forget/retain evidence, flags and verdict line (in place)."""
+        ctx = self.ctx
+        trained = UnlearnedModel(states=[ctx.trained_state])
+        non = self.losses(trained, ctx.nonmembers)
+        f, r = result.forget, result.retain
+        f.n_nonmembers = len(ctx.nonmembers)
+        auc = auc_o = None
+        if len(forget) and len(ctx.nonmembers):
+            l_before = self.losses(trained, forget)
+            l_after = self.losses(model, forget)
+            non_after = self.losses(model, ctx.nonmembers)
+            auc, before = self._auc(l_after, non_after), self._auc(l_before, non)
+            f.mia_auc, f.mia_auc_ci_low, f.mia_auc_ci_high = \
+                auc.auc, auc.auc_ci_low, auc.auc_ci_high
+            f.mia_auc_original, f.mia_auc_original_ci_low, f.mia_auc_original_ci_high = \
+                before.auc, before.auc_ci_low, before.auc_ci_high
+            f.vulnerability_before = vulnerability(l_before, non)
+            f.vulnerability_after = vulnerability(l_after, non_after)
+            if oracle is not None:
+                l_oracle = self.losses(oracle, forget)
+                non_oracle = self.losses(oracle, ctx.nonmembers)
+                auc_o = self._auc(l_oracle, non_oracle)
+                f.mia_auc_oracle, f.mia_auc_oracle_ci_low, f.mia_auc_oracle_ci_high = \
+                    auc_o.auc, auc_o.auc_ci_low, auc_o.auc_ci_high
+                f.privleak = privleak(auc.auc, auc_o.auc)
+                f.privleak_ci_low = privleak(auc.auc_ci_high, auc_o.auc)
+                f.privleak_ci_high = privleak(auc.auc_ci_low, auc_o.auc)
+                f.ks_pvalue = forget_quality(l_after, l_oracle)
+                f.vulnerability_oracle = vulnerability(l_oracle, non_oracle)
+        retain = self.retain_set(erased)
+        if len(retain) and len(ctx.nonmembers):
+            after = self._auc(self.losses(model, retain), self.losses(model, ctx.nonmembers))
+            before_r = self._auc(self.losses(trained, retain), non)
+            r.n_records = len(retain)
+            r.mia_auc, r.mia_auc_ci_low, r.mia_auc_ci_high = \
+                after.auc, after.auc_ci_low, after.auc_ci_high
+            r.mia_auc_before = before_r.auc
+            r.mia_auc_increase = after.auc - before_r.auc
+        if self._utility_before is None:
+            self._utility_before = utility(ctx.bundle.model, [ctx.trained_state], ctx.test,
+                                           ctx.cfg.model.task)
+            set_adapter_state(ctx.bundle.model, ctx.trained_state)
+        r.utility_before = self._utility_before[1]
+        result.utility_drop = utility_drop(r.utility_before, r.utility, r.utility_metric)
+        result.verification_flags = flags_for(
+            privleak_value=f.privleak, auc=auc, auc_oracle=auc_o.auc if auc_o else None,
+            drop=result.utility_drop, cfg=self.cfg)
+        result.flags += [v.message for v in result.verification_flags]
+        result.verdict = verdict_line(result)
+        return result

@@ -1,0 +1,105 @@
+"""``privaudit erase RUN --request REQUEST.yaml`` on a finished run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from privaudit.audit.cli import main
+from privaudit.audit.errors import EXIT_USAGE
+from privaudit.audit.rundir import RunDir
+from privaudit.reports.schema import Report
+from privaudit.unlearning.ledger import erased_so_far, read_ledger
+from tests.unlearning.conftest import ErasedRun
+
+
+@pytest.fixture
+def run_copy(erased_run: ErasedRun, tmp_path: Path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(erased_run.run_dir, target)
+    return target
+
+
+def _request(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "request.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_erase_adds_models_results_and_rewrites_the_report(
+    erased_run: ErasedRun, run_copy: Path, tmp_path: Path
+) -> None:
+    gone = set(erased_so_far(read_ledger(RunDir(run_copy))))
+    subject = next(r.subject_id for r in erased_run.data.clients["client-1"]
+                   if r.id not in gone)
+    request = _request(tmp_path, f"id: late-1\nkind: subject\nids: [{subject}]\n"
+                                 "received_at: 2025-03-01T10:00:00Z\n")
+    before = Report.from_file(run_copy / "report.json")
+    code = main(["erase", str(run_copy), "--request", str(request),
+                 "--methods", "gradient_ascent,finetune_retain"])
+    assert code == 0
+    after = Report.from_file(run_copy / "report.json")
+    new = after.unlearning[len(before.unlearning):]
+    assert [r.model_dump() for r in after.unlearning[: len(before.unlearning)]] == [
+        r.model_dump() for r in before.unlearning]
+    assert [(r.request_id, r.method) for r in new] == [
+        ("late-1", "oracle"), ("late-1", "gradient_ascent"), ("late-1", "finetune_retain")]
+    assert new[0].received_at is not None and new[0].received_at.startswith("2025-03-01")
+    for r in new:
+        assert (run_copy / r.model_path).is_file()
+    # the chained method started from its own model for the previous request
+    previous = next(r for r in before.unlearning
+                    if r.request_id == "rec" and r.method == "gradient_ascent")
+    assert new[1].model_sha256_before == previous.model_sha256_after
+    ledger = read_ledger(RunDir(run_copy))
+    assert [r["id"] for r in ledger["requests"]] == ["cli", "subj", "rec", "late-1"]
+    lineage = json.loads((run_copy / "unlearning/late-1/lineage.json").read_text())
+    assert all(e["erased_records_trained_on"] == 0 for e in lineage["produced_after_request"])
+    manifest = (run_copy / "manifest.json").read_text()
+    assert "models/gradient_ascent/late-1/adapter.safetensors" in manifest
+    assert after.run.seconds["erase"] > before.run.seconds["erase"]
+
+
+def test_erase_refuses_audit_nonmembers_naming_them(
+    erased_run: ErasedRun, run_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outsider = erased_run.data.nonmembers[0].id
+    request = _request(tmp_path, f"id: bad\nkind: record\nids: [{outsider}, nope-7]\n")
+    report = (run_copy / "report.json").read_bytes()
+    assert main(["erase", str(run_copy), "--request", str(request)]) == EXIT_USAGE
+    err = " ".join(capsys.readouterr().err.split())
+    assert "audit non-members" in err and outsider in err and "nope-7" in err
+    assert (run_copy / "report.json").read_bytes() == report
+    assert not (run_copy / "models/oracle/bad").exists()
+
+
+def test_erase_refuses_records_already_erased(
+    erased_run: ErasedRun, run_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = erased_run.requests["rec"][0]
+    request = _request(tmp_path, f"id: again\nkind: record\nids: [{record}]\n")
+    assert main(["erase", str(run_copy), "--request", str(request)]) == EXIT_USAGE
+    assert "already erased by request(s) ['rec']" in " ".join(capsys.readouterr().err.split())
+
+
+def test_erase_refuses_sisa_on_a_run_without_sisa_shards(
+    run_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger_path = run_copy / "unlearning/ledger.json"
+    ledger = json.loads(ledger_path.read_text())
+    del ledger["sisa"]
+    ledger_path.write_text(json.dumps(ledger))
+    request = _request(tmp_path, "id: s\nkind: client\nids: [client-1]\n")
+    assert main(["erase", str(run_copy), "--request", str(request), "--methods", "sisa"]) == 2
+    assert "SISA mode" in " ".join(capsys.readouterr().err.split())
+
+
+def test_erase_refuses_a_directory_that_is_not_a_finished_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = _request(tmp_path, "id: s\nkind: client\nids: [client-1]\n")
+    assert main(["erase", str(tmp_path / "nothing"), "--request", str(request)]) == EXIT_USAGE
+    assert "not a finished run" in " ".join(capsys.readouterr().err.split())

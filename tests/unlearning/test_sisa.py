@@ -1,0 +1,105 @@
+"""SISA: exact erasure by retraining only the affected shard from its last clean checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from privaudit.audit.progress import PlainReporter
+from privaudit.mechanisms.models import load_adapter, set_adapter_state, state_sha256
+from privaudit.mechanisms.tasks import forward
+from privaudit.unlearning.base import UnlearnedModel
+from privaudit.unlearning.evaluate import per_example_loss
+from privaudit.unlearning.ledger import erased_so_far, read_ledger
+from privaudit.unlearning.requests import ErasureRequest
+from privaudit.unlearning.sisa import Sisa, SisaLayout, train_shard
+from privaudit.unlearning.stage import run_erase
+from tests.unlearning.conftest import SisaRun
+
+
+def _layout(sisa_run: SisaRun) -> SisaLayout:
+    ledger = read_ledger(sisa_run.run)
+    return SisaLayout.from_json(json.loads(sisa_run.run.path(ledger["sisa"]["layout"]).read_text()))
+
+
+def _erase(sisa_run: SisaRun, rid: str, record: str) -> tuple[UnlearnedModel, UnlearnedModel]:
+    ctx = sisa_run.ctx
+    before = Sisa(ctx.ucfg).start_model(ctx, read_ledger(sisa_run.run))
+    request = ErasureRequest(id=rid, kind="record", ids=[record])
+    run_erase(ctx, [request], ["sisa"], PlainReporter(quiet=True), oracle=False)
+    after = UnlearnedModel.load(sisa_run.run.path("models", "sisa", rid, "adapter.safetensors"))
+    return before, after
+
+
+def test_sisa_layout_is_disjoint_and_covers_the_training_data(sisa_run: SisaRun) -> None:
+    layout = _layout(sisa_run)
+    ids = [i for shard in layout.slices for part in shard for i in part]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {r.id for r in sisa_run.ctx.data.training}
+    assert layout.shards == 2 and all(len(shard) == 3 for shard in layout.slices)
+
+
+def test_sisa_erasure_equals_retraining_the_shard(sisa_run: SisaRun) -> None:
+    """A record in the LAST slice: the shard restarts from the checkpoint after slice 2, and
+    ends byte-identical to training the shard from scratch without the record."""
+    layout = _layout(sisa_run)
+    record = layout.slices[1][2][0]
+    before, after = _erase(sisa_run, "late", record)
+    erased = frozenset(erased_so_far(read_ledger(sisa_run.run)))
+    assert record in erased
+    scratch = train_shard(sisa_run.ctx, layout, 1, excluded=erased)
+    assert state_sha256(after.states[1]) == state_sha256(scratch.checkpoints[-1])
+    assert state_sha256(after.states[1]) != state_sha256(before.states[1])
+    assert state_sha256(after.states[0]) == state_sha256(before.states[0])  # other shard
+    written = sorted(p.relative_to(sisa_run.run.path("models", "sisa", "late")).as_posix()
+                     for p in sisa_run.run.path("models", "sisa", "late").rglob("*.safetensors"))
+    assert written == ["adapter.safetensors", "shard-01/slice-03/adapter.safetensors"]
+
+
+def test_sisa_erasure_in_the_first_slice_retrains_the_whole_shard_exactly(
+    sisa_run: SisaRun,
+) -> None:
+    layout = _layout(sisa_run)
+    record = layout.slices[0][0][0]
+    before, after = _erase(sisa_run, "early", record)
+    erased = frozenset(erased_so_far(read_ledger(sisa_run.run)))
+    scratch = train_shard(sisa_run.ctx, layout, 0, excluded=erased)
+    assert state_sha256(after.states[0]) == state_sha256(scratch.checkpoints[-1])
+    assert state_sha256(after.states[1]) == state_sha256(before.states[1])
+    ledger = read_ledger(sisa_run.run)
+    shard0 = ledger["sisa"]["shards"][0]["slices"]
+    assert all("/early/" in p for p in shard0)
+    assert state_sha256(load_adapter(sisa_run.run.path(shard0[-1]))) == state_sha256(
+        after.states[0])
+
+
+def test_sisa_result_is_exact_and_verified_against_its_oracle(sisa_run: SisaRun) -> None:
+    layout = _layout(sisa_run)
+    record = layout.slices[1][1][0]
+    ctx = sisa_run.ctx
+    request = ErasureRequest(id="mid", kind="record", ids=[record])
+    (result,), _ = run_erase(ctx, [request], ["sisa"], PlainReporter(quiet=True), oracle=False)
+    assert result.exactness == "exact"
+    assert any(f.startswith("exactness verified") for f in result.flags)
+    assert result.oracle_seconds is not None and result.speedup_vs_oracle is not None
+    assert result.stopping_reason == "retrained shard 1 from slice 2 of 2 shard(s)"
+    assert result.forget.mean_loss_oracle == result.forget.mean_loss_after
+
+
+def test_ensemble_loss_is_minus_log_of_the_mean_shard_probability(sisa_run: SisaRun) -> None:
+    ctx = sisa_run.ctx
+    model, task = ctx.bundle.model, ctx.cfg.model.task
+    shards = Sisa(ctx.ucfg).start_model(ctx, read_ledger(sisa_run.run)).states
+    data = ctx.test.subset(range(5))
+    got = per_example_loss(model, shards, data, task)
+    probs = []
+    model.eval()
+    with torch.no_grad():
+        batch = data.batch(range(5))
+        for state in shards:
+            set_adapter_state(model, state)
+            probs.append(torch.softmax(forward(model, batch, task).logits, -1))
+        assert batch.labels is not None
+        mean = torch.stack(probs).mean(0).gather(-1, batch.labels.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(torch.as_tensor(got), -torch.log(mean).double(), atol=1e-5)

@@ -1,0 +1,183 @@
+"""The unlearning evidence (``unlearning/verify.py``) judged on models whose answer is known:
+the oracle itself, the untouched trained model, SISA's exact erasure and a gradient ascent
+pushed far past the point of forgetting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from privaudit.audit.config import VerifyConfig, config_from_dict
+from privaudit.audit.pipeline import run_audit
+from privaudit.audit.progress import PlainReporter
+from privaudit.audit.rundir import RunDir
+from privaudit.reports.schema import UnlearningResult
+from privaudit.unlearning.base import UnlearnedModel, UnlearningContext
+from privaudit.unlearning.requests import ErasureRequest
+from privaudit.unlearning.serve import open_run_context
+from privaudit.unlearning.stage import run_erase
+from privaudit.unlearning.verify import Verifier, flags_for, forget_quality, privleak
+from tests.conftest import OVERFIT_PATCH, TINY, merge
+
+# Gradient ascent with a large step, many steps and a stopping target it never reaches.
+AGGRESSIVE = {"learning_rate": 0.5, "max_steps": 150, "stop_ratio": 100.0, "batch_size": 8}
+
+
+@dataclass
+class Judged:
+    ctx: UnlearningContext
+    run: RunDir
+    results: dict[str, UnlearningResult]
+    forget_ids: frozenset[str]
+
+
+def _open(cfg_dict: dict[str, Any], path: Path) -> tuple[UnlearningContext, RunDir]:
+    run_audit(config_from_dict(cfg_dict), path, reporter=PlainReporter(quiet=True))
+    run = RunDir(path)
+    ctx, _ = open_run_context(run)
+    return ctx, run
+
+
+@pytest.fixture(scope="module")
+def overfit(tmp_path_factory: pytest.TempPathFactory) -> Judged:
+    """The memorising tiny run; every third training record erased by the oracle and by an
+    over-aggressive gradient ascent."""
+    ctx, run = _open(merge(TINY, OVERFIT_PATCH), tmp_path_factory.mktemp("verify") / "run")
+    ucfg = ctx.ucfg.model_copy(update={"ascent": ctx.ucfg.ascent.model_copy(update=AGGRESSIVE)})
+    ctx = replace(ctx, cfg=ctx.cfg.model_copy(update={"unlearning": ucfg}))
+    ids = [r for d in ctx.clients.values() for r in d.record_ids][::3]
+    request = ErasureRequest(id="thirds", kind="record", ids=ids)
+    results, _ = run_erase(ctx, [request], ["gradient_ascent"], PlainReporter(quiet=True))
+    forget = frozenset(ids)
+    return Judged(ctx, run, {r.method: r for r in results}, forget)
+
+
+def test_the_oracle_judged_against_itself_has_privleak_zero_and_ks_pvalue_one(
+    overfit: Judged,
+) -> None:
+    r = overfit.results["oracle"]
+    assert r.forget.privleak == 0.0 and r.forget.ks_pvalue == 1.0
+    assert r.forget.mia_auc == r.forget.mia_auc_oracle
+    assert r.verification_flags == [] and r.verdict is not None
+    assert r.rank is None  # the oracle is the yardstick, not a ranked method
+
+
+def test_the_untouched_trained_model_judged_as_unlearned_is_under_unlearned(
+    overfit: Judged,
+) -> None:
+    ctx, oracle_result = overfit.ctx, overfit.results["oracle"]
+    oracle = UnlearnedModel.load(overfit.run.path(oracle_result.model_path))
+    blank = oracle_result.model_copy(deep=True, update={"flags": [], "verification_flags": []})
+    verifier = Verifier(ctx)
+    judged = verifier.verify(blank, model=UnlearnedModel([ctx.trained_state]), oracle=oracle,
+                             forget=ctx.records(overfit.forget_ids), erased=overfit.forget_ids)
+    f = judged.forget
+    assert f.mia_auc is not None and f.mia_auc > 0.65  # it still remembers them
+    assert f.mia_auc == f.mia_auc_original
+    assert f.privleak is not None and f.privleak < -20
+    assert f.privleak_ci_high is not None and f.privleak_ci_high < 0
+    names = [v.name for v in judged.verification_flags]
+    assert names == ["under_unlearned"]
+    fired = judged.verification_flags[0]
+    assert fired.threshold == -ctx.ucfg.verify.privleak_band
+    assert any(m.startswith("under_unlearned") for m in judged.flags)
+    assert np.mean(f.vulnerability_before) > np.mean(f.vulnerability_oracle)
+
+
+def test_an_over_aggressive_gradient_ascent_is_flagged_over_unlearned_or_collapsed(
+    overfit: Judged,
+) -> None:
+    r = overfit.results["gradient_ascent"]
+    names = {v.name for v in r.verification_flags}
+    assert names & {"over_unlearned", "utility_collapse"}, (r.forget, r.retain, r.utility_drop)
+    assert r.rank == 1 and r.verdict is not None and r.verdict.startswith("Not like")
+
+
+def test_collateral_on_retained_records_is_measured_before_and_after(overfit: Judged) -> None:
+    for r in overfit.results.values():
+        assert r.retain.n_records and r.retain.mia_auc is not None
+        assert r.retain.mia_auc_before is not None
+        assert r.retain.mia_auc_increase == pytest.approx(
+            r.retain.mia_auc - r.retain.mia_auc_before)
+        assert r.retain.utility_before is not None and r.utility_drop is not None
+
+
+def test_each_model_is_evaluated_once_per_record_set(overfit: Judged) -> None:
+    """The signal cache holds one file per (model, records): verifying again computes
+    nothing new."""
+    signals = overfit.run.path("signals")
+    before = sorted(p.name for p in signals.iterdir())
+    test_the_untouched_trained_model_judged_as_unlearned_is_under_unlearned(overfit)
+    assert sorted(p.name for p in signals.iterdir()) == before
+
+
+def test_sisa_exact_erasure_shows_parity_with_its_oracle(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    cfg = merge(TINY, {"unlearning": {"methods": ["sisa"], "sisa": {
+        "shards": 2, "slices": 2, "epochs_per_slice": 2}}})
+    ctx, _ = _open(cfg, tmp_path_factory.mktemp("verify-sisa") / "run")
+    request = ErasureRequest(id="s", kind="client", ids=["client-1"])
+    (r,), _ = run_erase(ctx, [request], ["sisa"], PlainReporter(quiet=True), oracle=False)
+    f = r.forget
+    assert r.exactness == "exact"
+    assert f.privleak is not None and f.privleak_ci_low is not None
+    assert f.privleak_ci_high is not None
+    assert f.privleak_ci_low <= 0.0 <= f.privleak_ci_high
+    assert r.verification_flags == [] and f.ks_pvalue == 1.0
+
+
+def test_flags_need_the_auc_interval_to_exclude_the_oracle() -> None:
+    from privaudit.attacks.metrics import evaluate_scores
+
+    m = evaluate_scores([0.9, 0.8, 0.3, 0.7, 0.6, 0.2], [1, 1, 1, 0, 0, 0], n_bootstrap=50)
+    leak = privleak(m.auc, 0.5)
+    assert leak < -10  # a big point estimate on six records ...
+    assert flags_for(privleak_value=leak, auc=m, auc_oracle=0.5, drop=0.0,
+                     cfg=VerifyConfig()) == []  # ... but its interval holds 0.5
+    fired = flags_for(privleak_value=None, auc=None, auc_oracle=None, drop=0.5,
+                      cfg=VerifyConfig(utility_drop_max=0.3))
+    assert [(v.name, v.threshold) for v in fired] == [("utility_collapse", 0.3)]
+    assert forget_quality([1.0, 2.0, 3.0], [7.0, 8.0, 9.0]) < 0.2
+
+
+def test_the_report_ranks_the_methods_and_draws_the_forget_set_vulnerability(
+    tmp_path: Path,
+) -> None:
+    from privaudit.reports.html import render_html
+
+    cfg = merge(TINY, {"unlearning": {
+        "methods": ["gradient_ascent", "finetune_retain"],
+        "requests": [{"id": "one", "kind": "client", "ids": ["client-1"]}]}})
+    outcome = run_audit(config_from_dict(cfg), tmp_path / "run",
+                        reporter=PlainReporter(quiet=True))
+    results = [r for r in outcome.report.unlearning if r.method != "oracle"]
+    assert sorted(r.rank or 0 for r in results) == [1, 2]
+    assert all(r.forget.privleak is not None and r.verdict for r in results)
+    html = render_html(outcome.report)
+    assert "Methods ranked by evidence" in html
+    assert html.count('alt="Per-example vulnerability of the forget set') == 2
+    assert "U-LiRA" in html and "NOT EVALUATED" in html
+
+
+def test_gate_metrics_of_issue_10_resolve_with_their_confidence_intervals() -> None:
+    from privaudit.audit.gate_metrics import MetricUnavailable, metric_has_ci, resolve_metric
+
+    doc = {"unlearning": [{
+        "request_id": "r1", "method": "npo", "ulira_auc": None, "utility_drop": 0.05,
+        "forget": {"privleak": -30.0, "privleak_ci_low": -45.0, "privleak_ci_high": -12.0,
+                   "ks_pvalue": 0.01, "mia_auc": 0.7, "mia_auc_ci_low": 0.6,
+                   "mia_auc_ci_high": 0.8},
+        "retain": {"mia_auc_increase": 0.02}}]}
+    (leak,) = resolve_metric(doc, "unlearning.npo.forget.privleak")
+    assert (leak.point, leak.ci_low, leak.ci_high) == (-30.0, -45.0, -12.0)
+    assert not metric_has_ci("unlearning.npo.forget.privleak")  # rules gate on the point
+    for path, value in [("forget.ks_pvalue", 0.01), ("forget.mia_auc", 0.7),
+                        ("retain.mia_auc_increase", 0.02), ("utility_drop", 0.05)]:
+        assert resolve_metric(doc, f"unlearning.npo.{path}")[0].point == value
+    with pytest.raises(MetricUnavailable):  # U-LiRA is NOT EVALUATED, never a pass
+        resolve_metric(doc, "unlearning.npo.ulira_auc")

@@ -20,8 +20,12 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/privaudit demo --out runs/demo
+DEMO_KEY := runs/keys/privaudit-ed25519.pem
+
+demo: $(STAMP) chromium
+	@test -f $(DEMO_KEY) || $(BIN)/privaudit keygen --out runs/keys
+	$(BIN)/privaudit demo --out runs/demo --sign $(DEMO_KEY)
+	$(BIN)/privaudit verify runs/demo --public-key runs/keys/privaudit-ed25519.pub.pem
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q

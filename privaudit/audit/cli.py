@@ -103,7 +103,7 @@ def run(
     config: Annotated[Path, typer.Argument(help="YAML config file")],
     out: Annotated[Path, typer.Option("--out", help="run directory")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option("--resume", help="reuse completed stages")] = False,
-    engine: Annotated[str, typer.Option(help="inprocess")] = "inprocess",
+    engine: Annotated[str, typer.Option(help="inprocess | flower")] = "inprocess",
     sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
 ) -> None:
     """Run the audit described by CONFIG into --out."""

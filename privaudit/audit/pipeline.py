@@ -349,11 +349,19 @@ def run_audit(
         reporter.info(f"[dp-audit] {dp_audit.interpretation}")
         seconds["dp_audit"] = time.perf_counter() - t0
 
+    # Unlearning works on the run's own data: DP-audit canaries stay out of erasure, so every
+    # method and the oracle see the same retained records (the canaries' effect on the
+    # original model is part of what the audit measures, not of any request).
+    canary_ids = {r.id for r in dp_plan.canaries} if dp_plan is not None else set()
+    erase_clients = {
+        c: e.subset([i for i, rid in enumerate(e.record_ids) if rid not in canary_ids])
+        for c, e in clients.items()
+    }
     unlearning, erase_seconds = erase_stage(
         cfg,
         bundle=bundle,
         data=data,
-        clients=clients,
+        clients=erase_clients,
         test=test,
         encode=encode,
         initial_state=initial_state,

@@ -91,7 +91,7 @@ def build_layout(ctx: UnlearningContext) -> SisaLayout:
             return [[i] for i in ids]
         groups: dict[str, list[str]] = {}
         for i in ids:
-            groups.setdefault(subject[i], []).append(i)
+            groups.setdefault(subject.get(i, i), []).append(i)  # a canary is its own unit
         return list(groups.values())
 
     if conf.shard_by == "clients":

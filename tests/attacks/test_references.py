@@ -143,8 +143,8 @@ def test_a_second_run_reuses_the_cached_references(tiny_config_dict, run_dir: Pa
 def test_a_reference_whose_clients_are_too_small_for_dp_names_the_references(
     tiny_config_dict, run_dir: Path
 ) -> None:
-    # the target's clients (~70 records) take DP batches of 50; a reference's (~45) cannot
-    dp = {"mode": "record", "noise_multiplier": 1.0, "delta": 1e-5, "batch_size": 50}
+    # the target's clients (67 and 69 records) take DP batches of 64; a reference's (~54) not
+    dp = {"mode": "record", "noise_multiplier": 1.0, "delta": 1e-5, "batch_size": 64}
     cfg = config_from_dict(merge(_with_refs(tiny_config_dict), {"privacy": {"dp": dp}}))
     with pytest.raises(ConfigError) as err:
         run_audit(cfg, run_dir, reporter=QUIET)

@@ -37,14 +37,32 @@ def test_config_validate_exits_0_on_a_valid_file(
 @pytest.mark.parametrize(
     ("patch", "expected"),
     [
-        ({"federation": {"clients": "four"}}, "federation.clients: Input should be a valid integer"),
-        ({"federation": {"clients": 1}}, "federation.clients: Input should be greater than or equal to 2 (got 1)"),
-        ({"federation": {"learning_rate": -0.1}}, "federation.learning_rate: Input should be greater than 0 (got -0.1)"),
+        (
+            {"federation": {"clients": "four"}},
+            "federation.clients: Input should be a valid integer",
+        ),
+        (
+            {"federation": {"clients": 1}},
+            "federation.clients: Input should be greater than or equal to 2 (got 1)",
+        ),
+        (
+            {"federation": {"learning_rate": -0.1}},
+            "federation.learning_rate: Input should be greater than 0 (got -0.1)",
+        ),
         ({"attacks": {"fprs": [-0.01]}}, "attacks: every FPR must be in (0, 1); got [-0.01]"),
-        ({"federation": {"colour": "red"}}, "federation.colour: unknown key (not part of the config schema)"),
+        (
+            {"federation": {"colour": "red"}},
+            "federation.colour: unknown key (not part of the config schema)",
+        ),
         ({"bogus_section": {}}, "bogus_section: unknown key"),
-        ({"data": {"source": "file", "path": "missing.jsonl"}}, "data.path: file not found (got 'missing.jsonl')"),
-        ({"model": {"task": "translation"}}, "model.task: Input should be 'classification' or 'causal-lm'"),
+        (
+            {"data": {"source": "file", "path": "missing.jsonl"}},
+            "data.path: file not found (got 'missing.jsonl')",
+        ),
+        (
+            {"model": {"task": "translation"}},
+            "model.task: Input should be 'classification' or 'causal-lm'",
+        ),
     ],
 )
 def test_invalid_config_exits_2_naming_the_field_without_traceback(
@@ -63,7 +81,9 @@ def test_invalid_config_exits_2_naming_the_field_without_traceback(
     assert "Traceback" not in err
 
 
-def test_every_problem_is_listed_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_problem_is_listed_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = {"federation": {"clients": 1, "rounds": 0}, "seed": -1}
     assert main(["config", "validate", str(_write(tmp_path, cfg))]) == 2
     err = capsys.readouterr().err
@@ -71,7 +91,9 @@ def test_every_problem_is_listed_at_once(tmp_path: Path, capsys: pytest.CaptureF
         assert field in err
 
 
-def test_not_yaml_and_missing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_yaml_and_missing_file_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["config", "validate", str(_write(tmp_path, "a: [unclosed"))]) == 2
     assert "not valid YAML" in capsys.readouterr().err
     assert main(["config", "validate", str(tmp_path / "nope.yaml")]) == 2
@@ -79,7 +101,9 @@ def test_not_yaml_and_missing_file_exit_2(tmp_path: Path, capsys: pytest.Capture
     assert main(["config", "validate", str(_write(tmp_path, "- a list"))]) == 2
 
 
-def test_run_with_an_invalid_config_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_with_an_invalid_config_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     code = main(["run", str(_write(tmp_path, {"federation": {"clients": 1}})), "--out", str(out)])
     assert code == 2
@@ -99,7 +123,9 @@ def test_unknown_command_is_a_usage_error() -> None:
 
 
 def test_internal_error_exits_3_never_0(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_config_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_config_dict: dict[str, Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import privaudit.audit.pipeline as pipeline

@@ -31,7 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from privaudit.audit.config import AuditConfig
 from privaudit.audit.rundir import write_json_atomic
+from privaudit.mechanisms.dp.calibration import calibrate_schedule, poisson_schedule
+from privaudit.mechanisms.federated.privacy import training_federation
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import AdapterState, load_adapter, save_adapter
 from privaudit.mechanisms.tasks import EncodedSet
@@ -131,6 +134,7 @@ def train_shard(
     """
     epochs = epochs_per_slice(ctx)
     scfg = local_recipe(with_federation(ctx.cfg, rounds=1, local_epochs=epochs))
+    sigma = shard_noise_multiplier(scfg, layout, k)
     pool = _pool(ctx)
     current = ctx.initial_state if state is None else state
     run = ShardRun(checkpoints=[], seconds=[], seen_ids=set(), examples=0)
@@ -140,7 +144,8 @@ def train_shard(
         if ids:
             data = pool[0].subset([pool[1][i] for i in ids])
             result = train_federation(
-                scfg, ctx.bundle, {f"shard-{k:02d}": data}, ctx.test,
+                _slice_recipe(scfg, sigma, len(ids)), ctx.bundle, {f"shard-{k:02d}": data},
+                ctx.test,
                 initial_state=current, seed=derive_seed(ctx.cfg.seed, "sisa", k, r),
                 engine=ctx.engine,
             )
@@ -150,6 +155,41 @@ def train_shard(
         run.checkpoints.append(current)
         run.seconds.append(time.perf_counter() - t0)
     return run
+
+
+def shard_noise_multiplier(scfg: AuditConfig, layout: SisaLayout, k: int) -> float | None:
+    """σ of shard k's DP-SGD (record mode), fixed for all its slices and every retraining.
+
+    A record of slice 1 is trained again with every later slice, so the shard's guarantee is
+    the composition over its R slice trainings (slice r: records of slices 1..r at rate
+    B/n_r); σ is calibrated to ``target_epsilon`` for that whole schedule, on the layout as
+    trained. Retraining after an erasure keeps this σ (the checkpoints before the erased
+    slice used it, and exactness needs the same recipe); with fewer records its steps do not
+    grow. None when record-level DP is off; ``noise_multiplier`` when the config fixes σ.
+    """
+    dp, fed = scfg.privacy.dp, training_federation(scfg)
+    if dp.mode != "record" or dp.target_epsilon is None:
+        return dp.noise_multiplier if dp.mode == "record" else None
+    schedule = []
+    for r in range(len(layout.slices[k])):
+        n = len(layout.shard_ids(k, r, frozenset()))
+        if n:
+            schedule.append(poisson_schedule(n_records=n, batch_size=min(fed.batch_size, n),
+                                             local_epochs=fed.local_epochs))
+    return calibrate_schedule(target_epsilon=dp.target_epsilon, delta=dp.delta or 0.0,
+                              schedule=schedule, accountant=dp.accountant)
+
+
+def _slice_recipe(scfg: AuditConfig, sigma: float | None, n: int) -> AuditConfig:
+    """One slice's recipe: the shard's fixed σ; the DP batch at most the slice's records
+    (a first slice can be smaller than the DP batch: it then trains full-batch, q = 1)."""
+    if sigma is None:
+        return scfg
+    dp = scfg.privacy.dp
+    batch = min(training_federation(scfg).batch_size, n)
+    dp = dp.model_copy(update={"noise_multiplier": sigma, "target_epsilon": None,
+                               "batch_size": batch})
+    return scfg.model_copy(update={"privacy": scfg.privacy.model_copy(update={"dp": dp})})
 
 
 def epochs_per_slice(ctx: UnlearningContext) -> int:

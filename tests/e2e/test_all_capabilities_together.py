@@ -19,7 +19,10 @@ def test_dp_audit_canaries_dp_he_and_every_unlearning_method_run_together(
         tiny_config_dict,
         {
             "federation": {"clients": 3},
-            "privacy": {"dp": {"mode": "record", "noise_multiplier": 0.8, "delta": 1e-5}},
+            # the demo's shape: a DP batch larger than a SISA shard's first slice (~36
+            # records here), which then trains full-batch under the shard's own σ
+            "privacy": {"dp": {"mode": "record", "target_epsilon": 8.0, "delta": 1e-5,
+                               "batch_size": 40}},
             "secure_aggregation": {"enabled": True, "coeff_mod_bit_sizes": [48, 40]},
             "attacks": {"dp_audit": {"canaries": 20}},
             "unlearning": {

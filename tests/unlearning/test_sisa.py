@@ -6,14 +6,24 @@ import json
 
 import torch
 
+from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.progress import PlainReporter
+from privaudit.mechanisms.dp.accounting import ClientAccountant
+from privaudit.mechanisms.dp.calibration import calibrate_noise, poisson_schedule
 from privaudit.mechanisms.models import load_adapter, set_adapter_state, state_sha256
 from privaudit.mechanisms.tasks import forward
 from privaudit.unlearning.base import UnlearnedModel
 from privaudit.unlearning.evaluate import per_example_loss
 from privaudit.unlearning.ledger import erased_so_far, read_ledger
 from privaudit.unlearning.requests import ErasureRequest
-from privaudit.unlearning.sisa import Sisa, SisaLayout, train_shard
+from privaudit.unlearning.sisa import (
+    Sisa,
+    SisaLayout,
+    _slice_recipe,
+    shard_noise_multiplier,
+    train_shard,
+)
+from tests.conftest import TINY, merge
 from privaudit.unlearning.stage import run_erase
 from tests.unlearning.conftest import SisaRun
 
@@ -103,3 +113,37 @@ def test_ensemble_loss_is_minus_log_of_the_mean_shard_probability(sisa_run: Sisa
         assert batch.labels is not None
         mean = torch.stack(probs).mean(0).gather(-1, batch.labels.unsqueeze(-1)).squeeze(-1)
     assert torch.allclose(torch.as_tensor(got), -torch.log(mean).double(), atol=1e-5)
+
+
+def _dp_recipe(batch: int) -> AuditConfig:
+    return config_from_dict(merge(TINY, {"privacy": {"dp": {
+        "mode": "record", "target_epsilon": 4.0, "delta": 1e-5, "batch_size": batch,
+        "accountant": "rdp"}}}))
+
+
+def test_sisa_shard_sigma_keeps_the_composition_over_its_slices_within_the_target() -> None:
+    """Slice 1's records are trained with every slice: the shard's ε composes all of them."""
+    cfg = _dp_recipe(batch=32)
+    layout = SisaLayout(slices=((tuple(f"a{i}" for i in range(20)),
+                                 tuple(f"b{i}" for i in range(60)),
+                                 tuple(f"c{i}" for i in range(60))),))
+    sigma = shard_noise_multiplier(cfg, layout, 0)
+    assert sigma is not None
+    acc = ClientAccountant("rdp")
+    for n in (20, 80, 140):  # the first slice (20 < 32) trains full-batch
+        q, steps = poisson_schedule(n_records=n, batch_size=min(32, n), local_epochs=1)
+        acc.step(noise_multiplier=sigma, sample_rate=q, num_steps=steps)
+    assert 0.9 * 4.0 <= acc.epsilon(1e-5) <= 4.0
+    # calibrating each slice alone to ε = 4 would spend about three times the budget
+    alone = calibrate_noise(target_epsilon=4.0, delta=1e-5, sample_rate=1 / 5, steps=5,
+                            accountant="rdp")
+    assert alone < sigma
+
+
+def test_sisa_slice_smaller_than_the_dp_batch_trains_full_batch_under_the_shard_sigma() -> None:
+    cfg = _dp_recipe(batch=32)
+    small = _slice_recipe(cfg, 1.3, 20)
+    dp = small.privacy.dp
+    assert (dp.batch_size, dp.noise_multiplier, dp.target_epsilon) == (20, 1.3, None)
+    assert _slice_recipe(cfg, 1.3, 100).privacy.dp.batch_size == 32
+    assert _slice_recipe(config_from_dict(TINY), None, 5) == config_from_dict(TINY)

@@ -170,3 +170,64 @@ def client_noise_multiplier(cfg: DPConfig, *, rounds: int) -> float:
         steps=rounds,
         accountant=cfg.accountant,
     )
+
+
+def calibrate_schedule(
+    *,
+    target_epsilon: float,
+    delta: float,
+    schedule: Sequence[tuple[float, int]],
+    accountant: str = "prv",
+) -> float:
+    """The smallest σ (to within 5% of the target ε) such that the composition of every
+    (sample rate, steps) phase of ``schedule`` at that σ spends at most ``target_epsilon``.
+
+    For schedules whose sample rate changes between phases — a SISA shard, whose first
+    slice's records are trained again with every later slice at a lower rate — where
+    :func:`calibrate_noise` covers one rate. Bisection on σ with the run's accountant.
+
+    >>> sigma = calibrate_schedule(target_epsilon=2.0, delta=1e-5,
+    ...                            schedule=[(1.0, 2), (0.5, 4)], accountant="rdp")
+    >>> acc = ClientAccountant("rdp")
+    >>> acc.step(noise_multiplier=sigma, sample_rate=1.0, num_steps=2)
+    >>> acc.step(noise_multiplier=sigma, sample_rate=0.5, num_steps=4)
+    >>> 1.9 <= acc.epsilon(1e-5) <= 2.0
+    True
+    """
+    phases = [(float(q), int(s)) for q, s in schedule if s > 0]
+    if not phases or any(not 0 < q <= 1 for q, _ in phases):
+        raise PrivacyBudgetError(
+            f"privacy.dp.sample_rate: a schedule of (rate in (0, 1], steps >= 1) phases is "
+            f"needed (got {list(schedule)})"
+        )
+    if len({q for q, _ in phases}) == 1:
+        return calibrate_noise(target_epsilon=target_epsilon, delta=delta,
+                               sample_rate=phases[0][0], steps=sum(s for _, s in phases),
+                               accountant=accountant)
+
+    def spent(sigma: float) -> float:
+        acc = ClientAccountant(accountant)
+        for q, steps in phases:
+            acc.step(noise_multiplier=sigma, sample_rate=q, num_steps=steps)
+        return acc.epsilon(delta)
+
+    lo, hi = 0.1, 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        while spent(hi) > target_epsilon:
+            lo, hi = hi, hi * 2
+            if hi > 1e4:
+                raise PrivacyBudgetError(
+                    f"privacy.dp.target_epsilon: unreachable for the schedule {phases} "
+                    f"at δ = {delta:.3g} (got {target_epsilon})"
+                )
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            eps = spent(mid)
+            if eps > target_epsilon:
+                lo = mid
+            else:
+                hi = mid
+                if eps >= (1 - CALIBRATION_SLACK / 2) * target_epsilon:
+                    break
+    return float(hi)

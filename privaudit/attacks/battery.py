@@ -6,10 +6,12 @@ Two steps, so that everything that does not depend on the attacked model is done
   non-members of every model), the reference models (:mod:`privaudit.attacks.references`,
   trained or loaded from the run directory), the secret canaries' candidate sentences.
 - :func:`run_battery` (once per model: the federated model, each unlearned model, each
-  oracle): signals of the model — and of the references and the base model, cached — on the
-  audited records and the population; every configured attack on them; metrics with
+  oracle — see :mod:`privaudit.attacks.stage`): signals of the model (one adapter, or a SISA
+  ensemble of shards, ``states=``) — and of the references and the base model, cached — on
+  the audited records and the population; every configured attack on them; metrics with
   confidence intervals; canary exposure for a causal LM. ``members``/``nonmembers`` default
-  to the audit split; an unlearning caller passes its forget set and matched non-members.
+  to the audit split; an unlearning caller passes its forget set and matched non-members;
+  ``exclude_members`` drops erased records from the members scored, by index.
 
 Signals are cached by (model, records) under ``RUN/signals``; an attack is a registered pure
 function of them; members are labelled 1 and score higher. A record outside the references'
@@ -21,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,15 @@ class AttackSetup:
     candidates: list[str] = field(default_factory=list)
     population_kind: str = "training"
     reference_warnings: list[str] = field(default_factory=list)  # added to reference attacks
+    _encoded: dict[str, EncodedSet] = field(default_factory=dict, repr=False)
+
+    def encoded(self, records: list[Record]) -> EncodedSet:
+        """``encode(records)``, once per run for the same records (tokenization and the frozen
+        prefix's features are the same for every attacked model)."""
+        key = records_sha256(records)
+        if key not in self._encoded:
+            self._encoded[key] = self.encode(records)
+        return self._encoded[key]
 
     def references_section(self) -> ReferenceModels | None:
         """The report's ``references`` section (None without references)."""
@@ -188,6 +199,15 @@ def prepare_attacks(
     )
 
 
+def ensemble_sha256(states: Sequence[AdapterState]) -> str:
+    """The model hash of an adapter, or of an ensemble stored as one file with shard ``k``'s
+    tensors under ``shard-KK/<name>`` (the layout and hash of ``UnlearnedModel``)."""
+    if len(states) == 1:
+        return state_sha256(states[0])
+    return state_sha256({f"shard-{k:02d}/{n}": t for k, s in enumerate(states)
+                         for n, t in s.items()})
+
+
 def _signal_key(context: str, adapter_sha256: str) -> str:
     return hashlib.sha256(f"{context}:{adapter_sha256}".encode()).hexdigest()
 
@@ -248,15 +268,26 @@ def run_battery(
     setup: AttackSetup,
     *,
     model: nn.Module,
-    state: AdapterState,
     model_name: str,
     reporter: Reporter,
+    state: AdapterState | None = None,
+    states: Sequence[AdapterState] | None = None,
     members: Sequence[Record] | None = None,
     nonmembers: Sequence[Record] | None = None,
+    exclude_members: Collection[str] = (),
 ) -> BatteryResult:
     """Every configured attack against ``model`` with the adapter ``state`` (the federated,
-    an unlearned or an oracle adapter), reported as ``model_name``; ``model``'s own adapter
-    state is unchanged on return. ``members``/``nonmembers`` default to the audit split."""
+    an unlearned or an oracle adapter) — or the ensemble ``states`` (SISA's shards, their
+    probabilities averaged) — reported as ``model_name``; ``model``'s own adapter state is
+    unchanged on return. ``members``/``nonmembers`` default to the audit split;
+    ``exclude_members`` (record ids, e.g. erased ones) are left out of the members scored.
+    Signals are still computed on the whole split, so that the references' and the base
+    model's cached signals serve every model, whatever it excludes."""
+    if (state is None) == (states is None) or (states is not None and not states):
+        raise ValueError("run_battery: give exactly one of state= (one adapter) and states= "
+                         "(a non-empty ensemble)")
+    target_states = [state] if state is not None else list(states or ())
+    ensemble = target_states if len(target_states) > 1 else None
     started = time.perf_counter()
     cfg = setup.cfg
     members = setup.members if members is None else list(members)
@@ -264,35 +295,41 @@ def run_battery(
     need_refs, need_base, need_pop = _needs(setup)
     audit = [*members, *nonmembers]
     records = [*audit, *(setup.population if need_pop else ())]
-    encoded = setup.encode(records)
+    encoded = setup.encoded(records)
     rsha = records_sha256(records)
     texts = [r.text for r in records]
-    audit_idx = np.arange(len(audit))
+    left_out = frozenset(exclude_members)
+    audit_idx = np.array([i for i, r in enumerate(audit)
+                          if i >= len(members) or r.id not in left_out], dtype=np.int64)
     pop_idx = np.arange(len(audit), len(records))
-    is_member = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(bool)
+    is_member = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(bool)[audit_idx]
     ref = setup.references if need_refs else None
     n_refs = ref.count if ref is not None else 0
     total = 1 + n_refs + int(need_base) + len(cfg.battery) + int(bool(setup.canaries))
 
-    def signals(adapter_sha: str) -> SignalSet:
+    def signals(adapter_sha: str, members: list[AdapterState] | None = None) -> SignalSet:
         return cached_signals(model, encoded, task=setup.task,
                               model_sha256=_signal_key(setup.context_sha256, adapter_sha),
-                              records_sha256=rsha, cache_dir=setup.cache_dir, texts=texts)
+                              records_sha256=rsha, cache_dir=setup.cache_dir, texts=texts,
+                              states=members)
 
     exposure = None
     with reporter.stage("attack", total) as progress, preserved_adapter(model):
-        set_adapter_state(model, state)
-        target = signals(state_sha256(state))
-        progress.advance(f"signals of {model_name} on {len(records)} records")
+        set_adapter_state(model, target_states[0])
+        model_sha = ensemble_sha256(target_states)
+        target = signals(model_sha, ensemble)
+        shards = f" ({len(target_states)} shards)" if ensemble else ""
+        progress.advance(f"signals of {model_name}{shards} on {len(records)} records")
         if setup.canaries:
+            set_adapter_state(model, target_states[0])
             exposure = measure_exposure(model, setup.canaries, setup.candidates, cfg.canaries,
-                                        setup.encode, model_name=model_name)
+                                        setup.encoded, model_name=model_name, states=ensemble)
             progress.advance(f"canary exposure: mean {exposure.mean_bits:.2f} bits")
         ref_signals: list[SignalSet] = []
         keep = None
         if ref is not None:
-            for j, (state, sha) in enumerate(zip(ref.states, ref.sha256, strict=True)):
-                set_adapter_state(model, state)
+            for j, (ref_state, sha) in enumerate(zip(ref.states, ref.sha256, strict=True)):
+                set_adapter_state(model, ref_state)
                 ref_signals.append(signals(sha))
                 progress.advance(f"signals of reference {j}")
             keep = ref.keep_for([r.id for r in records])
@@ -328,6 +365,7 @@ def run_battery(
             scores = attack.score(inputs)
             result = _result(spec, attack.params.model_dump(), model_name, scores, is_member,
                              cfg, setup.seed, n_refs if uses_refs else 0)
+            result.model_sha256 = model_sha
             if uses_refs:
                 result.warnings.extend(setup.reference_warnings)
             results.append(result)

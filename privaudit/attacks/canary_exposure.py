@@ -20,6 +20,7 @@ from privaudit.attacks.signals import sequence_nll
 from privaudit.audit.config import CanaryConfig
 from privaudit.mechanisms.data.canaries import Canary, secret_space_size
 from privaudit.mechanisms.data.records import Record
+from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.reports.schema import CanaryExposure, Exposure
 
@@ -72,13 +73,17 @@ def measure_exposure(
     encode: Callable[[list[Record]], EncodedSet],
     *,
     model_name: str,
+    states: Sequence[AdapterState] | None = None,
 ) -> Exposure:
-    """Score the canaries and the candidate sentences with ``model`` and estimate exposure."""
+    """Score the canaries and the candidate sentences with ``model`` (or the ensemble of
+    ``states``, probabilities averaged) and estimate exposure."""
 
     def as_records(texts: Sequence[str], prefix: str) -> list[Record]:
         return [Record(id=f"{prefix}-{i}", subject_id=prefix, text=t) for i, t in enumerate(texts)]
 
-    canary_nll = sequence_nll(model, encode(as_records([c.text for c in canaries], "canary")))
-    candidate_nll = sequence_nll(model, encode(as_records(candidates, "candidate")))
+    canary_nll = sequence_nll(model, encode(as_records([c.text for c in canaries], "canary")),
+                              states=states)
+    candidate_nll = sequence_nll(model, encode(as_records(candidates, "candidate")),
+                                 states=states)
     return exposure_of(canary_nll.tolist(), candidate_nll.tolist(), canaries, cfg,
                        model_name=model_name)

@@ -35,12 +35,15 @@ from privaudit.mechanisms.data.audit_canaries import (
 )
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
+from privaudit.mechanisms.federated.canary_client import canary_cosines
 from privaudit.mechanisms.models import AdapterState, set_adapter_state
 from privaudit.reports.schema import DpAuditPoint, DpAuditResult
 
 __all__ = ["dp_audit_result", "plant_dp_audit", "score_dp_audit"]
 
 ATTACK = "loss calibrated by the model before fine-tuning"
+CLIENT_ATTACK = ("cosine of the model's change with each canary client's random update "
+                 "(Andrew et al. 2024)")
 ROC_LABEL = "canary ROC"
 METHOD = "one-run (Steinke, Nasr, Jagielski 2023) and ROC with Clopper-Pearson"
 
@@ -50,11 +53,6 @@ def plant_dp_audit(cfg: AuditConfig, data: PreparedData) -> AuditCanaryPlan | No
     audit = cfg.attacks.dp_audit
     if audit is None or audit.canaries == 0:
         return None
-    if cfg.privacy.dp.mode == "client":
-        raise ConfigError(
-            "attacks.dp_audit: client-level DP needs whole canary clients, which are not "
-            "supported yet; use privacy.dp.mode 'record' or 'none' (got 'client')"
-        )
     m = audit.canaries
     k_pos, k_neg = _guess_counts(cfg)
     if k_pos < 1 or k_neg < 1:
@@ -69,6 +67,8 @@ def plant_dp_audit(cfg: AuditConfig, data: PreparedData) -> AuditCanaryPlan | No
         vocabulary=[],
         clients=sorted(data.clients),
         seed=cfg.seed,
+        # client-level DP protects clients: each canary is then a whole client of its own
+        canary_clients=cfg.privacy.dp.mode == "client",
     )
 
 
@@ -88,10 +88,18 @@ def score_dp_audit(
     encode: Callable[[list[Record]], Any],
     initial_state: AdapterState,
     trained_state: AdapterState,
+    client_level: bool = False,
 ) -> np.ndarray:
     """Each canary's loss before fine-tuning minus after (higher = more likely IN): the
     LOSS attack calibrated by the model the training started from, which removes how hard
-    each random canary is by itself. The model is left with ``trained_state``."""
+    each random canary is by itself. The model is left with ``trained_state``.
+
+    ``client_level``: the canaries were whole clients sending random directions
+    (:mod:`~privaudit.mechanisms.federated.canary_client`); the score is then the cosine of
+    the model's total change with each canary's direction."""
+    if client_level:
+        set_adapter_state(model, trained_state)
+        return canary_cosines([r.id for r in canaries], initial_state, trained_state)
     encoded = encode(canaries)
     texts = [r.text for r in canaries]
     set_adapter_state(model, initial_state)
@@ -146,9 +154,10 @@ def dp_audit_result(
                  "audit can only bound ε from below.")
     points = _roc_points(scores, included)
     points.append(DpAuditPoint(fpr=roc.fpr, tpr=1 - roc.fnr, label="ROC-bound threshold"))
+    client_level = bool(plan.canary_clients) or cfg.privacy.dp.mode == "client"
     return DpAuditResult(
         method=METHOD,
-        attack=ATTACK,
+        attack=CLIENT_ATTACK if client_level else ATTACK,
         kind=plan.kind,
         claimed_epsilon=claimed_epsilon,
         delta=d,

@@ -7,7 +7,8 @@ to draw.
 - :func:`roc_figure`: ROC curves on log-log axes (Carlini et al., S&P 2022: the low-FPR
   region is what matters), each with its pointwise Clopper–Pearson band, the TPR at each
   reported FPR marked with its interval, and the diagonal of a blind guess. One panel per
-  attacked model.
+  attacked model (the federated model, each unlearned model, each oracle), at most
+  :data:`COLUMNS` to a row, all on the same axes so that panels compare at a glance.
 - :func:`exposure_figure`: each secret canary's exposure in bits against how many training
   records carried it, with the space's maximum log₂|R| and the ≈1.44 bits a model that never
   saw the canaries gets on average.
@@ -30,6 +31,8 @@ from privaudit.reports.schema import AttackResult, Exposure
 __all__ = ["exposure_figure", "roc_figure"]
 
 _FLOOR = 1e-3
+#: Panels per row of the ROC figure.
+COLUMNS = 3
 #: Expected exposure of a secret the model never saw: E[−log₂ U], U uniform = 1/ln 2 bits.
 CHANCE_BITS = 1.0 / math.log(2.0)
 
@@ -54,12 +57,14 @@ def _roc_axes(ax: Axes, attacks: Sequence[AttackResult]) -> None:
             ax.errorbar([x], [y], yerr=err, fmt="o", color=line.get_color(), capsize=3,
                         markersize=3.5)
     ax.plot([_FLOOR, 1.0], [_FLOOR, 1.0], "k--", linewidth=0.9, label="blind guess")
+    for key in sorted({k for a in attacks for k in a.tpr_at_fpr}, key=float):
+        ax.axvline(float(key), color="0.8", linewidth=0.7, zorder=0)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(_FLOOR, 1.0)
     ax.set_ylim(_FLOOR, 1.0)
-    ax.set_xlabel("false-positive rate")
-    ax.set_ylabel("true-positive rate")
+    ax.set_xlabel("false-positive rate (non-members flagged)")
+    ax.set_ylabel("true-positive rate (members found)")
     ax.legend(fontsize=7, loc="lower right")
 
 
@@ -67,16 +72,21 @@ def roc_figure(attacks: Sequence[AttackResult], *, models: Sequence[str] | None 
     Figure | None
 ):
     """Log-log ROC curves with confidence bands, one panel per model (in ``models`` order,
-    default: as they first appear in ``attacks``)."""
+    default: as they first appear in ``attacks``), :data:`COLUMNS` panels to a row."""
     drawn = [a for a in attacks if a.roc is not None]
     if not drawn:
         return None
     names = list(models) if models is not None else list(dict.fromkeys(a.model for a in drawn))
     names = [m for m in names if any(a.model == m for a in drawn)]
-    fig, axes = plt.subplots(1, len(names), figsize=(5.0 * len(names), 4.4), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    cols = min(COLUMNS, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.2 * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax, name in zip(flat, names, strict=False):
         _roc_axes(ax, [a for a in drawn if a.model == name])
-        ax.set_title(f"membership inference on the {name} model", fontsize=9)
+        ax.set_title(f"{name} model", fontsize=9)
+    for ax in flat[len(names):]:
+        fig.delaxes(ax)
     fig.tight_layout()
     return fig
 

@@ -10,6 +10,13 @@ computed stably from log-softmax, and p_y. Causal LM: loss (mean token NLL), per
 log-probabilities and, per position, the mean and standard deviation of log p over the
 vocabulary under p (Min-K%++), plus the text's byte length and zlib-compressed length.
 
+An ensemble (SISA's shards, ``states=[...]``) is one model whose prediction is the mean of
+its members' probabilities (Bourtoule et al. 2021; ``unlearning/evaluate.py``): every signal
+is computed from log p̄ = log((1/S) Σ_s p_s), label probabilities for classification and the
+next-token distribution (vocabulary moments included) for a causal LM. Each batch is run
+through every member before the next batch, so an ensemble costs S forward passes per batch
+and one pass over the data.
+
 Speed: records are batched in order of length (so a batch pads to nearly its own length) and
 the results put back in the caller's order; a causal LM's log-softmax over the vocabulary is
 computed once per batch, in float32, and batches are sized by a token budget so the
@@ -19,8 +26,10 @@ computed once per batch, in float32, and batches are sized by a token budget so 
 from __future__ import annotations
 
 import io
+import math
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +39,7 @@ from torch import nn
 from privaudit.attacks.scores.inputs import SignalSet
 from privaudit.audit.rundir import write_bytes_atomic
 from privaudit.mechanisms import prefix
+from privaudit.mechanisms.models import AdapterState, set_adapter_state
 from privaudit.mechanisms.tasks import Batch, EncodedSet, forward
 
 __all__ = [
@@ -76,14 +86,47 @@ def length_batches(
         start += size
 
 
+def _ensemble(
+    model: nn.Module, states: Sequence[AdapterState] | None, one: Callable[[], torch.Tensor]
+) -> torch.Tensor:
+    """``one()`` (log-probabilities of the model as it is) when ``states`` is None; else
+    log((1/S) Σ_s exp(one() under state s)), the ensemble's log-probabilities."""
+    if states is not None and len(states) == 0:
+        raise ValueError("an ensemble needs at least one adapter state; got none")
+    members: Sequence[AdapterState | None] = [None] if states is None else states
+    total = torch.empty(0)
+    for k, state in enumerate(members):
+        if state is not None:
+            set_adapter_state(model, state)
+        log_p = one()
+        total = log_p if k == 0 else torch.logaddexp(total, log_p, out=total)
+    return total - math.log(len(members)) if len(members) > 1 else total
+
+
+def _class_log_probs(model: nn.Module, batch: Batch, task: str) -> torch.Tensor:
+    """log p over the labels (B, C), float64, of the model as it is."""
+    return torch.log_softmax(forward(model, batch, task).logits.double(), dim=-1)
+
+
+def _lm_log_p(model: nn.Module, batch: Batch,
+              states: Sequence[AdapterState] | None = None) -> torch.Tensor:
+    """log p over the vocabulary (B, T−1, V), float32: of the model, or of the mean of the
+    ensemble ``states``' probabilities."""
+
+    def one() -> torch.Tensor:
+        with prefix.use_features(model, batch.prefix):  # the cached frozen prefix, if any
+            logits = model(input_ids=batch.input_ids,
+                           attention_mask=batch.attention_mask).logits
+        return torch.log_softmax(logits[:, :-1].float(), dim=-1)
+
+    return _ensemble(model, states, one)
+
+
 def _lm_tokens(
-    model: nn.Module, batch: Batch
+    model: nn.Module, batch: Batch, states: Sequence[AdapterState] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(log p over the vocabulary (B, T−1, V), token log-probs, token mask, lengths)."""
-    with prefix.use_features(model, batch.prefix):  # the cached frozen prefix, if any
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    log_p = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    del logits
+    log_p = _lm_log_p(model, batch, states)
     tok = log_p.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
     mask = batch.attention_mask[:, 1:].to(tok.dtype)
     return log_p, tok, mask, mask.sum(-1)
@@ -105,8 +148,12 @@ def compute_signals(
     task: str,
     texts: Sequence[str] | None = None,
     batch_size: int = 64,
+    states: Sequence[AdapterState] | None = None,
 ) -> SignalSet:
-    """Evaluate ``model`` once on ``data`` (eval mode, no gradients), in ``data``'s order."""
+    """Evaluate ``model`` once on ``data`` (eval mode, no gradients), in ``data``'s order.
+
+    ``states``: evaluate the ensemble of these adapters (mean of their probabilities) instead
+    of the model's current adapter, which is then left holding the last of them."""
     was_training = model.training
     model.eval()
     n = len(data)
@@ -122,14 +169,20 @@ def compute_signals(
             if task == "classification":
                 if batch.labels is None:
                     raise ValueError("classification signals need labels")
-                out = forward(model, batch, task)
-                log_probs = torch.log_softmax(out.logits.double(), dim=-1)
-                loss[indices] = out.loss.double().numpy()
+                if states is None:
+                    out = forward(model, batch, task)
+                    log_probs = torch.log_softmax(out.logits.double(), dim=-1)
+                    loss[indices] = out.loss.double().numpy()
+                else:
+                    log_probs = _ensemble(model, states, partial(_class_log_probs, model,
+                                                                 batch, task))
+                    labels = batch.labels.unsqueeze(-1)
+                    loss[indices] = (-log_probs.gather(-1, labels)[:, 0]).numpy()
                 phi[indices] = confidence_logit(log_probs, batch.labels).numpy()
                 true = log_probs.gather(-1, batch.labels.unsqueeze(-1))[:, 0]
                 prob[indices] = true.exp().numpy()
                 continue
-            log_p, tok, mask, lengths = _lm_tokens(model, batch)
+            log_p, tok, mask, lengths = _lm_tokens(model, batch, states)
             mu, sigma = _moments(log_p)
             loss[indices] = (-(tok * mask).sum(-1) / lengths.clamp(min=1)).double().numpy()
             for row, i in enumerate(indices):
@@ -155,15 +208,17 @@ def compute_signals(
 
 
 @torch.inference_mode()
-def sequence_nll(model: nn.Module, data: EncodedSet, *, batch_size: int = 64) -> np.ndarray:
+def sequence_nll(model: nn.Module, data: EncodedSet, *, batch_size: int = 64,
+                 states: Sequence[AdapterState] | None = None) -> np.ndarray:
     """−log Pr(x) in nats under a causal LM: the SUM of token NLLs after the first token of
-    each sequence (the Secret Sharer's log-perplexity, up to the base of the logarithm)."""
+    each sequence (the Secret Sharer's log-perplexity, up to the base of the logarithm).
+    ``states``: under the ensemble of these adapters (see :func:`compute_signals`)."""
     was_training = model.training
     model.eval()
     out = np.zeros(len(data))
     try:
         for indices, batch in length_batches(data, batch_size, vocab=_vocab_size(model)):
-            _, tok, mask, _ = _lm_tokens(model, batch)
+            _, tok, mask, _ = _lm_tokens(model, batch, states)
             out[indices] = (-(tok * mask).sum(-1)).double().numpy()
     finally:
         model.train(was_training)
@@ -214,14 +269,16 @@ def cached_signals(
     records_sha256: str,
     cache_dir: Path,
     texts: Sequence[str] | None = None,
+    states: Sequence[AdapterState] | None = None,
 ) -> SignalSet:
-    """``compute_signals`` with a cache keyed by (model hash, records hash)."""
+    """``compute_signals`` with a cache keyed by (model hash, records hash); ``model_sha256``
+    must name the ensemble when ``states`` is given."""
     path = cache_dir / f"{model_sha256[:16]}-{records_sha256[:16]}.npz"
     if path.is_file():
         try:
             return load_signals(path)
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
-    signals = compute_signals(model, data, task=task, texts=texts)
+    signals = compute_signals(model, data, task=task, texts=texts, states=states)
     save_signals(signals, path)
     return signals

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from privaudit.audit.cli_reports import SIGN_HELP, print_render_notes
@@ -58,7 +59,9 @@ def _summary(outcome_report: object, run_dir: Path) -> None:
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row(f"utility ({report.utility.metric})", f"{report.utility.value:.3f}")
-    for a in report.attacks:
+    # every attack on the first model attacked (the federated one); the strongest on the others
+    models = list(dict.fromkeys(a.model for a in report.attacks))
+    for a in (a for a in report.attacks if a.model == models[0]):
         table.add_row(f"{a.attack} attack AUC ({a.model})", f"{a.auc:.3f}")
         tpr = a.tpr_at_fpr.get("0.01")
         if tpr is not None:
@@ -66,6 +69,13 @@ def _summary(outcome_report: object, run_dir: Path) -> None:
                 f"{a.attack} TPR at 1% FPR",
                 f"{100 * tpr.value:.1f}% [{100 * tpr.ci_low:.1f}, {100 * tpr.ci_high:.1f}]",
             )
+    for name in models[1:]:
+        top = max((a for a in report.attacks if a.model == name), key=lambda a: a.auc)
+        table.add_row(f"strongest attack AUC ({name})", f"{top.auc:.3f} ({top.attack})")
+    if report.exposure is not None:
+        e = report.exposure
+        table.add_row(f"canary exposure ({e.model})",
+                      f"{e.mean_bits:.2f} bits mean, {e.max_bits:.2f} max")
     for stage, secs in report.run.seconds.items():
         table.add_row(f"time: {stage}", f"{secs:.1f} s")
     if report.verdict is not None:
@@ -74,11 +84,24 @@ def _summary(outcome_report: object, run_dir: Path) -> None:
     out_console.print(table)
 
 
-def _run(cfg: AuditConfig, out: Path, resume: bool, engine: str, sign: Path | None = None) -> None:
+def _run(cfg: AuditConfig, out: Path, resume: bool, engine: str, sign: Path | None = None,
+         dry_run: bool = False) -> None:
+    from privaudit.audit.estimate import check_budget, plan_run
     from privaudit.audit.pipeline import run_audit
     from privaudit.reports.render import signing_info
 
-    signing_info(sign or cfg.report.sign_key)  # a bad key fails before any work
+    try:
+        signing_info(sign or cfg.report.sign_key)  # a bad key fails before any work
+    except ConfigError as exc:
+        raise ConfigError(f"{'--sign' if sign else 'report.sign_key'}: {exc}") from None
+    estimate = plan_run(cfg)  # data and requests checked, nothing written yet
+    for line in estimate.lines():
+        err_console.print(line, highlight=False, markup=False, soft_wrap=True)
+    check_budget(cfg, estimate)  # a run over budget.* is refused here (exit 2)
+    if dry_run:
+        out_console.print(f"dry run: config, data and requests are valid; nothing written "
+                          f"to {out}", highlight=False)
+        return
     outcome = run_audit(
         cfg, out, resume=resume, engine=engine, reporter=default_reporter(), sign_key=sign
     )
@@ -93,9 +116,11 @@ def demo(
     preset: Annotated[str, typer.Option(help=f"one of: {', '.join(PRESETS)}")] = "demo",
     resume: Annotated[bool, typer.Option("--resume", help="reuse completed stages")] = False,
     sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check the config, data and "
+                                          "requests, print the estimate, write nothing")] = False,
 ) -> None:
     """Run the embedded default end to end (no network, no data needed)."""
-    _run(load_preset(preset), out, resume, "inprocess", sign)
+    _run(load_preset(preset), out, resume, "inprocess", sign, dry_run)
 
 
 @app.command()
@@ -105,9 +130,11 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="reuse completed stages")] = False,
     engine: Annotated[str, typer.Option(help="inprocess | flower")] = "inprocess",
     sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check the config, data and "
+                                          "requests, print the estimate, write nothing")] = False,
 ) -> None:
     """Run the audit described by CONFIG into --out."""
-    _run(load_config(config), out, resume, engine, sign)
+    _run(load_config(config), out, resume, engine, sign, dry_run)
 
 
 @app.command()
@@ -153,13 +180,12 @@ def config_validate(config: Annotated[Path, typer.Argument(help="YAML config fil
 
 
 def _print_error(exc: PrivauditError) -> None:
-    if isinstance(exc, ConfigError) and len(exc.problems) > 0:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # the message is user data (a field, a value, a file name): never read as rich markup
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    if isinstance(exc, ConfigError):
         for problem in exc.problems:
             if problem != str(exc):
                 err_console.print(f"  - {problem}", highlight=False, markup=False)
-    else:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=False)
 
 
 def _is_click_exception(exc: BaseException) -> bool:
@@ -183,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         if _is_click_exception(exc):  # usage errors: bad option, unknown command
             exc.show()  # type: ignore[attr-defined]
             return int(exc.exit_code) or EXIT_USAGE  # type: ignore[attr-defined]
-        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}")
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: "
+                          f"{escape(str(exc))}")
         traceback.print_exc(file=sys.stderr)
         return EXIT_INTERNAL
     return rv if isinstance(rv, int) else 0

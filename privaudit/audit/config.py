@@ -37,9 +37,9 @@ class _Section(BaseModel):
 class SyntheticCorpusConfig(_Section):
     """A seeded Faker corpus of data subjects with personal details (see ``data/corpus.py``)."""
 
-    subjects: int = Field(default=240, ge=10, description="number of data subjects")
-    min_records: int = Field(default=2, ge=1, description="fewest records per subject")
-    max_records: int = Field(default=4, ge=1, description="most records per subject")
+    subjects: int = Field(default=240, ge=10, le=1_000_000, description="number of data subjects")
+    min_records: int = Field(default=2, ge=1, le=1000, description="fewest records per subject")
+    max_records: int = Field(default=4, ge=1, le=1000, description="most records per subject")
     locale: str = "en_US"
     label_noise: float = Field(
         default=0.15,
@@ -162,13 +162,34 @@ class ModelConfig(_Section):
 
 
 class FederationConfig(_Section):
-    clients: int = Field(default=4, ge=2, description="number of clients K")
+    clients: int = Field(default=4, ge=2, le=10_000, description="number of clients K")
     rounds: int = Field(default=3, ge=1)
     local_epochs: int = Field(default=1, ge=1)
     batch_size: int = Field(default=16, ge=1)
     learning_rate: float = Field(default=5e-3, gt=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     weighting: Literal["examples", "uniform"] = "examples"
+    client_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds a client may take for one round; a slower one is dropped from "
+        "that round (in-process: measured after the fact, see engine.py)",
+    )
+    min_clients: int = Field(
+        default=1,
+        ge=1,
+        description="clients whose updates a round needs after dropouts, else the run stops "
+        "(with secure aggregation, secure_aggregation.min_clients also holds)",
+    )
+
+    @model_validator(mode="after")
+    def _min_clients_at_most_clients(self) -> FederationConfig:
+        if self.min_clients > self.clients:
+            raise ValueError(
+                f"min_clients must be <= clients (= {self.clients}), or every round fails "
+                f"(got {self.min_clients})"
+            )
+        return self
 
 
 class PrivacyConfig(_Section):
@@ -233,6 +254,10 @@ class ReferencesConfig(_Section):
         unknown = sorted(set(self.overrides) - {"federation", "privacy"})
         if unknown:
             raise ValueError(f"overrides may set 'federation' and 'privacy' only; got {unknown}")
+        for key, value in self.overrides.items():
+            if not isinstance(value, dict):
+                raise ValueError(f"overrides.{key} must be a mapping of {key} settings; "
+                                 f"got {value!r}")
         return self
 
 
@@ -408,8 +433,15 @@ class VerifyConfig(_Section):
     retain_sample: int = Field(
         default=200, ge=1, description="retained records attacked for the collateral AUC")
     ulira_references: int = Field(
-        default=0, ge=0, le=0, description="U-LiRA reference pairs; U-LiRA is not implemented "
-        "yet, so 0 (ulira_auc stays None: NOT EVALUATED)")
+        default=0, ge=0, le=32, description="U-LiRA (Hayes et al. 2024) reference pairs: 2 ×"
+        " this many reference adapters (attacks.references' own, trained once and cached; "
+        "more are trained when attacks.references.count is smaller), each unlearning its "
+        "share of the forget set with the judged method; 0 = off (ulira_auc None)")
+    ulira_methods: list[Literal["gradient_ascent", "graddiff", "npo", "finetune_retain"]] = \
+        Field(default_factory=lambda: ["gradient_ascent", "graddiff", "npo",  # type: ignore[arg-type]
+                                       "finetune_retain"],
+              description="methods U-LiRA judges (it runs each once per reference model; "
+              "oracle, sisa and federaser retrain and are never judged by it)")
 
 
 class UnlearningConfig(_Section):
@@ -474,11 +506,30 @@ class GateConfig(_Section):
     policy: Path | None = None
 
 
+class BudgetConfig(_Section):
+    """Limits checked against the up-front estimate before any work (``audit/estimate.py``).
+
+    ``privaudit run`` / ``demo`` print the estimate (training steps: rounds × clients × local
+    epochs × ⌈n/B⌉ for the target, each reference model, each oracle retraining, SISA and the
+    other unlearning methods); a run whose estimate exceeds a limit is refused with exit 2,
+    naming the knobs that shrink it. Absent = no limit. Not part of the config's hash (a
+    budget does not change what a run computes).
+    """
+
+    max_training_steps: int | None = Field(
+        default=None, ge=1, description="most training steps (mini-batches on one client) of "
+        "the whole run; turn federation.rounds, federation.local_epochs, "
+        "attacks.references.count or unlearning.* down to fit")
+    max_reference_models: int | None = Field(
+        default=None, ge=0, description="most reference models (attacks.references.count)")
+
+
 class AuditConfig(_Section):
     """One run of privaudit: prepare → train → attack → report."""
 
     name: str = "privaudit-run"
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="seeds every random choice "
+                      "(torch and numpy take at most 2**32 - 1)")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
@@ -488,6 +539,7 @@ class AuditConfig(_Section):
     attacks: AttacksConfig = Field(default_factory=AttacksConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     def to_yaml(self) -> str:
         """The resolved config (defaults filled in), as written to the run directory."""
@@ -496,7 +548,8 @@ class AuditConfig(_Section):
     def sha256(self) -> str:
         import hashlib
 
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        blob = json.dumps(self.model_dump(mode="json", exclude={"budget"}),
+                          sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
 
@@ -588,16 +641,13 @@ def config_from_dict(raw: Any, *, base_dir: Path | None = None) -> AuditConfig:
 
 
 def load_config(path: str | Path) -> AuditConfig:
-    """Read and validate a YAML config file (``yaml.safe_load``)."""
+    """Read and validate a YAML config file (``yaml.SafeLoader``, bounded: ``safe_yaml``)."""
+    from privaudit.audit.safe_yaml import load_yaml_file
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config: file not found: {path}", [f"config: file not found ({path})"])
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"config: not valid YAML: {exc}", [f"config: not valid YAML ({exc})"]
-        ) from None
+    raw = load_yaml_file(path, what="config")  # bounded: no alias bomb, depth, UTF-8
     return config_from_dict(raw, base_dir=path.parent)
 
 

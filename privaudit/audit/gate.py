@@ -43,7 +43,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from privaudit.audit.config import format_validation_error
 from privaudit.audit.errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK, ConfigError
@@ -56,6 +63,7 @@ from privaudit.audit.gate_metrics import (
     metric_has_ci,
     resolve_metric,
 )
+from privaudit.audit.safe_yaml import load_yaml_file
 from privaudit.reports.schema import parse_report
 
 Statistic = Literal["point", "ci_low", "ci_high"]
@@ -79,6 +87,14 @@ class Rule(_Strict):
     severity: Literal["error", "warning"] = "error"
     applies_to: str = "*"
     description: str = ""
+
+    @field_validator("max", "min", "max_increase", "max_relative_increase")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        # NaN compares false with every value: a NaN limit would pass anything, silently
+        if value is not None and math.isnan(value):
+            raise ValueError("must be a number or ±infinity, not NaN")
+        return value
 
     @model_validator(mode="after")
     def _has_a_limit(self) -> Rule:
@@ -142,13 +158,10 @@ def _rule_lines(text: str) -> dict[str, int]:
 def load_policy(path: Path | str) -> LoadedPolicy:
     """Read and validate a policy file; ConfigError (exit 2) naming every bad field."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
-    except FileNotFoundError:
-        raise ConfigError(f"--policy: no such file: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not path.exists():
+        raise ConfigError(f"--policy: no such file: {path}")
+    raw = load_yaml_file(path, what=str(path))  # SafeLoader, bounded (no alias bomb)
+    text = path.read_text(encoding="utf-8-sig")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a policy must be a mapping with a 'rules' list")
     try:
@@ -179,8 +192,10 @@ def load_report_document(path: Path | str, *, what: str = "report") -> dict[str,
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{what}: no such file: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: JSON, huge ints
         raise ConfigError(f"{what}: {path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{what}: {path} is not valid JSON (nested too deeply)") from None
     parse_report(doc, source=str(path), allow_unknown_sections=True)
     result: dict[str, Any] = doc
     return result

@@ -11,6 +11,11 @@ Registered names (``<...>`` is a placeholder)::
     attacks.<attack>.auc                                      CI: auc_ci_low / auc_ci_high
     attacks.<attack>.tpr_at_fpr.<fpr>                         CI: Clopper–Pearson of the TPR
     attacks.<attack>.balanced_accuracy
+        (these three are the federated model's when the report attacked it — every attack
+        also runs on each unlearned model and oracle; a report without a "federated" model
+        gives one observation per model attacked)
+    attacks.<attack>.<model>.auc                              one model's, e.g.
+        attacks.loss.sisa/req-0001.auc (model = "<method>/<request-id>", as in attacks[])
     attacks.exposure.mean_bits  attacks.exposure.max_bits     from /exposure
     unlearning.<request-or-method glob>.<field.path>          e.g. unlearning.*.forget.privleak
         (issue 10: forget.privleak, forget.ks_pvalue, forget.mia_auc, ulira_auc,
@@ -175,18 +180,31 @@ def _dp(doc: Document, m: re.Match[str]) -> list[Observation]:
     return [_number(doc, pointer, "")]
 
 
-def _attack_items(doc: Document, attack: str) -> list[tuple[int, Mapping[str, Any]]]:
+_GATED_MODEL = "federated"
+
+
+def _attack_items(doc: Document, attack: str,
+                  model: str | None = None) -> list[tuple[int, Mapping[str, Any]]]:
+    """``attack``'s entries of ``/attacks``: on ``model``; by default the federated model's
+    (every model's when the report has no federated model)."""
     attacks = _get(doc, "/attacks") or []
     items = [(i, a) for i, a in enumerate(attacks) if a.get("attack") == attack]
     if not items:
         raise MetricUnavailable(f"attack {attack!r} is not in the report's attacks (it did not "
                                 "run, or was skipped)")
-    return items
+    wanted = model if model is not None else _GATED_MODEL
+    chosen = [(i, a) for i, a in items if a.get("model") == wanted]
+    if model is not None and not chosen:
+        models = ", ".join(str(a.get("model")) for _, a in items)
+        raise MetricUnavailable(f"attack {attack!r} did not run on model {model!r} (it ran on: "
+                                f"{models})")
+    return chosen or items
 
 
 def _auc(doc: Document, m: re.Match[str]) -> list[Observation]:
     out = []
-    for i, a in _attack_items(doc, m.group(1)):
+    model = m.group(2) if m.re.groups > 1 else None
+    for i, a in _attack_items(doc, m.group(1), model):
         pointer = f"/attacks/{i}/auc"
         out.append(Observation(str(a.get("model", "")), _as_float(a.get("auc"), pointer),
                                pointer, a.get("auc_ci_low"), a.get("auc_ci_high")))
@@ -280,10 +298,12 @@ register_metric("dp.<field>", r"dp\.(epsilon|subject_level_epsilon|delta|subject
 register_metric("attacks.exposure.<field>", r"attacks\.exposure\.(mean_bits|max_bits)", _exposure,
                 description="secret-canary exposure in bits")
 register_metric("attacks.<attack>.auc", rf"attacks\.{_NAME}\.auc", _auc, has_ci=True,
-                description="AUC of a membership-inference attack, per model")
+                description="AUC of a membership-inference attack (the federated model)")
+register_metric("attacks.<attack>.<model>.auc", rf"attacks\.{_NAME}\.(\S+)\.auc", _auc,
+                has_ci=True, description="AUC of a membership-inference attack on one model")
 register_metric("attacks.<attack>.tpr_at_fpr.<fpr>",
                 rf"attacks\.{_NAME}\.tpr_at_fpr\.(\d*\.?\d+(?:[eE]-?\d+)?)", _tpr, has_ci=True,
-                description="TPR at a fixed FPR, per model")
+                description="TPR at a fixed FPR (the federated model)")
 register_metric("attacks.<attack>.balanced_accuracy",
                 rf"attacks\.{_NAME}\.(balanced_accuracy)", _attack_field)
 register_metric("unlearning.<selector>.<path>", r"unlearning\.([^.\s]+)\.([A-Za-z0-9_.]+)",

@@ -16,11 +16,18 @@ from pathlib import Path
 
 import torch
 
-from privaudit.attacks.battery import prepare_attacks, run_battery
+from privaudit.attacks.battery import prepare_attacks
 from privaudit.attacks.dp_audit_stage import dp_audit_result, plant_dp_audit, score_dp_audit
+from privaudit.attacks.stage import attacked_models, run_attack_stage
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.progress import PlainReporter, Reporter
-from privaudit.audit.rundir import RunDir, sha256_file, write_json_atomic, write_text_atomic
+from privaudit.audit.rundir import (
+    RunDir,
+    sha256_file,
+    verify_outputs,
+    write_json_atomic,
+    write_text_atomic,
+)
 from privaudit.mechanisms.data import PreparedData, prepare_data, records_sha256
 from privaudit.mechanisms.data.records import ids_sha256
 from privaudit.mechanisms.federated import get_engine
@@ -50,7 +57,7 @@ from privaudit.mechanisms.tasks import (
 )
 from privaudit.reports.build import build_report
 from privaudit.reports.render import RenderOutcome, write_report
-from privaudit.reports.schema import Report, RoundUtility
+from privaudit.reports.schema import ClientDropout, Report, RoundUtility
 from privaudit.unlearning.ledger import dp_guarantee
 from privaudit.unlearning.stage import check_requests, erase_stage
 
@@ -121,6 +128,8 @@ def _round_message(rec: RoundRecord) -> str:
     if secure is not None and secure.rejections:
         named = ", ".join(f"{x.client_id} ({x.reason})" for x in secure.rejections)
         parts.append(f"rejected: {named}")
+    if rec.dropouts:
+        parts.append("dropped: " + ", ".join(d.describe() for d in rec.dropouts))
     return ", ".join(parts)
 
 
@@ -142,9 +151,9 @@ def _partial_training(run: RunDir, inputs_sha: str) -> _PartialTraining | None:
     if progress.get("inputs_sha256") != inputs_sha:
         return None
     outputs = [run.path(rel) for rel in progress.get("outputs", {})]
-    for p, digest in zip(outputs, progress.get("outputs", {}).values(), strict=True):
-        if not p.is_file() or sha256_file(p) != digest:
-            return None
+    # a checkpoint that is there but altered raises VerificationError naming it
+    if not verify_outputs(run.root, progress.get("outputs", {}), manifest=run.relative(path)):
+        return None
     r = int(progress["round"])
     privacy = json.loads(run.path("models", "global", f"round-{r:03d}", "privacy.json").read_text())
     return _PartialTraining(
@@ -226,7 +235,14 @@ def _train(
                     value=rec.utility,
                     seconds=rec.seconds,
                     global_sha256=rec.global_sha256,
-                    train_loss={c: m["train_loss"] for c, m in rec.client_metrics.items()},
+                    train_loss={c: m["train_loss"] for c, m in rec.client_metrics.items()
+                                if "train_loss" in m},  # canary clients do not train
+                    dropouts=[
+                        ClientDropout(
+                            client_id=d.client_id, reason=d.reason, detail=d.detail, steps=d.steps
+                        )
+                        for d in rec.dropouts
+                    ],
                 )
             )
             write_json_atomic(
@@ -335,7 +351,8 @@ def run_audit(
         t0 = time.perf_counter()
         scores = score_dp_audit(bundle.model, dp_plan.canaries, task=cfg.model.task,
                                 encode=encode, initial_state=initial_state,
-                                trained_state=trained.state)
+                                trained_state=trained.state,
+                                client_level=cfg.privacy.dp.mode == "client")
         guarantee = dp_guarantee(trained.privacy)
         dp_audit = dp_audit_result(
             cfg,
@@ -356,6 +373,7 @@ def run_audit(
     erase_clients = {
         c: e.subset([i for i, rid in enumerate(e.record_ids) if rid not in canary_ids])
         for c, e in clients.items()
+        if c in data.clients  # canary clients (client-level audits) are not data clients
     }
     unlearning, erase_seconds = erase_stage(
         cfg,
@@ -371,6 +389,7 @@ def run_audit(
         reporter=reporter,
         resume=resume,
         dp_guarantee=dp_guarantee(trained.privacy),
+        privacy=trained.privacy,
     )
     seconds |= erase_seconds
 
@@ -388,11 +407,11 @@ def run_audit(
     )
     seconds["references"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    battery = run_battery(
+    # the whole battery on the federated model, every unlearned model and every oracle
+    battery = run_attack_stage(
         attack_setup,
         model=bundle.model,
-        state=trained.state,
-        model_name="federated",
+        models=attacked_models(run, trained.state, unlearning),
         reporter=reporter,
     )
     seconds["attack"] = time.perf_counter() - t0

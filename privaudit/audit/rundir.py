@@ -1,8 +1,13 @@
 """The run directory (DESIGN.md contract): paths, atomic writes and stage manifests.
 
-Every file is written atomically (temp file + rename). A stage manifest
-(``stages/<stage>.json``) records the stage's input hash and the sha256 of each output, so a
-resumed run skips a stage whose inputs are unchanged and whose outputs are intact.
+Every file is written atomically (temp file ``.<name>.tmp-<pid>`` + rename), so a process
+killed at any point leaves either the old file or the new one, never half of one; the
+temporaries a killed process left behind are removed when the run directory is opened again
+(:meth:`RunDir.create`). A stage manifest (``stages/<stage>.json``) records the stage's input
+hash and the sha256 of each output, so a resumed run skips a stage whose inputs are unchanged
+and whose outputs are intact. Before a resumed run uses a file, its sha256 is checked against
+the manifest that lists it (:func:`verify_outputs`): a file that is there but differs raises
+:class:`VerificationError` naming it, a missing one makes the stage run again.
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from privaudit.audit.errors import ConfigError
+from privaudit.audit.errors import ConfigError, VerificationError
+
+_TMP = re.compile(r"^\..+\.tmp-(\d+)$")
 
 
 def sha256_file(path: Path) -> str:
@@ -23,6 +31,43 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def verify_outputs(root: Path, outputs: dict[str, str], *, manifest: str) -> bool:
+    """True when every file in ``outputs`` (relative path → sha256) is there with that
+    sha256; False when one is missing. Raises :class:`VerificationError` naming the first
+    file that is there but differs: the run directory was altered after ``manifest`` was
+    written, and a resumed run must neither use that file nor silently replace it."""
+    root = root.resolve()
+    for rel, digest in outputs.items():
+        p = (root / rel).resolve()
+        if root not in p.parents:
+            raise VerificationError(f"{manifest}: lists {rel!r}, outside the run directory")
+        if not p.is_file():
+            return False
+        actual = sha256_file(p)
+        if actual != digest:
+            raise VerificationError(
+                f"{rel}: sha256 {actual[:16]}… differs from {digest[:16]}… recorded in "
+                f"{manifest}: the file changed after that stage wrote it (edited, or rewritten "
+                f"by a later command such as privaudit erase). Restore it, delete it to "
+                f"recompute it, or run without --resume"
+            )
+    return True
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Delete ``.<name>.tmp-<pid>`` files of processes that are gone (killed mid-write)."""
+    for path in root.rglob(".*.tmp-*"):
+        match = _TMP.match(path.name)
+        if match is None or not path.is_file() or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:
+            continue  # a live process of another user
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -53,6 +98,7 @@ class RunDir:
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"--out: exists and is not a directory ({self.root})")
         self.root.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(self.root)
         return self
 
     def path(self, *parts: str) -> Path:
@@ -100,7 +146,9 @@ class RunDir:
         )
 
     def stage_is_current(self, stage: str, inputs_sha256: str) -> bool:
-        """True when the stage ran with these inputs and all its outputs are intact."""
+        """True when the stage ran with these inputs and all its outputs are intact; False
+        when it did not, its inputs changed or an output is missing. An output that is there
+        but differs from the manifest raises :class:`VerificationError` naming it."""
         path = self.stage_manifest(stage)
         if not path.is_file():
             return False
@@ -110,8 +158,6 @@ class RunDir:
             return False
         if manifest.get("inputs_sha256") != inputs_sha256:
             return False
-        for rel, digest in manifest.get("outputs", {}).items():
-            p = self.path(rel)
-            if not p.is_file() or sha256_file(p) != digest:
-                return False
-        return True
+        return verify_outputs(
+            self.root, manifest.get("outputs", {}), manifest=self.relative(path)
+        )

@@ -200,7 +200,12 @@ def apply_lora(cfg: ModelConfig, base: nn.Module, *, seed: int) -> tuple[nn.Modu
         )
     torch.manual_seed(seed)
     model = get_peft_model(base, config)  # type: ignore[arg-type]
-    described = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    # sets (target_modules) sorted: str() of a set follows the per-process string hash seed
+    described = json.dumps(
+        config.to_dict(),
+        sort_keys=True,
+        default=lambda o: sorted(o) if isinstance(o, set | frozenset) else str(o),
+    )
     return model, hashlib.sha256(described.encode()).hexdigest()
 
 

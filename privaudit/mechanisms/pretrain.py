@@ -2,8 +2,9 @@
 
 The public split is made of data subjects that share nothing with the private data, so the
 pretrained base knows the corpus' language but none of the audited people. The weights are
-cached under ``RUN/models/base/<hash>/`` (safetensors via ``save_pretrained``); a second run
-with the same model config, public data and seed loads them instead of training again.
+cached under ``RUN/models/base/<hash>/`` (safetensors via ``save_pretrained``, their sha256 in
+``sha256.json``); a second run with the same model config, public data and seed loads them,
+once checked, instead of training again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from privaudit.audit.config import ModelConfig
+from privaudit.audit.rundir import sha256_file, verify_outputs, write_json_atomic
 from privaudit.mechanisms.tasks import EncodedSet, forward
 
 
@@ -62,17 +64,26 @@ def load_or_pretrain(
     cache_root: Path,
     public_sha256: str,
 ) -> nn.Module:
-    """Return the pretrained model, from ``cache_root/<hash>`` when it is there."""
+    """Return the pretrained model, from ``cache_root/<hash>`` when it is there.
+
+    The cache's ``sha256.json`` records the weights' sha256; a cached file that differs from
+    it raises VerificationError naming it (a cache without it is pretrained again)."""
     cache = cache_root / pretrain_key(cfg, public_sha256, seed)
     weights = cache / "model.safetensors"
-    if weights.is_file():
-        model.load_state_dict(load_file(str(weights)), strict=False)
-        return model
+    digests = cache / "sha256.json"
+    if weights.is_file() and digests.is_file():
+        recorded = json.loads(digests.read_text(encoding="utf-8"))
+        manifest = f"{cache_root.name}/{cache.name}/sha256.json"
+        if verify_outputs(cache, recorded, manifest=manifest):
+            model.load_state_dict(load_file(str(weights)), strict=False)
+            return model
     if cfg.pretrain.epochs > 0 and len(public):
         pretrain_causal_lm(model, public, cfg, seed=seed)
     cache_root.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + ".tmp")
     model.save_pretrained(str(tmp), safe_serialization=True)  # type: ignore[operator]
+    write_json_atomic(tmp / "sha256.json",
+                      {"model.safetensors": sha256_file(tmp / "model.safetensors")})
     if cache.exists():
         shutil.rmtree(cache)
     tmp.replace(cache)

@@ -129,6 +129,14 @@ CLAUSES: tuple[Clause, ...] = (
            requirement="For each privacy-enhancing technology: its purpose, its parameters, "
            "its maturity and the residual risks it leaves.",
            limitation="Maturity is stated, not measured."),
+    Clause(framework="ISO/IEC TR 29119-11", clause="Adversarial testing",
+           evidence=("/attacks",),
+           requirement="AI-based systems are tested with adversarial techniques: attacks run "
+           "against every model released (here: the federated model, each unlearned model and "
+           "each oracle), with the attacker's access, the metrics and their confidence "
+           "intervals recorded.",
+           limitation="Confidentiality attacks only (membership inference, canary exposure); "
+           "evasion and poisoning attacks are not run."),
 )
 
 

@@ -18,8 +18,13 @@ from pydantic import ValidationError
 
 from privaudit.reports import plots
 from privaudit.reports.crosswalk import MISSING, evaluate_crosswalk, evidence_gap, resolve_pointer
-from privaudit.reports.schema import AttackResult, DpAuditResult, Report, RoundUtility
-from privaudit.reports.sections import Section, claimed_fields, registered_sections
+from privaudit.reports.schema import AttackResult, DpAuditResult, Exposure, Report, RoundUtility
+from privaudit.reports.sections import (
+    Section,
+    claimed_fields,
+    registered_sections,
+    section_of,
+)
 from privaudit.reports.verdict import evaluate_verdict, evaluation_document
 from privaudit.unlearning.figures import unlearning_figures
 
@@ -111,6 +116,7 @@ def _env() -> Environment:
     env.filters["kind"] = _kind
     env.filters["columns"] = _columns
     env.filters["fpr_keys"] = _fpr_keys
+    env.globals["section_of"] = section_of
     env.globals["ptr"] = lambda doc, p: (None if (v := resolve_pointer(doc, p)) is MISSING
                                          else v)
     return env
@@ -129,6 +135,13 @@ def _attacks(doc: Mapping[str, Any]) -> list[AttackResult]:
 def _dp_audit(doc: Mapping[str, Any]) -> DpAuditResult | None:
     try:
         return DpAuditResult.model_validate(doc["dp_audit"]) if doc.get("dp_audit") else None
+    except ValidationError:
+        return None
+
+
+def _exposure(doc: Mapping[str, Any]) -> Exposure | None:
+    try:
+        return Exposure.model_validate(doc["exposure"]) if doc.get("exposure") else None
     except ValidationError:
         return None
 
@@ -192,6 +205,7 @@ def render_html(report: Report | Mapping[str, Any], context: RenderContext | Non
         "utility": plots.utility_figure(_rounds(doc),
                                         str((doc.get("utility") or {}).get("metric", ""))),
         "dp_region": plots.privacy_region_figure(_dp_audit(doc)),
+        "exposure": plots.exposure_figure(_exposure(doc)),
         "unlearning": unlearning_figures(doc.get("unlearning")),
     }
     extra = {k: v for k, v in doc.items() if k not in claimed_fields()}

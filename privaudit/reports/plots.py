@@ -17,12 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from privaudit.attacks import figures as attack_figures
 from privaudit.attacks.dp_audit import max_tpr_under_dp
-from privaudit.reports.schema import AttackResult, DpAuditResult, RoundUtility
-
-#: The false-positive rates marked on every ROC (Carlini et al. 2022: low FPR is what matters).
-MARKED_FPRS = (0.001, 0.01)
-_FLOOR = 1e-3
+from privaudit.reports.schema import AttackResult, DpAuditResult, Exposure, RoundUtility
 
 
 def to_data_uri(fig: Figure) -> str:
@@ -34,42 +31,18 @@ def to_data_uri(fig: Figure) -> str:
 
 
 def roc_figure(attacks: Sequence[AttackResult]) -> str | None:
-    """ROC curves on log-log axes with the diagonal (a blind guess), the TPR at 0.1% and 1%
-    FPR marked with their confidence intervals, and the pointwise band when recorded."""
-    curves = [a for a in attacks if a.roc is not None]
-    if not curves:
-        return None
-    fig, ax = plt.subplots(figsize=(5.6, 4.6))
-    for a in curves:
-        if a.roc is None:
-            continue
-        fpr = [max(x, _FLOOR) for x in a.roc.fpr]
-        tpr = [max(y, _FLOOR) for y in a.roc.tpr]
-        (line,) = ax.plot(fpr, tpr, label=f"{a.attack} on {a.model} (AUC {a.auc:.2f})")
-        if a.roc.tpr_ci_low is not None and a.roc.tpr_ci_high is not None:
-            ax.fill_between(fpr, [max(y, _FLOOR) for y in a.roc.tpr_ci_low],
-                            [max(y, _FLOOR) for y in a.roc.tpr_ci_high],
-                            color=line.get_color(), alpha=0.12, linewidth=0)
-        for key, t in a.tpr_at_fpr.items():
-            if float(key) not in MARKED_FPRS:
-                continue
-            y = max(t.value, _FLOOR)
-            err = [[y - max(t.ci_low, _FLOOR)], [max(t.ci_high, _FLOOR) - y]]
-            ax.errorbar([float(key)], [y], yerr=err, fmt="o", color=line.get_color(),
-                        capsize=3, markersize=4)
-    ax.plot([_FLOOR, 1], [_FLOOR, 1], "k--", linewidth=1, label="blind guess")
-    for mark in MARKED_FPRS:
-        ax.axvline(mark, color="0.7", linewidth=0.8)
-        ax.text(mark, 1.02, f"{100 * mark:g}% FPR", transform=ax.get_xaxis_transform(),
-                ha="center", fontsize=7, color="0.4")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(_FLOOR, 1)
-    ax.set_ylim(_FLOOR, 1)
-    ax.set_xlabel("false-positive rate (non-members wrongly flagged)")
-    ax.set_ylabel("true-positive rate (members found)")
-    ax.legend(fontsize=7, loc="lower right")
-    return to_data_uri(fig)
+    """ROC curves on log-log axes, one panel per attacked model, with the diagonal (a blind
+    guess), the TPR at each reported FPR marked with its confidence interval, and the
+    pointwise band when recorded (:func:`privaudit.attacks.figures.roc_figure`)."""
+    fig = attack_figures.roc_figure(attacks)
+    return to_data_uri(fig) if fig is not None else None
+
+
+def exposure_figure(exposure: Exposure | None) -> str | None:
+    """Each secret canary's exposure against its insertions
+    (:func:`privaudit.attacks.figures.exposure_figure`)."""
+    fig = attack_figures.exposure_figure(exposure)
+    return to_data_uri(fig) if fig is not None else None
 
 
 def utility_figure(rounds: Sequence[RoundUtility], metric: str) -> str | None:

@@ -23,7 +23,7 @@ from privaudit.reports.crosswalk import CrosswalkRow
 
 #: Semantic version of report.json: a minor bump only adds optional fields (older reports
 #: still validate and render); a major bump may remove or change fields.
-SCHEMA_VERSION = "0.2.0"
+SCHEMA_VERSION = "0.3.0"
 
 
 class _Model(BaseModel):
@@ -60,12 +60,25 @@ class RunInfo(_Model):
     )
 
 
+class ClientDropout(_Model):
+    """A client dropped from one round (it raised, or overran federation.client_timeout)."""
+
+    client_id: str
+    reason: Literal["raised", "timeout"]
+    detail: str
+    steps: int | None = Field(
+        default=None, description="DP steps its accountant counted in this round (taken before "
+        "it failed or timed out); None without record-level DP")
+
+
 class RoundUtility(_Model):
     round: int
     value: float
     seconds: float
     global_sha256: str
     train_loss: dict[str, float] = Field(default_factory=dict)
+    dropouts: list[ClientDropout] = Field(
+        default_factory=list, description="clients dropped from this round")
 
 
 class Utility(_Model):
@@ -106,6 +119,12 @@ class AttackResult(_Model):
         default_factory=dict, description="the attack's parameters as run (tuned ones included)"
     )
     n_references: int = Field(default=0, description="reference models the attack used")
+    model_sha256: str | None = Field(
+        default=None, description="sha256 of the attacked adapter (a SISA ensemble: of its "
+        "shards, as stored under models/)")
+    members_erased: int = Field(
+        default=0, description="audit members left out because an erasure request served "
+        "before this model was produced erased them (schema 0.3)")
 
 
 class CanaryExposure(_Model):
@@ -211,7 +230,15 @@ class ForgetEvidence(_Model):
     ks_pvalue: float | None = Field(
         default=None, description="forget quality: KS p-value, unlearned vs oracle per-example "
         "losses on the forget set (high = indistinguishable)")
-    exposure_bits: float | None = None
+    exposure_bits: float | None = Field(
+        default=None, description="mean exposure (bits) of the secret canaries carried by the "
+        "forget set, under the unlearned model (causal LM with canaries; else None)")
+    exposure_bits_before: float | None = Field(
+        default=None, description="the same under the trained model")
+    exposure_bits_oracle: float | None = Field(
+        default=None, description="the same under the oracle")
+    exposure_canaries: int | None = Field(
+        default=None, description="secret canaries with a carrier record in the forget set")
     vulnerability_before: list[float] = Field(
         default_factory=list, description="per forget record: share of held-out records with "
         "a higher loss under the trained model (0.5 = like a non-member, 1 = memorised)")
@@ -278,9 +305,25 @@ class UnlearningResult(_Model):
     stopping_reason: str | None = None
     flags: list[str] = Field(default_factory=list)
     dp_bound: DPBound | None = None
+    retained_epsilon: float | None = Field(
+        default=None,
+        description="record-level ε of the retained records in the released model: the "
+        "run's accountants continued through the method's own DP training (retraining "
+        "rounds, replayed updates; a SISA ensemble's own ε); None without DP or when the "
+        "method steps outside DP (see flags)",
+    )
     lineage_path: str | None = None
     ulira_auc: float | None = Field(
-        default=None, description="U-LiRA AUC (Hayes et al. 2024); None = NOT EVALUATED")
+        default=None, description="U-LiRA AUC (Hayes et al. 2024): forget records vs held-out "
+        "non-members under the unlearned model, each scored by a likelihood-ratio test against "
+        "reference models that trained on it then unlearned it vs never saw it (0.5 = like "
+        "never seen); None = NOT EVALUATED (ulira_reason says why)")
+    ulira_auc_ci_low: float | None = None
+    ulira_auc_ci_high: float | None = None
+    ulira_references: int | None = Field(
+        default=None, description="reference models U-LiRA used (pairs × 2)")
+    ulira_reason: str | None = Field(
+        default=None, description="why U-LiRA was not evaluated for this result")
     utility_drop: float | None = Field(
         default=None, description="relative utility lost: 1 − after/before (accuracy), "
         "1 − before/after (perplexity)")

@@ -55,6 +55,14 @@ def registered_sections() -> list[Section]:
     return sorted(_SECTIONS.values(), key=lambda s: (s.order, s.id))
 
 
+def section_of(pointer: str) -> str | None:
+    """The id of the section that draws ``pointer`` (the longest registered pointer that is
+    it or contains it), or None; the crosswalk links its evidence there."""
+    found = [(len(p), s.id) for s in _SECTIONS.values() for p in s.pointers
+             if p and (pointer == p or pointer.startswith(p + "/"))]
+    return max(found)[1] if found else None
+
+
 def claimed_fields() -> set[str]:
     """Top-level report fields that some section (or the page header) draws."""
     header = {"schema_version", "report_id", "created_at", "title", "report_sha256", "privacy"}
@@ -82,12 +90,14 @@ for _s in (
     Section("attacks", _EMP, "Membership inference", 40, ("/attacks",),
             "sections/attacks.html.j2",
             "Attacks that try to tell whether a given record was in the training data, run "
-            "against the trained model with black-box access to its outputs."),
+            "with black-box access to its outputs against every model the run produced: the "
+            "federated model, each unlearned model and each oracle."),
     Section("dp-audit", _EMP, "Empirical audit of the DP claim", 41, ("/dp_audit",),
             "sections/dp_audit.html.j2",
             "Canaries inserted at random test the DP claim: the lower bound on ε measured "
             "must not exceed the claimed ε."),
-    Section("exposure", _EMP, "Canary exposure", 42, ("/exposure",), None,
+    Section("exposure", _EMP, "Canary exposure", 42, ("/exposure",),
+            "sections/exposure.html.j2",
             "How much more likely the model finds a planted secret than random alternatives, "
             "in bits (Secret Sharer). 0 bits is ideal."),
     Section("references", _EMP, "Reference models", 43, ("/references",), None,

@@ -140,13 +140,22 @@ class AscentUnlearner(Unlearner):
             result = train_federation(
                 rcfg, ctx.bundle, retain, ctx.test,
                 initial_state=state, seed=target.seed, engine=ctx.engine,
+                noise=ctx.run_noise(retain), resume=ctx.continued_privacy(),
             )
             state = result.final_state
+            outcome.retained_epsilon = result.privacy.epsilon() if result.privacy else None
             outcome.trained_ids |= result.seen_ids
             outcome.examples_processed += federation_examples(rcfg, retain)
             reasons.append(f"then {a.recovery_rounds} recovery round(s) on retained data")
         outcome.model = UnlearnedModel(states=[state])
         outcome.stopping_reason = "; ".join(reasons)
+        if ctx.dp_guarantee is not None and self.uses_retain:
+            outcome.flags.append(
+                f"{self.name}'s retain-loss steps run without DP noise: the run's DP guarantee "
+                "no longer covers the retained records in this model")
+        elif ctx.dp_guarantee is not None and outcome.retained_epsilon is None:
+            # ascent touched only the erased records: the retained records' ε is the run's
+            outcome.retained_epsilon = ctx.dp_guarantee[0]
         return outcome
 
     def _at_client(

@@ -23,6 +23,7 @@ from privaudit.audit.errors import ConfigError
 from privaudit.audit.rundir import RunDir
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
+from privaudit.mechanisms.federated.privacy import FEDERATION, PrivacyOutcome
 from privaudit.mechanisms.models import AdapterState, ModelBundle, load_adapter, save_adapter
 from privaudit.mechanisms.models import state_sha256 as _state_sha256
 from privaudit.mechanisms.tasks import EncodedSet
@@ -124,6 +125,27 @@ class UnlearningContext:
     engine: str
     encode: Callable[[list[Record]], EncodedSet]
     dp_guarantee: tuple[float, float] | None = None  # record-level (ε, δ) of the training run
+    privacy: PrivacyOutcome | None = None  # the run's noise and accountants (None without DP)
+
+    def run_noise(self, clients: Mapping[str, Any]) -> dict[str, float] | None:
+        """The run's own σ for ``clients`` (record mode; z in client mode), for retraining:
+        the same noise as the run instead of a fresh calibration (which would also make a
+        one-round retraining spend the run's whole ε). None without DP, or when a client's
+        σ is unknown (then train_federation calibrates)."""
+        p = self.privacy
+        if p is None or p.dp_mode == "none" or not p.noise_multipliers:
+            return None
+        keys = [FEDERATION] if p.dp_mode == "client" else list(clients)
+        if any(k not in p.noise_multipliers for k in keys):
+            return None
+        return {k: p.noise_multipliers[k] for k in keys}
+
+    def continued_privacy(self) -> PrivacyOutcome | None:
+        """A copy of the run's privacy outcome whose accountants go on counting further DP
+        training on the retained records (the run's own outcome is left untouched)."""
+        if self.privacy is None or self.privacy.dp_mode == "none":
+            return None
+        return PrivacyOutcome.from_dict(self.privacy.to_dict())
 
     @property
     def ucfg(self) -> UnlearningConfig:
@@ -203,6 +225,9 @@ class MethodOutcome:
     oracle_seconds: float | None = None  # set by a method that carries its own oracle (SISA)
     oracle_model: UnlearnedModel | None = None
     files: list[Path] = field(default_factory=list)  # extra files written (checkpoints)
+    # record-level ε of the retained records for the model this method released, when its
+    # own DP training continued the run's accountants (None: no further DP training)
+    retained_epsilon: float | None = None
     ledger: dict[str, Any] = field(default_factory=dict)  # state the next request resumes
 
 

@@ -3,7 +3,8 @@
 :func:`vulnerability_figure`: one point per forget record, its vulnerability (the share of
 held-out records with a higher loss: 0.5 looks never-seen, 1 = memorised) under the trained
 model, the unlearned model and the oracle, records sorted by their vulnerability before.
-Unlearning worked when "after" sits on "oracle", not on "before" — and not below it.
+Unlearning worked when "after" sits on "oracle", not on "before" — and not below it. The
+title carries the request's U-LiRA AUC when it was evaluated.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def vulnerability_figure(result: Mapping[str, Any]) -> str | None:
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("forget record (sorted by vulnerability before)")
     ax.set_ylabel("vulnerability")
-    ax.set_title(f"{result.get('request_id')} — {result.get('method')}", fontsize=9)
+    title = f"{result.get('request_id')} — {result.get('method')}"
+    if result.get("ulira_auc") is not None:
+        title += f" (U-LiRA AUC {float(result['ulira_auc']):.2f})"
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     return to_data_uri(fig)
 

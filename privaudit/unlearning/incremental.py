@@ -78,12 +78,14 @@ class FinetuneRetain(Unlearner):
         result = train_federation(
             fcfg, ctx.bundle, retain, ctx.test,
             initial_state=target.start.states[0], seed=target.seed, engine=ctx.engine,
+            noise=ctx.run_noise(retain), resume=ctx.continued_privacy(),
         )
         return MethodOutcome(
             model=UnlearnedModel(states=[result.final_state]),
             examples_processed=federation_examples(fcfg, retain),
             trained_ids=set(result.seen_ids),
             stopping_reason=f"budget: {rounds} round(s) on the retained data",
+            retained_epsilon=result.privacy.epsilon() if result.privacy else None,
         )
 
 
@@ -108,6 +110,7 @@ class FedEraser(Unlearner):
         outcome = MethodOutcome(model=UnlearnedModel(states=[ctx.initial_state]),
                                 examples_processed=0)
         state = ctx.initial_state
+        privacy = ctx.continued_privacy()  # recomputed updates are new DP releases
         for t in replayed:
             stored = {c: self._stored(ctx, t, c) for c in retain}
             fresh: dict[str, AdapterState] = {}
@@ -118,8 +121,9 @@ class FedEraser(Unlearner):
                 result = train_federation(
                     with_federation(ccfg, rounds=t), ctx.bundle, part, ctx.test,
                     initial_state=state, seed=ctx.cfg.seed, engine=ctx.engine, on_round=keep,
-                    start_round=t,
+                    start_round=t, noise=ctx.run_noise(part), resume=privacy,
                 )
+                privacy = result.privacy
                 outcome.trained_ids |= result.seen_ids
                 outcome.examples_processed += federation_examples(ccfg, part)
             updates = [
@@ -131,6 +135,7 @@ class FedEraser(Unlearner):
             ]
             state = strategy.aggregate(state, updates)
         outcome.model = UnlearnedModel(states=[state])
+        outcome.retained_epsilon = privacy.epsilon() if privacy is not None else None
         outcome.stopping_reason = (
             f"replayed rounds {replayed} of {fed.rounds} (interval {conf.interval}), "
             f"{epochs} calibration epoch(s)"

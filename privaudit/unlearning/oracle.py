@@ -69,6 +69,7 @@ class Oracle(Unlearner):
             initial_state=ctx.initial_state,
             seed=ctx.cfg.seed,
             engine=ctx.engine,
+            noise=ctx.run_noise(clients),
         )
         return MethodOutcome(
             model=UnlearnedModel(states=[result.final_state]),

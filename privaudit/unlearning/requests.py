@@ -20,10 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from privaudit.audit.errors import ConfigError
+from privaudit.audit.safe_yaml import load_yaml_file
 
 if TYPE_CHECKING:
     from privaudit.mechanisms.data.splits import PreparedData
@@ -204,10 +204,7 @@ def load_requests(path: Path) -> list[ErasureRequest]:
     """Read REQUEST.yaml: one request mapping, a list of them, or ``{requests: [...]}``."""
     if not path.is_file():
         raise ConfigError(f"--request: file not found ({path})")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--request: not valid YAML ({exc})") from None
+    raw = load_yaml_file(path, what="--request")
     if isinstance(raw, dict) and set(raw) == {"requests"}:
         raw = raw["requests"]
     items = raw if isinstance(raw, list) else [raw]

@@ -14,12 +14,11 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import yaml
-
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.errors import ConfigError, VerificationError
 from privaudit.audit.progress import Reporter
 from privaudit.audit.rundir import RunDir
+from privaudit.audit.safe_yaml import load_yaml_file
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData, prepare_data
 from privaudit.mechanisms.federated.privacy import PrivacyOutcome
@@ -29,7 +28,12 @@ from privaudit.reports.schema import Report, UnlearningResult
 from privaudit.unlearning import ledger as ledgers
 from privaudit.unlearning.base import UnlearningContext, available_unlearners, get_unlearner
 from privaudit.unlearning.requests import load_requests
-from privaudit.unlearning.stage import check_requests, run_erase
+from privaudit.unlearning.stage import (
+    check_requests,
+    erase_inputs_sha256,
+    record_erase_stage,
+    run_erase,
+)
 
 
 def make_encoder(
@@ -49,7 +53,7 @@ def make_encoder(
 def _open(run: RunDir) -> tuple[AuditConfig, PreparedData, Report]:
     if not run.report_json.is_file() or not run.config.is_file():
         raise ConfigError(f"RUN: {run.root} is not a finished run (no report.json/config.yaml)")
-    cfg = config_from_dict(yaml.safe_load(run.config.read_text(encoding="utf-8")))
+    cfg = config_from_dict(load_yaml_file(run.config, what=f"RUN: {run.config}"))
     data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed,
                         canaries=cfg.attacks.canaries)
     return cfg, data, Report.from_file(run.report_json)
@@ -66,6 +70,9 @@ def open_run_context(
     bundle = build_model(cfg, data, run)
     initial = adapter_state(bundle.model)
     final = run.global_adapter(cfg.federation.rounds)
+    if not final.is_file():
+        raise VerificationError(f"{run.relative(final)}: missing; report.json names it as the "
+                                "run's final adapter (run.final_adapter_sha256)")
     trained = load_adapter(final)
     if state_sha256(trained) != report.run.final_adapter_sha256:
         raise VerificationError(
@@ -77,18 +84,23 @@ def open_run_context(
         clients={c: encode(recs) for c, recs in data.clients.items()},
         test=encode(data.test), nonmembers=encode(data.nonmembers), initial_state=initial,
         trained_state=trained, run=run, engine=engine, encode=encode,
-        dp_guarantee=dp_guarantee_of(run),
+        dp_guarantee=dp_guarantee_of(run), privacy=privacy_of(run),
     )
     return ctx, report
 
 
-def dp_guarantee_of(run: RunDir) -> tuple[float, float] | None:
-    """(ε, δ) of the training run, from the accountants it persisted (None without DP)."""
+def privacy_of(run: RunDir) -> PrivacyOutcome | None:
+    """The training run's noise and accountants, as it persisted them (None if absent)."""
     summary = run.path("models", "global", "training.json")
     if not summary.is_file():
         return None
     privacy = json.loads(summary.read_text(encoding="utf-8")).get("privacy", {})
-    return ledgers.dp_guarantee(PrivacyOutcome.from_dict(privacy))
+    return PrivacyOutcome.from_dict(privacy)
+
+
+def dp_guarantee_of(run: RunDir) -> tuple[float, float] | None:
+    """(ε, δ) of the training run, from the accountants it persisted (None without DP)."""
+    return ledgers.dp_guarantee(privacy_of(run))
 
 
 def erase_finished_run(
@@ -126,6 +138,8 @@ def erase_finished_run(
                           "unlearning.methods when it was trained); this run has no SISA shards")
     ctx, report = open_run_context(run, engine=engine or opened[2].run.engine, opened=opened)
     results, seconds = run_erase(ctx, requests, chosen, reporter, oracle=cfg.unlearning.oracle)
+    # the erase stage's manifest now covers the served request too: `run --resume` keeps it
+    record_erase_stage(run, erase_inputs_sha256(cfg, ctx.trained_state, opened[2].run.engine))
     report.unlearning = [*report.unlearning, *results]
     for name, secs in seconds.items():
         report.run.seconds[name] = report.run.seconds.get(name, 0.0) + secs

@@ -33,7 +33,11 @@ import numpy as np
 
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.rundir import write_json_atomic
-from privaudit.mechanisms.dp.calibration import calibrate_schedule, poisson_schedule
+from privaudit.mechanisms.dp.calibration import (
+    calibrate_schedule,
+    poisson_schedule,
+    schedule_epsilon,
+)
 from privaudit.mechanisms.federated.privacy import training_federation
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import AdapterState, load_adapter, save_adapter
@@ -167,17 +171,39 @@ def shard_noise_multiplier(scfg: AuditConfig, layout: SisaLayout, k: int) -> flo
     slice used it, and exactness needs the same recipe); with fewer records its steps do not
     grow. None when record-level DP is off; ``noise_multiplier`` when the config fixes σ.
     """
-    dp, fed = scfg.privacy.dp, training_federation(scfg)
+    dp = scfg.privacy.dp
     if dp.mode != "record" or dp.target_epsilon is None:
         return dp.noise_multiplier if dp.mode == "record" else None
-    schedule = []
+    return calibrate_schedule(target_epsilon=dp.target_epsilon, delta=dp.delta or 0.0,
+                              schedule=_shard_schedule(scfg, layout, k),
+                              accountant=dp.accountant)
+
+
+def _shard_schedule(scfg: AuditConfig, layout: SisaLayout, k: int) -> list[tuple[float, int]]:
+    """(sample rate, steps) of each slice training of shard k, as laid out at training."""
+    fed, schedule = training_federation(scfg), []
     for r in range(len(layout.slices[k])):
         n = len(layout.shard_ids(k, r, frozenset()))
         if n:
             schedule.append(poisson_schedule(n_records=n, batch_size=min(fed.batch_size, n),
                                              local_epochs=fed.local_epochs))
-    return calibrate_schedule(target_epsilon=dp.target_epsilon, delta=dp.delta or 0.0,
-                              schedule=schedule, accountant=dp.accountant)
+    return schedule
+
+
+def sisa_epsilon(ctx: UnlearningContext, layout: SisaLayout) -> float | None:
+    """Record-level ε of the SISA ensemble (the max over its shards; None without record DP).
+    The ensemble is a release of its own: a record's ε over the federated model AND the
+    ensemble is the composition of both."""
+    scfg = local_recipe(with_federation(ctx.cfg, rounds=1, local_epochs=epochs_per_slice(ctx)))
+    dp = scfg.privacy.dp
+    if dp.mode != "record" or dp.delta is None:
+        return None
+    return max(
+        schedule_epsilon(shard_noise_multiplier(scfg, layout, k) or 0.0,
+                         _shard_schedule(scfg, layout, k), delta=dp.delta,
+                         accountant=dp.accountant)
+        for k in range(layout.shards)
+    )
 
 
 def _slice_recipe(scfg: AuditConfig, sigma: float | None, n: int) -> AuditConfig:
@@ -274,6 +300,12 @@ class Sisa(Unlearner):
         outcome.seconds = time.perf_counter() - t0
         where = ", ".join(f"shard {k} from slice {r + 1}" for k, r in sorted(affected.items()))
         outcome.stopping_reason = f"retrained {where} of {layout.shards} shard(s)"
+        outcome.retained_epsilon = sisa_epsilon(ctx, layout)
+        if outcome.retained_epsilon is not None and ctx.dp_guarantee is not None:
+            outcome.flags.append(
+                f"the SISA ensemble is a second release trained on the same records (ε = "
+                f"{outcome.retained_epsilon:.3g} on its own): over both models a record's ε "
+                f"composes, up to {outcome.retained_epsilon + ctx.dp_guarantee[0]:.3g}")
         self._oracle(ctx, layout, target, affected, shards, outcome)
         outcome.model = UnlearnedModel(states=states)
         outcome.ledger = {"sisa": dict(sisa, shards=shards)}

@@ -26,6 +26,7 @@ from privaudit.audit.progress import Reporter
 from privaudit.audit.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
+from privaudit.mechanisms.federated.privacy import PrivacyOutcome
 from privaudit.mechanisms.models import (
     AdapterState,
     ModelBundle,
@@ -108,7 +109,7 @@ class EraseStage:
         self.reporter = reporter
         self.ledger = ledgers.read_ledger(ctx.run)
         self.seconds: dict[str, float] = {}
-        self.verifier = Verifier(ctx)
+        self.verifier = Verifier(ctx, reporter=reporter)
 
     def prepare(self) -> None:
         """Training-time work of the methods (SISA's shards), once per run."""
@@ -129,6 +130,7 @@ class EraseStage:
         reference = mean_loss(ctx.bundle.model, [ctx.trained_state], ctx.nonmembers,
                               ctx.cfg.model.task)
         results: list[UnlearningResult] = []
+        self.verifier.prepare(list(self.unlearners))  # U-LiRA's references, before the bar
         with self.reporter.stage("erase", len(resolved) * len(self.unlearners)) as progress:
             for req in resolved:
                 served = self._serve_one(req, reference, progress.advance)
@@ -167,7 +169,7 @@ class EraseStage:
                 oracle=judge, path=ctx.run.relative(path), sha_after=sha_after,
                 executed_at=executed_at,
             ), model=outcome.model, oracle=judge[1] if judge else None, forget=forget_set,
-                erased=erased))
+                erased=erased, unlearner=unlearner, request=req))
             produced.append({
                 "method": name, "path": ctx.run.relative(path), "sha256": sha_after,
                 "files": [ctx.run.relative(p) for p in outcome.files],
@@ -240,6 +242,7 @@ class EraseStage:
             flags=list(outcome.flags),
             dp_bound=ledgers.dp_bound(ctx.dp_guarantee, req,
                                       client_level=ctx.cfg.privacy.dp.mode == "client"),
+            retained_epsilon=outcome.retained_epsilon,
         )
 
 
@@ -276,6 +279,18 @@ def _stage_outputs(run: RunDir) -> list[Path]:
     return sorted(f for root in roots if root.is_dir() for f in root.rglob("*") if f.is_file())
 
 
+def erase_inputs_sha256(cfg: AuditConfig, trained_state: AdapterState, engine: str) -> str:
+    """What the erase stage depends on (config, trained adapter, engine), hashed."""
+    inputs = json.dumps({"config": cfg.sha256(), "trained": state_sha256(trained_state),
+                         "engine": engine}, sort_keys=True)
+    return hashlib.sha256(inputs.encode()).hexdigest()
+
+
+def record_erase_stage(run: RunDir, inputs_sha256: str) -> None:
+    """(Re)write the erase stage's manifest over every unlearning file now in the run."""
+    run.complete_stage("erase", inputs_sha256=inputs_sha256, outputs=_stage_outputs(run))
+
+
 def erase_stage(
     cfg: AuditConfig,
     *,
@@ -291,28 +306,28 @@ def erase_stage(
     reporter: Reporter,
     resume: bool = False,
     dp_guarantee: tuple[float, float] | None = None,
+    privacy: PrivacyOutcome | None = None,
 ) -> tuple[list[UnlearningResult], dict[str, float]]:
     """The pipeline's erase stage (after train, before attack): SISA training when 'sisa' is
     a method, then ``unlearning.requests``. On ``--resume`` it is skipped when its inputs
     (config, trained adapter, engine) and its outputs are unchanged."""
     u = cfg.unlearning
-    if not u.requests and "sisa" not in u.methods:
-        return [], {}
-    inputs = json.dumps({"config": cfg.sha256(), "trained": state_sha256(trained_state),
-                         "engine": engine}, sort_keys=True)
-    inputs_sha = hashlib.sha256(inputs.encode()).hexdigest()
+    inputs_sha = erase_inputs_sha256(cfg, trained_state, engine)
+    # requests served later by `privaudit erase` are in the manifest too: resume keeps them
     if resume and run.stage_is_current("erase", inputs_sha):
         reporter.info("[erase] resumed: unlearned models and manifest unchanged")
         return ledgers.read_results(run), {}
+    if not u.requests and "sisa" not in u.methods:
+        return [], {}
     ledgers.reset(run)
     ctx = UnlearningContext(
         cfg=cfg, bundle=bundle, data=data, clients=clients, test=test,
         nonmembers=encode(data.nonmembers), initial_state=initial_state,
         trained_state=trained_state, run=run, engine=engine, encode=encode,
-        dp_guarantee=dp_guarantee,
+        dp_guarantee=dp_guarantee, privacy=privacy,
     )
     results, seconds = run_erase(ctx, u.requests, u.methods, reporter, oracle=u.oracle)
     if not results:
         ledgers.append_results(run, [])
-    run.complete_stage("erase", inputs_sha256=inputs_sha, outputs=_stage_outputs(run))
+    record_erase_stage(run, inputs_sha)
     return results, seconds

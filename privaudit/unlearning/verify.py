@@ -18,7 +18,15 @@ the retained records before and after; the maths are the plain functions below.
 - **Flags**, each with the threshold that fired (``unlearning.verify``): ``under_unlearned`` /
   ``over_unlearned`` when |PrivLeak| > ``privleak_band`` and the unlearned AUC's CI excludes the
   oracle's AUC; ``utility_collapse`` when the utility drop exceeds ``utility_drop_max``.
-- **U-LiRA** (Hayes et al. 2024) is NOT EVALUATED yet: ``ulira_auc`` stays None.
+- **U-LiRA** (Hayes et al. 2024; :mod:`privaudit.unlearning.ulira`, where the construction
+  is): per-example likelihood-ratio test against reference adapters that trained on each
+  record then unlearned it with the same method vs never saw it; ``ulira_auc`` of the forget
+  records vs held-out non-members (0.5 = like never seen), for the cheap methods
+  (``unlearning.verify.ulira_methods``) when ``unlearning.verify.ulira_references`` > 0; else
+  None with ``ulira_reason``.
+- **Canary exposure** (causal LM with secret canaries, Carlini et al. 2019): the mean exposure
+  in bits of the canaries whose carriers are in the forget set, under the trained model
+  (``exposure_bits_before``), the unlearned model (``exposure_bits``) and the oracle.
 
 Per-example losses come from the signal cache (``signals/``, keyed by model and records), so a
 model (the trained one, a request's oracle) is evaluated once on a set across methods.
@@ -42,16 +50,22 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import ks_2samp
 
+from privaudit.attacks.canary_exposure import exposure_of
 from privaudit.attacks.metrics import AttackMetrics, evaluate_scores
 from privaudit.attacks.references import preserved_adapter
 from privaudit.attacks.scores.inputs import SignalSet
-from privaudit.attacks.signals import cached_signals, load_signals, save_signals
+from privaudit.attacks.signals import cached_signals, load_signals, save_signals, sequence_nll
 from privaudit.audit.config import VerifyConfig
+from privaudit.audit.progress import PlainReporter, Reporter
+from privaudit.mechanisms.data.canaries import Canary, candidate_texts
+from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.reports.schema import UnlearningResult, VerificationFlag
-from privaudit.unlearning.base import UnlearnedModel, UnlearningContext
+from privaudit.unlearning.base import UnlearnedModel, Unlearner, UnlearningContext
 from privaudit.unlearning.evaluate import per_example_loss, utility
+from privaudit.unlearning.requests import ResolvedRequest
+from privaudit.unlearning.ulira import ULiRA
 
 __all__ = [
     "Verifier",
@@ -64,12 +78,17 @@ __all__ = [
 ]
 
 
-def privleak(auc_unlearned: float, auc_oracle: float) -> float:
+def privleak(auc_unlearned: float, auc_oracle: float) -> float | None:
     """PrivLeak in % from two *membership* AUCs (forget vs held-out, > 0.5 = member-like),
-    turned into MUSE's orientation (1 − AUC) so that negative = still remembers."""
+    turned into MUSE's orientation (1 − AUC) so that negative = still remembers. None when
+    undefined: the oracle itself ranks every forget record above every held-out one (AUC 1).
+
+    >>> privleak(0.9, 1.0) is None
+    True
+    """
     muse_u, muse_o = 1.0 - auc_unlearned, 1.0 - auc_oracle
     if muse_o <= 0.0:
-        return float("nan")
+        return None
     return (muse_u - muse_o) / muse_o * 100.0
 
 
@@ -133,18 +152,33 @@ def flags_for(
     return out
 
 
+def ulira_words(r: UnlearningResult) -> str:
+    """U-LiRA in a few words, for the verdict line."""
+    if r.ulira_auc is None:
+        return "U-LiRA NOT EVALUATED"
+    tail = ""
+    if r.ulira_auc_ci_low is not None and r.ulira_auc_ci_high is not None:
+        tail = f", CI {r.ulira_auc_ci_low:.2f} to {r.ulira_auc_ci_high:.2f}"
+    return f"U-LiRA AUC {r.ulira_auc:.2f} (0.5 = like never seen{tail})"
+
+
 def verdict_line(r: UnlearningResult) -> str:
     """The evidence of one result in plain words."""
     f = r.forget
+    if f.privleak is None and f.mia_auc_oracle is not None:
+        return ("PrivLeak is undefined: even the oracle, which never saw the forget records, "
+                "ranks every one of them above every held-out record (membership AUC 1), so "
+                f"this forget set cannot be told apart by this attack; forget-quality p = "
+                f"{f.ks_pvalue:.2g}; {ulira_words(r)}.")
     if f.privleak is None:
         return "No oracle ran, so the erasure could not be compared with retraining."
     if r.verification_flags:
         head = "; ".join(v.name.replace("_", "-") for v in r.verification_flags)
         return f"Not like retraining ({head}): PrivLeak {f.privleak:+.1f}%, forget-quality " \
-               f"p = {f.ks_pvalue:.2g}."
+               f"p = {f.ks_pvalue:.2g}; {ulira_words(r)}."
     return (f"Indistinguishable from retraining at this sample size: PrivLeak "
             f"{f.privleak:+.1f}% (CI {f.privleak_ci_low:+.1f} to {f.privleak_ci_high:+.1f}), "
-            f"forget-quality p = {f.ks_pvalue:.2g}; U-LiRA NOT EVALUATED.")
+            f"forget-quality p = {f.ks_pvalue:.2g}; {ulira_words(r)}.")
 
 
 def rank_results(results: Sequence[UnlearningResult]) -> None:
@@ -166,12 +200,51 @@ class Verifier:
     reusing per-example losses through the run's signal cache."""
 
     ctx: UnlearningContext
+    reporter: Reporter | None = None  # progress of the U-LiRA references' training
     _memo: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     _utility_before: tuple[str, float] | None = None
+    _ulira: ULiRA | None = None
+    _canary_memo: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _canary_sets: tuple[EncodedSet, EncodedSet] | None = None
 
     @property
     def cfg(self) -> VerifyConfig:
         return self.ctx.ucfg.verify
+
+    @property
+    def ulira(self) -> ULiRA:
+        """U-LiRA's runner, built once: its references are shared by every request."""
+        if self._ulira is None:
+            self._ulira = ULiRA(self.ctx, self.reporter or PlainReporter(quiet=True),
+                                self.ulira_signal)
+        return self._ulira
+
+    def prepare(self, methods: Sequence[str]) -> None:
+        """Train (or load) U-LiRA's references up front when some method will use them."""
+        v = self.cfg
+        if v.ulira_references and any(m in v.ulira_methods for m in methods):
+            self.ulira.references()
+
+    def ulira_signal(self, model: UnlearnedModel, data: EncodedSet) -> np.ndarray:
+        """U-LiRA's per-example signal: the confidence logit φ (classification), else −loss."""
+        if model.is_ensemble:
+            return -self.losses(model, data)
+        signals = self._signals(model, data)
+        return np.asarray(signals.phi if signals.phi is not None else -signals.loss, float)
+
+    def _keys(self, model: UnlearnedModel, data: EncodedSet) -> tuple[str, str]:
+        rsha = hashlib.sha256(("ids:" + "\n".join(data.record_ids)).encode()).hexdigest()
+        msha = hashlib.sha256(f"{self._context_sha()}:{model.sha256}".encode()).hexdigest()
+        return msha, rsha
+
+    def _signals(self, model: UnlearnedModel, data: EncodedSet) -> SignalSet:
+        """Every cached signal of a single-adapter model on ``data``."""
+        msha, rsha = self._keys(model, data)
+        net, task = self.ctx.bundle.model, self.ctx.cfg.model.task
+        with preserved_adapter(net):
+            set_adapter_state(net, model.states[0])
+            return cached_signals(net, data, task=task, model_sha256=msha,
+                                  records_sha256=rsha, cache_dir=self.ctx.run.path("signals"))
 
     def _context_sha(self) -> str:
         b, m = self.ctx.bundle, self.ctx.cfg.model
@@ -181,8 +254,7 @@ class Verifier:
 
     def losses(self, model: UnlearnedModel, data: EncodedSet) -> np.ndarray:
         """Per-example losses of ``model`` on ``data``, from the signal cache when there."""
-        rsha = hashlib.sha256(("ids:" + "\n".join(data.record_ids)).encode()).hexdigest()
-        msha = hashlib.sha256(f"{self._context_sha()}:{model.sha256}".encode()).hexdigest()
+        msha, rsha = self._keys(model, data)
         if (msha, rsha) in self._memo:
             return self._memo[(msha, rsha)]
         cache = self.ctx.run.path("signals")
@@ -196,10 +268,7 @@ class Verifier:
                     loss = per_example_loss(net, model.states, data, task)
                 save_signals(SignalSet(loss=loss), path)
         else:
-            with preserved_adapter(net):
-                set_adapter_state(net, model.states[0])
-                loss = cached_signals(net, data, task=task, model_sha256=msha,
-                                      records_sha256=rsha, cache_dir=cache).loss
+            loss = self._signals(model, data).loss
         self._memo[(msha, rsha)] = np.asarray(loss, float)
         return self._memo[(msha, rsha)]
 
@@ -218,11 +287,41 @@ class Verifier:
             ids = sorted(rng.choice(ids, self.cfg.retain_sample, replace=False).tolist())
         return self.ctx.records(frozenset(ids))
 
+    def canary_exposure(self, model: UnlearnedModel, canaries: list[Canary]) -> float:
+        """Mean exposure in bits of ``canaries`` (among the run's) under ``model``; the
+        candidates' log-perplexities are computed once per model."""
+        ctx = self.ctx
+        acfg = ctx.cfg.attacks.canaries
+        everyone = list(ctx.data.canaries)
+        if self._canary_sets is None:
+            def as_set(texts: list[str], prefix: str) -> EncodedSet:
+                return ctx.encode([Record(id=f"{prefix}-{i}", subject_id=prefix, text=t)
+                                   for i, t in enumerate(texts)])
+
+            self._canary_sets = (
+                as_set([c.text for c in everyone], "canary"),
+                as_set(candidate_texts(acfg, everyone, seed=ctx.cfg.seed), "candidate"))
+        if model.sha256 not in self._canary_memo:
+            net = ctx.bundle.model
+            states = model.states if model.is_ensemble else None
+            with preserved_adapter(net):
+                set_adapter_state(net, model.states[0])
+                self._canary_memo[model.sha256] = (
+                    sequence_nll(net, self._canary_sets[0], states=states),
+                    sequence_nll(net, self._canary_sets[1], states=states))
+        canary_nll, candidate_nll = self._canary_memo[model.sha256]
+        pick = [everyone.index(c) for c in canaries]
+        return exposure_of(canary_nll[pick].tolist(), candidate_nll.tolist(), canaries, acfg,
+                           model_name=model.sha256[:12]).mean_bits
+
     def verify(
         self, result: UnlearningResult, *, model: UnlearnedModel, oracle: UnlearnedModel | None,
-        forget: EncodedSet, erased: frozenset[str],
+        forget: EncodedSet, erased: frozenset[str], unlearner: Unlearner | None = None,
+        request: ResolvedRequest | None = None,
     ) -> UnlearningResult:
-        """Fill ``result``'s forget/retain evidence, flags and verdict line (in place)."""
+        """Fill ``result``'s forget/retain evidence, U-LiRA, canary exposure, flags and verdict
+        line (in place). ``unlearner`` and ``request``: the method and request that produced
+        ``model``, which U-LiRA runs again on its reference models."""
         ctx = self.ctx
         trained = UnlearnedModel(states=[ctx.trained_state])
         non = self.losses(trained, ctx.nonmembers)
@@ -260,6 +359,19 @@ class Verifier:
                 after.auc, after.auc_ci_low, after.auc_ci_high
             r.mia_auc_before = before_r.auc
             r.mia_auc_increase = after.auc - before_r.auc
+        held = set(forget.record_ids)
+        canaries = [c for c in ctx.data.canaries if held & set(c.carriers)]
+        if canaries and ctx.cfg.model.task == "causal-lm":
+            f.exposure_canaries = len(canaries)
+            f.exposure_bits_before = self.canary_exposure(trained, canaries)
+            f.exposure_bits = self.canary_exposure(model, canaries)
+            if oracle is not None:
+                f.exposure_bits_oracle = self.canary_exposure(oracle, canaries)
+        u = self.ulira.evaluate(method=result.method, unlearner=unlearner, request=request,
+                                model=model, forget=forget)
+        result.ulira_auc, result.ulira_auc_ci_low, result.ulira_auc_ci_high = \
+            u.auc, u.ci_low, u.ci_high
+        result.ulira_references, result.ulira_reason = u.references, u.reason
         if self._utility_before is None:
             self._utility_before = utility(ctx.bundle.model, [ctx.trained_state], ctx.test,
                                            ctx.cfg.model.task)

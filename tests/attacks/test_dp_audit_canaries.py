@@ -84,14 +84,21 @@ def test_kind_follows_the_task_and_refuses_mislabeled_text() -> None:
         resolve_kind("mislabeled", "causal-lm")
 
 
-def test_client_level_dp_is_refused_with_a_clear_error() -> None:
+def test_client_level_dp_plants_each_included_canary_as_a_whole_client_of_its_own() -> None:
     cfg = config_from_dict(merge(TINY, {
-        "attacks": {"dp_audit": {}},
+        "attacks": {"dp_audit": {"canaries": 40}},
         "privacy": {"dp": {"mode": "client", "target_epsilon": 50.0, "delta": 1e-3}},
     }))
     data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed)
-    with pytest.raises(ConfigError, match="whole canary clients"):
-        plant_dp_audit(cfg, data)
+    plan = plant_dp_audit(cfg, data)
+    assert plan is not None
+    trained = plan.with_clients(data.clients)
+    assert len(plan.canary_clients) == plan.sealed.n_included
+    assert all(len(trained[c]) == 1 for c in plan.canary_clients)
+    # the data clients hold no canary: the protected unit, a client, is the canary
+    for c, recs in data.clients.items():
+        assert trained[c] == recs
+    assert list(trained)[: len(data.clients)] == list(data.clients)
 
 
 def test_absent_or_zero_canaries_turn_the_audit_off() -> None:

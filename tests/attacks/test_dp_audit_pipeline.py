@@ -79,7 +79,10 @@ def test_dp_without_noise_is_caught_as_a_violation(
         return run
 
     monkeypatch.setattr(record_dp, "make_private", noiseless)
-    out = run_audit(_config(DP_EPS1), tmp_path / "r")
+    # capacity to memorise the canaries (hidden 128, 3 rounds): caught on seeds 0-3 with
+    # ε_LB 1.28-1.82; at hidden 64 and 2 rounds the audit's power depended on the draw
+    strong = {"federation": {"rounds": 3}, "model": {"tiny": {"hidden": 128, "intermediate": 256}}}
+    out = run_audit(_config(DP_EPS1, strong), tmp_path / "r")
     audit = out.report.dp_audit
     assert audit is not None and audit.claimed_epsilon is not None
     assert audit.claimed_epsilon <= 1.0
@@ -96,3 +99,34 @@ def test_honest_dp_at_epsilon_1_gives_a_lower_bound_at_most_1(tmp_path: Path, se
     audit = out.report.dp_audit
     assert audit is not None and audit.claimed_epsilon is not None
     assert audit.epsilon_lower_bound <= 1.0 and not audit.violation
+
+
+# client-level DP: the default canary count as canary clients sending random directions
+DP_CLIENT_EPS1 = {
+    "privacy": {"dp": {"mode": "client", "target_epsilon": 1.0, "delta": 1e-3,
+                       "clip_norm": 5.0}},
+    "federation": {"rounds": 2, "local_epochs": 5},
+}
+
+
+def test_client_level_dp_without_noise_is_caught_with_canary_clients(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privaudit.mechanisms.federated import client_dp
+
+    def noiseless(summed: Any, *, expected_clients: float, **kwargs: Any) -> Any:
+        return {k: v / expected_clients for k, v in summed.items()}  # sabotage: no noise
+
+    monkeypatch.setattr(client_dp, "add_noise_to_sum", noiseless)
+    out = run_audit(_config(DP_CLIENT_EPS1), tmp_path / "r")
+    audit = out.report.dp_audit
+    assert audit is not None and audit.claimed_epsilon is not None
+    assert audit.n_canaries == 200 and "canary client" in audit.attack
+    assert audit.violation and audit.epsilon_lower_bound > audit.claimed_epsilon
+
+
+def test_honest_client_level_dp_passes_its_canary_client_audit(tmp_path: Path) -> None:
+    out = run_audit(_config(DP_CLIENT_EPS1), tmp_path / "r")
+    audit = out.report.dp_audit
+    assert audit is not None and audit.claimed_epsilon is not None
+    assert audit.epsilon_lower_bound <= audit.claimed_epsilon and not audit.violation

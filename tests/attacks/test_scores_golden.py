@@ -93,13 +93,14 @@ def test_lira_online_per_example_variance_is_the_gaussian_log_likelihood_ratio()
     assert 1e10 < scores[1] < np.inf
 
 
-def test_lira_online_fixed_variance_pools_within_example_residuals() -> None:
+def test_lira_online_fixed_variance_shares_one_pooled_sigma_between_in_and_out() -> None:
     target, ref, keep = _lira_case()
-    # IN residuals: (+-1)^2 * 2 + (+-0.5)^2 * 2 = 2.5 over 4 - 2 = 2 dof -> var 1.25
-    # OUT residuals: (+-1)^2 * 2 + 0 = 2 over 2 dof -> var 1.0
-    var_in, var_out = 1.25, 1.0
+    # IN residuals: (+-1)^2 * 2 + (+-0.5)^2 * 2 = 2.5 over 4 - 2 = 2 dof
+    # OUT residuals: (+-1)^2 * 2 + 0 = 2 over 2 dof
+    # one σ for both sides (as the authors' code with a fixed variance): 4.5 / 4 dof
+    var = 4.5 / 4
     expected = [
-        -0.5 * (t - mi) ** 2 / var_in - 0.5 * math.log(var_in) + 0.5 * (t - mo) ** 2 / var_out
+        -0.5 * (t - mi) ** 2 / var + 0.5 * (t - mo) ** 2 / var
         for t, mi, mo in [(3.0, 3.0, 0.0), (-1.0, 0.5, -2.0)]
     ]
     got = lira_scores(target, ref, keep, mode="online", variance="fixed")

@@ -32,11 +32,29 @@ ALL_METHODS = available_unlearners()
 # client request leaves a federation.
 MEMORISE: dict[str, Any] = {
     "data": {"synthetic": {"label_noise": 0.5}},
-    "federation": {"clients": 3, "rounds": 2, "local_epochs": 10, "learning_rate": 0.01,
+    "federation": {"clients": 3, "rounds": 2, "local_epochs": 20, "learning_rate": 0.01,
                    "batch_size": 8},
-    "model": {"lora": {"rank": 16, "alpha": 32}, "tiny": {"hidden": 64}},
+    "model": {"lora": {"rank": 16, "alpha": 32}, "tiny": {"hidden": 128, "intermediate": 256}},
     "unlearning": {"methods": ALL_METHODS, "sisa": {"shards": 2, "slices": 2}},
 }
+
+
+def best_fit_subjects(ctx: UnlearningContext) -> list[str]:
+    """The training records of the third of data subjects the trained model fits best (lowest
+    mean loss): a forget set the model demonstrably remembers, whose subjects the oracle never
+    saw (erasing single records would leave their subject's other records, which share names
+    and contact details, in the oracle's training data)."""
+    from privaudit.unlearning.evaluate import per_example_loss
+
+    subject = {r.id: r.subject_id for r in ctx.data.training}
+    losses: dict[str, list[float]] = defaultdict(list)
+    for d in ctx.clients.values():
+        for rid, loss in zip(d.record_ids, per_example_loss(
+                ctx.bundle.model, [ctx.trained_state], d, ctx.cfg.model.task), strict=True):
+            losses[subject[rid]].append(float(loss))
+    ranked = sorted(losses, key=lambda s: (sum(losses[s]) / len(losses[s]), s))
+    chosen = set(ranked[: len(ranked) // 3])
+    return [r for d in ctx.clients.values() for r in d.record_ids if subject[r] in chosen]
 
 
 def data_of(cfg: AuditConfig) -> PreparedData:

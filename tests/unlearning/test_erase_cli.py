@@ -63,6 +63,22 @@ def test_erase_adds_models_results_and_rewrites_the_report(
     assert after.run.seconds["erase"] > before.run.seconds["erase"]
 
 
+def test_resume_after_erase_keeps_the_served_request(
+    erased_run: ErasedRun, run_copy: Path, tmp_path: Path
+) -> None:
+    gone = set(erased_so_far(read_ledger(RunDir(run_copy))))
+    record = next(r.id for r in erased_run.data.clients["client-0"] if r.id not in gone)
+    request = _request(tmp_path, f"id: late-2\nkind: record\nids: [{record}]\n")
+    assert main(["erase", str(run_copy), "--request", str(request),
+                 "--methods", "gradient_ascent"]) == 0
+    config = tmp_path / "config.yaml"
+    shutil.copy(run_copy / "config.yaml", config)
+    assert main(["run", str(config), "--out", str(run_copy), "--resume"]) == 0
+    after = Report.from_file(run_copy / "report.json")
+    assert ("late-2", "gradient_ascent") in {(r.request_id, r.method) for r in after.unlearning}
+    assert [r["id"] for r in read_ledger(RunDir(run_copy))["requests"]][-1] == "late-2"
+
+
 def test_erase_refuses_audit_nonmembers_naming_them(
     erased_run: ErasedRun, run_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

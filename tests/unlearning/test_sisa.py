@@ -23,8 +23,8 @@ from privaudit.unlearning.sisa import (
     shard_noise_multiplier,
     train_shard,
 )
-from tests.conftest import TINY, merge
 from privaudit.unlearning.stage import run_erase
+from tests.conftest import TINY, merge
 from tests.unlearning.conftest import SisaRun
 
 

@@ -22,6 +22,7 @@ from privaudit.unlearning.serve import open_run_context
 from privaudit.unlearning.stage import run_erase
 from privaudit.unlearning.verify import Verifier, flags_for, forget_quality, privleak
 from tests.conftest import OVERFIT_PATCH, TINY, merge
+from tests.unlearning.conftest import best_fit_subjects
 
 # Gradient ascent with a large step, many steps and a stopping target it never reaches.
 AGGRESSIVE = {"learning_rate": 0.5, "max_steps": 150, "stop_ratio": 100.0, "batch_size": 8}
@@ -44,12 +45,12 @@ def _open(cfg_dict: dict[str, Any], path: Path) -> tuple[UnlearningContext, RunD
 
 @pytest.fixture(scope="module")
 def overfit(tmp_path_factory: pytest.TempPathFactory) -> Judged:
-    """The memorising tiny run; every third training record erased by the oracle and by an
+    """The memorising tiny run; the best-fit third of its subjects erased by the oracle and by an
     over-aggressive gradient ascent."""
     ctx, run = _open(merge(TINY, OVERFIT_PATCH), tmp_path_factory.mktemp("verify") / "run")
     ucfg = ctx.ucfg.model_copy(update={"ascent": ctx.ucfg.ascent.model_copy(update=AGGRESSIVE)})
     ctx = replace(ctx, cfg=ctx.cfg.model_copy(update={"unlearning": ucfg}))
-    ids = [r for d in ctx.clients.values() for r in d.record_ids][::3]
+    ids = best_fit_subjects(ctx)
     request = ErasureRequest(id="thirds", kind="record", ids=ids)
     results, _ = run_erase(ctx, [request], ["gradient_ascent"], PlainReporter(quiet=True))
     forget = frozenset(ids)
@@ -148,20 +149,34 @@ def test_flags_need_the_auc_interval_to_exclude_the_oracle() -> None:
 def test_the_report_ranks_the_methods_and_draws_the_forget_set_vulnerability(
     tmp_path: Path,
 ) -> None:
+    from privaudit.audit.gate_metrics import resolve_metric
     from privaudit.reports.html import render_html
 
     cfg = merge(TINY, {"unlearning": {
         "methods": ["gradient_ascent", "finetune_retain"],
-        "requests": [{"id": "one", "kind": "client", "ids": ["client-1"]}]}})
+        "requests": [{"id": "one", "kind": "client", "ids": ["client-1"]}],
+        "verify": {"ulira_references": 1, "ulira_methods": ["gradient_ascent"]}}})
     outcome = run_audit(config_from_dict(cfg), tmp_path / "run",
                         reporter=PlainReporter(quiet=True))
-    results = [r for r in outcome.report.unlearning if r.method != "oracle"]
-    assert sorted(r.rank or 0 for r in results) == [1, 2]
-    assert all(r.forget.privleak is not None and r.verdict for r in results)
+    results = {r.method: r for r in outcome.report.unlearning}
+    ranked = [r for r in results.values() if r.method != "oracle"]
+    assert sorted(r.rank or 0 for r in ranked) == [1, 2]
+    assert all(r.forget.privleak is not None and r.verdict for r in ranked)
+    ga, ft = results["gradient_ascent"], results["finetune_retain"]
+    assert ga.ulira_auc is not None and ga.ulira_references == 2
+    assert ga.verdict is not None and "U-LiRA AUC" in ga.verdict
+    assert ft.ulira_auc is None and "ulira_methods" in (ft.ulira_reason or "")
     html = render_html(outcome.report)
-    assert "Methods ranked by evidence" in html
+    assert "Methods ranked by evidence" in html and 'id="ranking-one"' in html
+    table = html[html.index('id="ranking-one"'):html.index("</table>",
+                                                         html.index('id="ranking-one"'))]
+    assert "U-LiRA AUC" in table and f"{ga.ulira_auc:.3g}"[:4] in table
     assert html.count('alt="Per-example vulnerability of the forget set') == 2
-    assert "U-LiRA" in html and "NOT EVALUATED" in html
+    assert ft.ulira_reason is not None and ft.ulira_reason in html  # finetune_retain: why
+    assert "NOT EVALUATED" in html
+    (gated,) = resolve_metric(outcome.report.model_dump(mode="json"),
+                              "unlearning.gradient_ascent.ulira_auc")
+    assert (gated.point, gated.ci_low) == (ga.ulira_auc, ga.ulira_auc_ci_low)
 
 
 def test_gate_metrics_of_issue_10_resolve_with_their_confidence_intervals() -> None:

@@ -8,10 +8,11 @@ WITHOUT x (OUT) are fitted with Gaussians; the target's φ_t(x) is then tested a
   mean;
 - spread σ: ``variance="per_example"``: the standard deviation of that example's IN (OUT) φ
   (ddof = 1; needs ≥ 2 per side); ``variance="fixed"``: one pooled within-example standard
-  deviation per side, √(Σ residual² / (n − number of examples)) with residuals about each
-  example's mean. The paper finds fixed variance better below ~64 references; it is the
-  default. (The authors' code pools the raw values instead; for the scores only the ratio
-  σ_in/σ_out matters with a fixed variance.)
+  deviation, √(Σ residual² / (n − number of fitted means)) with residuals about each
+  example's IN (OUT) mean, pooled over both sides: online LiRA uses the same σ for IN and
+  OUT, as the authors' code does with a fixed variance (there from the raw IN values); the
+  offline test uses the OUT side's. The paper finds fixed variance better below ~64
+  references; it is the default.
 - ``mode="online"``: score = log N(φ_t; μ_in, σ_in²) − log N(φ_t; μ_out, σ_out²).
 - ``mode="offline"``: the paper's one-sided test Φ((φ_t − μ_out)/σ_out), returned as its
   logarithm log Φ(·) (scipy's ``norm.logcdf``): the same ranking, but it keeps resolving
@@ -92,6 +93,20 @@ def gaussian_fit(
     return mu, np.maximum(sigma, _MIN_STD)
 
 
+def _shared_sigma(ref: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """One pooled within-example σ over the IN and the OUT residuals together."""
+    sq, dof = 0.0, 0
+    for select in (inside, ~inside):
+        vals = np.where(select, ref, np.nan)
+        counts = select.sum(axis=0)
+        sq += float(np.nansum((vals - np.nanmean(vals, axis=0)) ** 2))
+        dof += int(counts.sum()) - int(np.sum(counts > 0))
+    if dof <= 0:
+        raise EvidenceIncomplete("LiRA with variance='fixed' needs some example with >= 2 "
+                                 "references on one side")
+    return np.full(ref.shape[1], max(np.sqrt(sq / dof), _MIN_STD))
+
+
 def lira_scores(
     target_phi: np.ndarray,
     ref_phi: np.ndarray,
@@ -110,6 +125,11 @@ def lira_scores(
     if mode == "offline":
         return np.asarray(norm.logcdf((phi_t - mu_out) / sd_out), dtype=np.float64)
     mu_in, sd_in = gaussian_fit(ref, inside, center=center, variance=variance, side="IN")
+    if variance == "fixed":
+        # one σ for both sides, as the authors' code does with a fixed variance: with two
+        # different σ the quadratic terms rank a member the target fits better than its IN
+        # references did BELOW one it fits worse (seen on small overfitted models)
+        sd_in = sd_out = _shared_sigma(ref, inside)
     log_in = -0.5 * ((phi_t - mu_in) / sd_in) ** 2 - np.log(sd_in)
     log_out = -0.5 * ((phi_t - mu_out) / sd_out) ** 2 - np.log(sd_out)
     return np.asarray(log_in - log_out, dtype=np.float64)

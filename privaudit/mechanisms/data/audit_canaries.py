@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 SECRET_TEMPLATE = "my audit code is {secret}."
+CANARY_CLIENT_PREFIX = "canary-client-"
 _WORDS = 12
 _DIGITS = 10
 
@@ -117,8 +118,16 @@ class AuditCanaryPlan:
     sealed: SealedInclusion
 
     def with_clients(self, clients: dict[str, list[Record]]) -> dict[str, list[Record]]:
-        """Each client's records followed by its included canaries."""
-        return {c: [*recs, *self.placement.get(c, [])] for c, recs in clients.items()}
+        """Each client's records followed by its included canaries; canary clients (client
+        level DP) join the federation after the data clients."""
+        out = {c: [*recs, *self.placement.get(c, [])] for c, recs in clients.items()}
+        out |= {c: list(recs) for c, recs in self.placement.items() if c not in clients}
+        return out
+
+    @property
+    def canary_clients(self) -> list[str]:
+        """The canary clients that joined the federation (client-level audits only)."""
+        return [c for c in self.placement if c.startswith(CANARY_CLIENT_PREFIX)]
 
 
 def _text(kind: str, rng: random.Random, vocabulary: Sequence[str]) -> str:
@@ -141,8 +150,15 @@ def plan_audit_canaries(
     vocabulary: Sequence[str],
     clients: Sequence[str],
     seed: int,
+    canary_clients: bool = False,
 ) -> AuditCanaryPlan:
-    """``m`` canaries, their sealed fair-coin inclusion and the clients that hold them."""
+    """``m`` canaries, their sealed fair-coin inclusion and the clients that hold them.
+
+    ``canary_clients`` (client-level DP, where the protected unit is a client): each
+    included canary is a whole client of its own, ``canary-client-NNNN``, holding that one
+    record; excluded canaries' clients never join. Otherwise each included canary goes to a
+    data client drawn at random.
+    """
     if kind == "mislabeled" and (not labels or len(labels) < 2):
         raise ConfigError(f"attacks.dp_audit.kind: 'mislabeled' needs >= 2 labels; got {labels}")
     if not clients:
@@ -160,7 +176,9 @@ def plan_audit_canaries(
     bits = draw_inclusion(m, seed=seed)
     where = _rng(seed, "clients")
     placement: dict[str, list[Record]] = {c: [] for c in clients}
-    for rec, inside in zip(canaries, bits, strict=True):
-        if inside:
+    for i, (rec, inside) in enumerate(zip(canaries, bits, strict=True)):
+        if inside and canary_clients:
+            placement[f"{CANARY_CLIENT_PREFIX}{i:04d}"] = [rec]
+        elif inside:
             placement[where.choice(list(clients))].append(rec)
     return AuditCanaryPlan(kind, canaries, placement, SealedInclusion.seal(bits, seed=seed))

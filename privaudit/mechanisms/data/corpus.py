@@ -8,12 +8,15 @@ The same seed gives the same corpus on every run and machine (for a given Faker 
 
 from __future__ import annotations
 
+import datetime
 import random
 from dataclasses import dataclass
 
 from faker import Faker
 
 from privaudit.mechanisms.data.records import Record
+
+_FIRST_DAY, _LAST_DAY = datetime.date(2023, 1, 1), datetime.date(2024, 12, 31)
 
 LABELS: tuple[str, ...] = ("billing", "technical", "account", "medical")
 
@@ -101,7 +104,8 @@ def _render(template: str, subject: _Subject, fake: Faker, rng: random.Random) -
         card=subject.card,
         amount=f"${rng.randint(5, 900)}.{rng.randint(0, 99):02d}",
         invoice=fake.numerify("INV-######"),
-        date=fake.date_between(start_date="-2y", end_date="today").isoformat(),
+        # a fixed window, not relative to today: the corpus must not change with the date
+        date=fake.date_between(start_date=_FIRST_DAY, end_date=_LAST_DAY).isoformat(),
         device=rng.choice(_DEVICES),
         code=fake.bothify("E-###?").upper(),
         doctor=fake.last_name(),

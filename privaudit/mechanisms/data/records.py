@@ -2,7 +2,10 @@
 
 A record has ``id``, ``subject_id``, ``text`` and, for classification, ``label``. Any other
 fields are kept in ``fields`` (``partition.scheme: by_field`` reads them). Every problem in a
-file is a :class:`DataError` naming the file and the line.
+file is a :class:`DataError` naming the file and the line: not UTF-8 (a leading BOM is fine),
+not JSON, a missing or blank field, a value that is not a string or an integer (NaN, a list,
+a boolean), a lone surrogate, a label that spells a missing value (``NaN``, ``null``), a
+duplicate id, no records at all.
 """
 
 from __future__ import annotations
@@ -17,6 +20,21 @@ from pathlib import Path
 from privaudit.audit.errors import DataError
 
 REQUIRED = ("id", "subject_id", "text")
+#: label texts that mean "no value" (NaN, null, pandas' <NA>); never a class name
+MISSING_LABELS = frozenset({"nan", "null", "<na>"})
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -43,9 +61,15 @@ def ids_sha256(ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
 
 
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _row_to_record(row: dict[str, object], where: str, need_label: bool) -> Record:
-    missing = [k for k in REQUIRED if row.get(k) in (None, "")]
-    if need_label and row.get("label") in (None, ""):
+    # a blank id or subject is missing; a text of spaces is reported as empty text below
+    missing = [k for k in REQUIRED
+               if (row.get(k) in (None, "") if k == "text" else _blank(row.get(k)))]
+    if need_label and _blank(row.get("label")):
         missing.append("label")
     if missing:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
@@ -53,13 +77,20 @@ def _row_to_record(row: dict[str, object], where: str, need_label: bool) -> Reco
     for k, v in values.items():
         if isinstance(v, float) and v != v:  # NaN
             raise DataError(f"{where}: field '{k}' is NaN")
-        if not isinstance(v, str | int):
-            raise DataError(f"{where}: field '{k}' must be a string (got {type(v).__name__})")
+        if isinstance(v, bool) or not isinstance(v, str | int):
+            raise DataError(f"{where}: field '{k}' must be a string or an integer "
+                            f"(got {type(v).__name__} {_shown(v)})")
+    for k, v in row.items():
+        if isinstance(v, str) and not _encodable(v):
+            raise DataError(f"{where}: field '{k}' is not valid Unicode text (lone surrogate)")
+    label = values.get("label")
+    if isinstance(label, str) and label.strip().lower() in MISSING_LABELS:
+        raise DataError(f"{where}: field 'label' is {label!r}, a missing value; give a class "
+                        "name or leave the record out")
     text = str(values["text"])
     if not text.strip():
         raise DataError(f"{where}: empty text")
     extra = {k: str(v) for k, v in row.items() if k not in (*REQUIRED, "label") and v is not None}
-    label = values.get("label")
     return Record(
         id=str(values["id"]),
         subject_id=str(values["subject_id"]),
@@ -72,7 +103,7 @@ def _row_to_record(row: dict[str, object], where: str, need_label: bool) -> Reco
 def _rows(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
     suffix = path.suffix.lower()
     try:
-        with path.open(encoding="utf-8", newline="") as fh:
+        with path.open(encoding="utf-8-sig", newline="") as fh:  # a leading BOM is allowed
             if suffix in (".jsonl", ".ndjson", ".json"):
                 for lineno, line in enumerate(fh, start=1):
                     if not line.strip():
@@ -81,6 +112,9 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
                         row = json.loads(line)
                     except json.JSONDecodeError as exc:
                         raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                    except (ValueError, RecursionError) as exc:  # a 5000-digit int, deep nesting
+                        why = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+                        raise DataError(f"{path}:{lineno}: not valid JSON ({why})") from None
                     if not isinstance(row, dict):
                         raise DataError(f"{path}:{lineno}: each line must be a JSON object")
                     yield lineno, row

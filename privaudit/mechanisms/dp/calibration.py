@@ -206,10 +206,7 @@ def calibrate_schedule(
                                accountant=accountant)
 
     def spent(sigma: float) -> float:
-        acc = ClientAccountant(accountant)
-        for q, steps in phases:
-            acc.step(noise_multiplier=sigma, sample_rate=q, num_steps=steps)
-        return acc.epsilon(delta)
+        return schedule_epsilon(sigma, phases, delta=delta, accountant=accountant)
 
     lo, hi = 0.1, 1.0
     with warnings.catch_warnings():
@@ -231,3 +228,14 @@ def calibrate_schedule(
                 if eps >= (1 - CALIBRATION_SLACK / 2) * target_epsilon:
                     break
     return float(hi)
+
+
+def schedule_epsilon(
+    sigma: float, schedule: Sequence[tuple[float, int]], *, delta: float, accountant: str
+) -> float:
+    """ε spent by the (sample rate, steps) phases of ``schedule`` at noise σ, composed."""
+    acc = ClientAccountant(accountant)
+    for q, steps in schedule:
+        if steps > 0:
+            acc.step(noise_multiplier=sigma, sample_rate=q, num_steps=steps)
+    return acc.epsilon(delta)

@@ -33,6 +33,7 @@ from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.calibration import client_noise_multiplier, record_noise_multipliers
 from privaudit.mechanisms.dp.card import DPCard, build_dp_card
 from privaudit.mechanisms.dp.validate import check_dp_config, check_model_for_opacus
+from privaudit.mechanisms.federated.canary_client import CanaryClient
 from privaudit.mechanisms.federated.client import ClientFn, client_update
 from privaudit.mechanisms.federated.client_dp import ClippedClient, DPFedAvg
 from privaudit.mechanisms.federated.record_dp import RecordLevelDP
@@ -96,10 +97,15 @@ def noise_multipliers(cfg: AuditConfig, client_sizes: Mapping[str, int]) -> dict
 
 
 def privacy_problems(
-    cfg: AuditConfig, *, client_sizes: Mapping[str, int], model: nn.Module | None = None
+    cfg: AuditConfig,
+    *,
+    client_sizes: Mapping[str, int],
+    model: nn.Module | None = None,
+    noise: Mapping[str, float] | None = None,
 ) -> list[str]:
     """Every problem of the DP and secure-aggregation settings for this federation, as
-    ``privacy.dp.<field>: …`` / ``secure_aggregation.<field>: …`` (empty when all is well)."""
+    ``privacy.dp.<field>: …`` / ``secure_aggregation.<field>: …`` (empty when all is well).
+    ``noise``: σ (or z) fixed by the caller, checked for coverage instead of calibrated."""
     dp, fed, he = cfg.privacy.dp, training_federation(cfg), cfg.secure_aggregation
     problems = check_dp_config(
         dp,
@@ -110,7 +116,13 @@ def privacy_problems(
     )
     if dp.mode == "record" and model is not None:
         problems += check_model_for_opacus(model, grad_sample_mode=dp.grad_sample_mode)
-    if dp.mode != "none" and not problems:
+    if dp.mode != "none" and not problems and noise is not None:
+        needed = list(client_sizes) if dp.mode == "record" else [FEDERATION]
+        missing = [c for c in needed if not noise.get(c, 0) > 0]
+        if missing:
+            problems.append(f"privacy.dp.noise_multiplier: no fixed noise for {missing} "
+                            f"(got {dict(noise)})")
+    elif dp.mode != "none" and not problems:
         try:
             noise_multipliers(cfg, client_sizes)
         except PrivacyBudgetError as exc:
@@ -126,10 +138,14 @@ def privacy_problems(
 
 
 def check_privacy(
-    cfg: AuditConfig, *, client_sizes: Mapping[str, int], model: nn.Module | None = None
+    cfg: AuditConfig,
+    *,
+    client_sizes: Mapping[str, int],
+    model: nn.Module | None = None,
+    noise: Mapping[str, float] | None = None,
 ) -> None:
     """Raise one error listing every problem of :func:`privacy_problems` (exit 2)."""
-    problems = privacy_problems(cfg, client_sizes=client_sizes, model=model)
+    problems = privacy_problems(cfg, client_sizes=client_sizes, model=model, noise=noise)
     if not problems:
         return
     he = [p for p in problems if p.startswith("secure_aggregation.")]
@@ -206,15 +222,24 @@ def build_recipe(
     model: nn.Module | None = None,
     resume: PrivacyOutcome | None = None,
     channel: Channel | None = None,
+    noise: Mapping[str, float] | None = None,
 ) -> PrivacyRecipe:
     """Check the settings (raises before any training), calibrate, compose the wrappers.
 
     ``resume``: the outcome persisted by an interrupted run; its accountants continue.
     ``channel``: what carries encrypted updates to the server (tests tamper with it).
+    ``noise``: σ per client (record mode) or z under ``federation`` (client mode) fixed by
+    the caller instead of calibrated: retraining after an erasure reuses the run's noise.
     """
-    check_privacy(cfg, client_sizes=client_sizes, model=model)
+    check_privacy(cfg, client_sizes=client_sizes, model=model, noise=noise)
     dp, he = cfg.privacy.dp, cfg.secure_aggregation
-    sigmas = noise_multipliers(cfg, client_sizes)
+    if dp.mode == "none":
+        sigmas: dict[str, float] = {}
+    elif noise is not None:
+        keys = list(client_sizes) if dp.mode == "record" else [FEDERATION]
+        sigmas = {c: float(noise[c]) for c in keys}
+    else:
+        sigmas = noise_multipliers(cfg, client_sizes)
     previous = resume.accountants if resume is not None else {}
     outcome = PrivacyOutcome(dp_mode=dp.mode, delta=dp.delta, noise_multipliers=sigmas)
     if resume is not None:
@@ -241,7 +266,9 @@ def build_recipe(
     elif dp.mode == "client":
         accountant = previous.get(FEDERATION) or ClientAccountant(dp.accountant)
         outcome.accountants = {FEDERATION: accountant}
-        client_fn = ClippedClient(client_update, clip_norm=dp.clip_norm)
+        # canary clients of a DP audit (if any) send their direction; the rest train
+        client_fn = ClippedClient(CanaryClient(client_update, clip_norm=dp.clip_norm),
+                                  clip_norm=dp.clip_norm)
         strategy = DPFedAvg(
             strategy,
             clip_norm=dp.clip_norm,

@@ -10,10 +10,11 @@ the aggregation log and the federation's ε so far).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 
 from privaudit.audit.config import AuditConfig
-from privaudit.mechanisms.federated.client import ClientState, ClientUpdate
+from privaudit.mechanisms.federated.client import ClientFn, ClientState, ClientUpdate
 from privaudit.mechanisms.federated.engine import (
     RoundRecord,
     TrainingJob,
@@ -34,6 +35,16 @@ from privaudit.mechanisms.tasks import EncodedSet
 OnRound = Callable[[int, AdapterState, list[ClientUpdate], RoundRecord], None]
 
 
+def quorum(cfg: AuditConfig) -> tuple[int, str]:
+    """The updates a round needs after dropouts, and the config field that sets it: the
+    larger of ``federation.min_clients`` and, with secure aggregation on,
+    ``secure_aggregation.min_clients``."""
+    fed, he = cfg.federation.min_clients, cfg.secure_aggregation
+    if he.enabled and he.min_clients > fed:
+        return he.min_clients, "secure_aggregation.min_clients"
+    return fed, "federation.min_clients"
+
+
 def train_federation(
     cfg: AuditConfig,
     bundle: ModelBundle,
@@ -47,6 +58,8 @@ def train_federation(
     start_round: int = 1,
     resume: PrivacyOutcome | None = None,
     channel: Channel | None = None,
+    noise: Mapping[str, float] | None = None,
+    wrap_client: Callable[[ClientFn], ClientFn] | None = None,
 ) -> TrainingResult:
     """Train rounds ``start_round`` … ``cfg.federation.rounds`` from ``initial_state``.
 
@@ -55,8 +68,23 @@ def train_federation(
     SecureAggregationError naming the field. ``start_round`` > 1 continues an interrupted
     run: ``initial_state`` is its last checkpoint and ``resume`` its persisted privacy
     outcome (the accountants go on with their history). ``channel`` carries encrypted updates
-    to the server (tests use it to drop, replay or tamper with them).
+    to the server (tests use it to drop, replay or tamper with them). ``noise`` fixes σ per
+    client (z under ``federation`` in client mode) instead of calibrating it: retraining
+    after an erasure reuses the run's noise (with ``resume`` its accountants continue).
+    ``wrap_client`` wraps the client update the recipe composed (tests use it to make a
+    client fail or stall; it is no config setting). Clients that fail or overrun
+    ``federation.client_timeout`` are dropped from their round (see
+    :mod:`~privaudit.mechanisms.federated.engine`).
     """
+    fed = cfg.federation
+    if engine != "inprocess" and (fed.client_timeout is not None or fed.min_clients > 1):
+        warnings.warn(
+            f"federation.client_timeout / federation.min_clients are enforced by the in-process "
+            f"engine; the {engine} engine aggregates the replies that arrive within its own "
+            "round_timeout and does not list dropouts in the report",
+            UserWarning,
+            stacklevel=2,
+        )
     sizes = client_sizes_of(clients)
     recipe = build_recipe(
         cfg,
@@ -66,6 +94,7 @@ def train_federation(
         model=bundle.model,
         resume=resume,
         channel=channel,
+        noise=noise,
     )
     outcome = recipe.outcome
     record_level = cfg.privacy.dp.mode == "record"
@@ -102,9 +131,11 @@ def train_federation(
         seed=seed,
         strategy=recipe.strategy,
         on_round=round_done,
-        client_fn=recipe.client_fn,
+        client_fn=wrap_client(recipe.client_fn) if wrap_client else recipe.client_fn,
         start_round=start_round,
         client_states=states,
+        min_clients=quorum(cfg)[0],
+        min_clients_field=quorum(cfg)[1],
     )
     result = get_engine(engine).run(job)
     result.privacy = outcome

@@ -130,3 +130,12 @@ def test_default_config_prepares_disjoint_roles() -> None:
     roles = [data.training, data.test, data.nonmembers, data.public]
     ids = [r.id for role in roles for r in role]
     assert len(ids) == len(set(ids))
+
+
+def test_corpus_dates_come_from_a_fixed_window_so_the_corpus_never_changes_with_today() -> None:
+    import re
+
+    texts = [r.text for r in _prepare().training]
+    dates = [d for t in texts for d in re.findall(r"\b(\d{4})-\d{2}-\d{2}\b", t)]
+    assert dates, "the templates put dates in the messages"
+    assert {int(y) for y in dates} <= {2023, 2024}

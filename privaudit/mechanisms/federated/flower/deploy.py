@@ -2,28 +2,37 @@
 
 :func:`export_federation` prepares a config's federation exactly as ``privaudit run`` does
 (data, model, privacy recipe: noise calibrated, CKKS keys made) and writes what each party
-holds, and nothing more:
+holds, and nothing more — as data, never as pickles (loading an export runs no code from it):
 
-``JOB/server/server.pt``      the ServerSide: strategy with the PUBLIC CKKS context, test split
-``JOB/silo-<k>/client.pt``    one silo's ClientSide: its client's data only, the model, the
-                              client update, the CKKS context with the secret key
-``JOB/app/``                  the Flower App (``pyproject.toml`` + a module naming the apps)
+``JOB/server/``   ``server.json`` (the recipe's config sections, schedule, client sizes, the
+                  clients' initial states), ``model.safetensors``, ``initial.safetensors``
+                  (the global adapter before round 1), the test split (``test.json`` +
+                  ``test-features.safetensors``), ``ckks-public.ctx`` (the PUBLIC CKKS context)
+``JOB/silo-<k>/`` ``silo.json``, ``model.safetensors``, its client's data only (``data.json``
+                  + ``data-features.safetensors``), ``ckks-client.ctx`` (the context with the
+                  secret key)
+``JOB/app/``      the Flower App (``pyproject.toml`` + a module naming the apps)
 
-Each silo's SuperNode runs with ``--node-config "silo-dir='JOB/silo-<k>'"``; the run is
-started with ``flwr run JOB/app <connection> --run-config "job-dir='JOB/server'"``. The
-ServerApp writes ``JOB/server/result/``: every round's global adapter and ``result.json``
-(rounds, nodes, the clients' accountants). Every silo keeps its own updates in its
-``store/``. The ``.pt`` files are pickles: load only those you exported yourself.
+Loading rebuilds each side from those files: the model's architecture from the config, its
+weights from safetensors, the client update and the strategy from the same privacy recipe
+(:func:`build_recipe`, same client sizes, so the same calibrated noise), the CKKS material
+from the exported contexts. Each silo's SuperNode runs with ``--node-config
+"silo-dir='JOB/silo-<k>'"``; the run is started with ``flwr run JOB/app <connection>
+--run-config "job-dir='JOB/server'"``. The ServerApp writes ``JOB/server/result/``: every
+round's global adapter and ``result.json`` (rounds, nodes, the clients' accountants). Every
+silo keeps its own updates in its ``store/``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
 
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.errors import ConfigError
@@ -33,8 +42,10 @@ from privaudit.mechanisms.federated.flower import codec
 from privaudit.mechanisms.federated.flower.engine import split_job
 from privaudit.mechanisms.federated.flower.runinfo import flower_version
 from privaudit.mechanisms.federated.flower.workload import (
+    ClientCrypto,
     ClientSide,
     RoundResult,
+    ServerCrypto,
     ServerSide,
     cached_client_side,
 )
@@ -43,11 +54,18 @@ from privaudit.mechanisms.federated.privacy import (
     client_sizes_of,
     training_federation,
 )
-from privaudit.mechanisms.models import adapter_state, save_adapter
+from privaudit.mechanisms.models import adapter_state, load_adapter, save_adapter
+from privaudit.mechanisms.secagg import SecureAggregationConfig
+from privaudit.mechanisms.tasks import EncodedSet
 
 SILO_KEY = "silo-dir"
 JOB_KEY = "job-dir"
 APP_MODULE = "privaudit_flower_app"
+SILO_FORMAT = "privaudit-flower-silo/1"
+SERVER_FORMAT = "privaudit-flower-server/1"
+#: the config sections a side needs to rebuild its model and privacy recipe (no data paths,
+#: no erasure requests: a silo learns nothing of the run beyond its own share)
+RECIPE_SECTIONS = ("seed", "model", "federation", "privacy", "secure_aggregation")
 
 _PYPROJECT = """\
 [build-system]
@@ -82,12 +100,23 @@ __all__ = ["client_app", "server_app"]
 '''
 
 
-def export_federation(cfg: AuditConfig, out: Path) -> Path:
-    """Prepare ``cfg``'s federation and write each party's share under ``out`` (see module)."""
+@dataclass
+class PreparedSides:
+    """Both sides of a config's federation, in memory, before they are written."""
+
+    cfg: AuditConfig
+    clients: ClientSide  # every client; each silo gets its own one
+    server: ServerSide
+    num_labels: int | None
+    adapter_config_sha256: str
+
+
+def prepare_sides(cfg: AuditConfig, out: Path) -> PreparedSides:
+    """Prepare ``cfg``'s federation as ``privaudit run`` does; ``out/build`` caches the base."""
     from privaudit.audit.pipeline import build_model
     from privaudit.audit.rundir import RunDir
     from privaudit.mechanisms.data import prepare_data
-    from privaudit.mechanisms.tasks import EncodedSet, attach_features, encode_records
+    from privaudit.mechanisms.tasks import attach_features, encode_records
 
     out = out.resolve()
     data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed,
@@ -113,16 +142,176 @@ def export_federation(cfg: AuditConfig, out: Path) -> Path:
     )
     # the silos compute with this process's torch threads (bit-identical to in-process)
     everyone, server = split_job(job, store=out / "unused", threads=torch.get_num_threads())
-    for index, (client, records) in enumerate(clients.items()):
+    return PreparedSides(cfg=cfg, clients=everyone, server=server,
+                         num_labels=len(data.labels) if data.labels else None,
+                         adapter_config_sha256=bundle.adapter_config_sha256)
+
+
+def export_federation(cfg: AuditConfig, out: Path) -> Path:
+    """Prepare ``cfg``'s federation and write each party's share under ``out`` (see module)."""
+    out = out.resolve()
+    write_sides(prepare_sides(cfg, out), out)
+    return out
+
+
+def write_sides(sides: PreparedSides, out: Path) -> None:
+    """Each silo's share and the server's, as JSON, safetensors and CKKS context bytes."""
+    recipe = _recipe_config(sides.cfg)
+    common = {"config": recipe, "num_labels": sides.num_labels,
+              "adapter_config_sha256": sides.adapter_config_sha256,
+              "sizes": dict(sides.server.sizes)}
+    everyone = sides.clients
+    for index, client in enumerate(everyone.order):
         silo = out / f"silo-{index}"
         silo.mkdir(parents=True, exist_ok=True)
-        mine = dataclasses.replace(everyone, clients={client: records}, order=[client],
-                                   store=silo / "store")
-        torch.save(mine, silo / "client.pt")
-    (out / "server").mkdir(parents=True, exist_ok=True)
-    torch.save(server, out / "server" / "server.pt")
-    write_app(out / "app", job_dir=out / "server")
-    return out
+        save_model(everyone.model, str(silo / "model.safetensors"))
+        _write_encoded(silo, "data", everyone.clients[client])
+        crypto = None
+        if everyone.crypto is not None:
+            (silo / "ckks-client.ctx").write_bytes(everyone.crypto.client_context)
+            crypto = {"config": everyone.crypto.config.model_dump(mode="json"),
+                      "adapter_config_hash": everyone.crypto.adapter_config_hash}
+        _write_json(silo / "silo.json", common | {
+            "format": SILO_FORMAT, "client": client, "threads": everyone.threads,
+            "crypto": crypto})
+    server = sides.server
+    folder = out / "server"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(server.model, str(folder / "model.safetensors"))
+    save_adapter(server.initial_state, folder / "initial.safetensors")
+    _write_encoded(folder, "test", server.test)
+    crypto = None
+    if server.crypto is not None:
+        (folder / "ckks-public.ctx").write_bytes(server.crypto.server_context)
+        crypto = {"config": server.crypto.config.model_dump(mode="json"),
+                  "adapter_config_hash": server.crypto.adapter_config_hash}
+    _write_json(folder / "server.json", common | {
+        "format": SERVER_FORMAT, "order": list(server.order), "rounds": server.rounds,
+        "start_round": server.start_round, "seed": server.seed,
+        "round_timeout": server.round_timeout, "connect_timeout": server.connect_timeout,
+        "initial_states": {c: json.loads(codec.client_state_to_json(s))
+                           for c, s in server.initial_states.items()},
+        "crypto": crypto})
+    write_app(out / "app", job_dir=folder)
+
+
+# -- reading an export: data only ------------------------------------------------------------
+
+
+def _recipe_config(cfg: AuditConfig) -> dict[str, Any]:
+    dumped = cfg.model_dump(mode="json")
+    return {k: dumped[k] for k in RECIPE_SECTIONS}
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _read_json(path: Path, fmt: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (export the federation first)") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ConfigError(f"{path}: format must be {fmt!r} (got {got!r})")
+    return doc
+
+
+def _write_encoded(folder: Path, name: str, data: EncodedSet) -> None:
+    if data.features is not None:
+        save_file({str(i): f.contiguous() for i, f in enumerate(data.features)},
+                  str(folder / f"{name}-features.safetensors"))
+    _write_json(folder / f"{name}.json", {
+        "record_ids": list(data.record_ids), "input_ids": [list(x) for x in data.input_ids],
+        "labels": None if data.labels is None else list(data.labels), "pad_id": data.pad_id,
+        "features": data.features is not None})
+
+
+def _read_encoded(folder: Path, name: str) -> EncodedSet:
+    path = folder / f"{name}.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        features = None
+        if doc["features"]:
+            tensors = load_file(str(folder / f"{name}-features.safetensors"))
+            features = tuple(tensors[str(i)] for i in range(len(doc["record_ids"])))
+        return EncodedSet(
+            record_ids=tuple(str(i) for i in doc["record_ids"]),
+            input_ids=tuple(tuple(int(t) for t in x) for x in doc["input_ids"]),
+            labels=None if doc["labels"] is None else tuple(int(y) for y in doc["labels"]),
+            pad_id=int(doc["pad_id"]),
+            features=features,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not an exported data split ({exc})") from None
+
+
+def _rebuild(meta: dict[str, Any], folder: Path) -> tuple[AuditConfig, nn.Module, Any]:
+    """The config, the model with the exported weights, and the privacy recipe."""
+    from privaudit.mechanisms.models import apply_lora, load_base_model, load_tokenizer
+
+    cfg = AuditConfig.model_validate(meta["config"])
+    tokenizer = load_tokenizer(cfg.model)
+    base = load_base_model(cfg.model, tokenizer=tokenizer, num_labels=meta["num_labels"],
+                           seed=cfg.seed)
+    model, _ = apply_lora(cfg.model, base, seed=cfg.seed)
+    load_model(model, str(folder / "model.safetensors"), strict=True)
+    recipe = build_recipe(cfg, client_sizes={c: int(n) for c, n in meta["sizes"].items()},
+                          adapter_config_hash=meta["adapter_config_sha256"], seed=cfg.seed,
+                          model=model)
+    return cfg, model, recipe
+
+
+def load_silo(silo_dir: str | Path) -> ClientSide:
+    """One silo's ClientSide, rebuilt from its exported files (no pickle)."""
+    silo = Path(silo_dir)
+    meta = _read_json(silo / "silo.json", SILO_FORMAT)
+    cfg, model, recipe = _rebuild(meta, silo)
+    crypto = None
+    if meta["crypto"] is not None:
+        crypto = ClientCrypto(
+            config=SecureAggregationConfig.model_validate(meta["crypto"]["config"]),
+            client_context=(silo / "ckks-client.ctx").read_bytes(),
+            adapter_config_hash=str(meta["crypto"]["adapter_config_hash"]))
+    client = str(meta["client"])
+    return ClientSide(
+        model=model, task=cfg.model.task, federation=training_federation(cfg),
+        client_fn=recipe.client_fn, clients={client: _read_encoded(silo, "data")},
+        order=[client], store=silo / "store", crypto=crypto, threads=int(meta["threads"]))
+
+
+def load_server_side(job_dir: str | Path) -> ServerSide:
+    """The ServerSide, rebuilt from ``JOB/server`` (no pickle; the PUBLIC context only)."""
+    from privaudit.mechanisms.federated.flower.secure import (
+        RemoteSecureAggregation,
+        split_secure_layer,
+    )
+
+    folder = Path(job_dir)
+    meta = _read_json(folder / "server.json", SERVER_FORMAT)
+    cfg, model, recipe = _rebuild(meta, folder)
+    strategy, crypto = recipe.strategy, None
+    if meta["crypto"] is not None:
+        public = ServerCrypto(
+            config=SecureAggregationConfig.model_validate(meta["crypto"]["config"]),
+            server_context=(folder / "ckks-public.ctx").read_bytes(),
+            adapter_config_hash=str(meta["crypto"]["adapter_config_hash"]))
+        crypto = public
+        strategy = split_secure_layer(
+            strategy, lambda sa: RemoteSecureAggregation(sa.inner, public, channel=sa.channel))
+    return ServerSide(
+        model=model, task=cfg.model.task, test=_read_encoded(folder, "test"),
+        rounds=int(meta["rounds"]), start_round=int(meta["start_round"]),
+        seed=int(meta["seed"]), strategy=strategy,
+        initial_state=load_adapter(folder / "initial.safetensors"),
+        order=[str(c) for c in meta["order"]], sizes={c: int(n) for c, n in meta["sizes"].items()},
+        initial_states={c: codec.client_state_from_json(json.dumps(s))
+                        for c, s in meta["initial_states"].items()},
+        crypto=crypto, round_timeout=float(meta["round_timeout"]),
+        connect_timeout=float(meta["connect_timeout"]))
 
 
 def write_app(app_dir: Path, *, job_dir: Path) -> Path:
@@ -133,11 +322,6 @@ def write_app(app_dir: Path, *, job_dir: Path) -> Path:
     )
     (app_dir / f"{APP_MODULE}.py").write_text(_MODULE)
     return app_dir
-
-
-def load_silo(silo_dir: str) -> ClientSide:
-    side: ClientSide = torch.load(Path(silo_dir) / "client.pt", weights_only=False)
-    return side
 
 
 def _silo_of(context: Any) -> ClientSide:
@@ -152,7 +336,7 @@ def run_server(grid: Any, context: Any) -> None:
     from privaudit.mechanisms.federated.flower.server_app import serve
 
     job_dir = Path(str(context.run_config[JOB_KEY]))
-    side: ServerSide = torch.load(job_dir / "server.pt", weights_only=False)
+    side = load_server_side(job_dir)
     result_dir = job_dir / "result"
     result_dir.mkdir(parents=True, exist_ok=True)
 

@@ -1,0 +1,277 @@
+"""Up-front estimate of a run's cost, and the budget that refuses a run too large to start.
+
+Before any training, ``privaudit run`` / ``demo`` print how many optimiser steps the run will
+take — the target federation, the reference models, the oracle retrainings and the other
+unlearning methods — counted from the config and the prepared client sizes (no model is
+built). A step is one local mini-batch on one client:
+
+    steps of one federated training = rounds × Σ_clients local_epochs × ⌈n_k / B⌉
+
+with ``B`` the batch the clients train with (``privacy.dp.batch_size`` in record mode). The
+counts are upper bounds where the run decides at run time (gradient ascent stops early; a
+SISA erasure retrains an affected shard from its first affected slice only, counted here as
+the whole shard). The time is not estimated: it depends on the model, the machine and DP
+(per-example gradients), so the step count is the honest unit.
+
+``budget.max_training_steps`` and ``budget.max_reference_models`` (config) refuse a run whose
+estimate exceeds them, with exit 2 and the knobs that shrink it.
+
+>>> from privaudit.audit.config import config_from_dict
+>>> cfg = config_from_dict({"federation": {"clients": 2, "rounds": 3, "local_epochs": 2,
+...                         "batch_size": 10}, "attacks": {"references": {"count": 4}}})
+>>> est = estimate_run(cfg, {"client-0": 25, "client-1": 20})
+>>> est.target_steps  # 3 rounds × 2 epochs × (⌈25/10⌉ + ⌈20/10⌉)
+30
+>>> est.reference_models
+4
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from privaudit.audit.config import AuditConfig, FederationConfig
+from privaudit.audit.errors import ConfigError
+
+ASCENT_METHODS = ("gradient_ascent", "graddiff", "npo")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Optimiser steps of one run, by what spends them (see the module docstring)."""
+
+    clients: dict[str, int]
+    batch_size: int
+    target_steps: int
+    reference_models: int = 0
+    reference_steps: int = 0
+    requests: int = 0
+    oracle_retrainings: int = 0
+    oracle_steps: int = 0
+    sisa_shards: int = 0
+    sisa_steps: int = 0
+    unlearning_steps: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_steps(self) -> int:
+        return (self.target_steps + self.reference_steps + self.oracle_steps + self.sisa_steps
+                + sum(self.unlearning_steps.values()))
+
+    def lines(self) -> list[str]:
+        """The estimate as printed before a run starts."""
+        sizes = sorted(self.clients.values())
+        out = [
+            f"estimate: {self.total_steps:,} training steps in all (one step = one mini-batch "
+            "on one client; upper bounds, no time estimate)",
+            f"  target federation: {self.target_steps:,} steps ({len(self.clients)} clients, "
+            f"{sizes[0] if sizes else 0}–{sizes[-1] if sizes else 0} records each, batch "
+            f"{self.batch_size})",
+        ]
+        if self.reference_models:
+            out.append(f"  reference models: {self.reference_models} "
+                       f"({self.reference_steps:,} steps)")
+        if self.oracle_retrainings:
+            out.append(f"  oracle retrainings: {self.oracle_retrainings} "
+                       f"({self.oracle_steps:,} steps)")
+        if self.sisa_shards:
+            out.append(f"  SISA: {self.sisa_shards} shards, trained and retrained per request "
+                       f"({self.sisa_steps:,} steps)")
+        for name, steps in self.unlearning_steps.items():
+            out.append(f"  {name}: at most {steps:,} steps over {self.requests} request(s)")
+        return out
+
+
+def federation_steps(sizes: Mapping[str, int], *, rounds: int, local_epochs: int,
+                     batch_size: int) -> int:
+    """rounds × Σ_k local_epochs × ⌈n_k / B⌉.
+
+    >>> federation_steps({"a": 100, "b": 33}, rounds=2, local_epochs=3, batch_size=16)
+    60
+    """
+    per_round = sum(local_epochs * math.ceil(n / batch_size) for n in sizes.values() if n > 0)
+    return rounds * per_round
+
+
+def _training_federation(cfg: AuditConfig) -> FederationConfig:
+    """``federation`` with record-level DP's batch size (what the clients train with)."""
+    dp = cfg.privacy.dp
+    if dp.mode == "record" and dp.batch_size is not None:
+        return cfg.federation.model_copy(update={"batch_size": dp.batch_size})
+    return cfg.federation
+
+
+def _reference_federation(cfg: AuditConfig) -> FederationConfig:
+    """The references' federation: ``attacks.references.overrides`` merged over the target's."""
+    overrides: dict[str, Any] = cfg.attacks.references.overrides
+    fed = _training_federation(cfg)
+    patch = dict(overrides.get("federation") or {})
+    dp_batch = (overrides.get("privacy") or {}).get("dp", {}).get("batch_size")
+    if dp_batch is not None and cfg.privacy.dp.mode == "record":
+        patch["batch_size"] = dp_batch
+    if not patch:
+        return fed
+    try:
+        return FederationConfig.model_validate(fed.model_dump() | patch)
+    except ValidationError:  # the references' own validation reports it, naming the field
+        return fed
+
+
+def _spread(total: int, k: int) -> dict[str, int]:
+    """``total`` records over ``k`` clients, as evenly as possible."""
+    return {f"c{i}": total // k + (1 if i < total % k else 0) for i in range(k)}
+
+
+def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,
+                 nonmembers: int | None = None) -> Estimate:
+    """Steps of ``cfg``'s run for clients of ``client_sizes`` records (see module)."""
+    fed = _training_federation(cfg)
+    sizes = dict(client_sizes)
+    k = max(1, len(sizes))
+    n_train = sum(sizes.values())
+    if cfg.attacks.dp_audit is not None and cfg.attacks.dp_audit.canaries:
+        # each DP-audit canary joins the training with probability 1/2
+        extra = _spread(cfg.attacks.dp_audit.canaries // 2, k)
+        sizes_target = {c: n + extra[f"c{i}"] for i, (c, n) in enumerate(sizes.items())}
+    else:
+        sizes_target = sizes
+    target = federation_steps(sizes_target, rounds=fed.rounds, local_epochs=fed.local_epochs,
+                              batch_size=fed.batch_size)
+
+    refs = cfg.attacks.references
+    ref_steps = 0
+    if refs.count:
+        rfed = _reference_federation(cfg)
+        held = cfg.data.audit.nonmembers if nonmembers is None else nonmembers
+        population = (n_train + held if refs.population == "training"
+                      else cfg.data.audit.members + held)
+        half = _spread(math.ceil(population / 2), rfed.clients)
+        ref_steps = refs.count * federation_steps(half, rounds=rfed.rounds,
+                                                  local_epochs=rfed.local_epochs,
+                                                  batch_size=rfed.batch_size)
+
+    u = cfg.unlearning
+    requests = u.requests
+    n_req = len(requests)
+    oracle_n = n_req if (u.oracle and n_req) else 0
+    plain = federation_steps(sizes, rounds=fed.rounds, local_epochs=fed.local_epochs,
+                             batch_size=fed.batch_size)
+    per_round = plain // fed.rounds
+    sisa_shards = sisa_steps = 0
+    if "sisa" in u.methods:
+        sisa_shards = u.sisa.shards
+        sisa_steps = _sisa_steps(cfg, sizes, fed)
+    other: dict[str, int] = {}
+    for method in u.methods:
+        if not n_req or method == "sisa":
+            continue
+        if method in ASCENT_METHODS:
+            steps = u.ascent.max_steps * k + u.ascent.recovery_rounds * per_round
+        elif method == "finetune_retain":
+            steps = u.finetune_retain.rounds * per_round
+        elif method == "federaser":
+            replayed = math.ceil(fed.rounds / u.federaser.interval)
+            steps = math.ceil(replayed * per_round * u.federaser.epoch_ratio)
+        else:  # a registered method this estimate does not know: count a retraining
+            steps = plain
+        other[method] = n_req * steps
+    return Estimate(
+        clients=sizes,
+        batch_size=fed.batch_size,
+        target_steps=target,
+        reference_models=refs.count,
+        reference_steps=ref_steps,
+        requests=n_req,
+        oracle_retrainings=oracle_n,
+        oracle_steps=oracle_n * plain,
+        sisa_shards=sisa_shards,
+        sisa_steps=sisa_steps,
+        unlearning_steps=other,
+    )
+
+
+def _sisa_steps(cfg: AuditConfig, sizes: Mapping[str, int], fed: FederationConfig) -> int:
+    """Every shard trained once (slice r on slices 1..r), plus per request the affected
+    shards retrained in full (and once more when ``sisa.verify`` checks exactness)."""
+    conf = cfg.unlearning.sisa
+    epochs = conf.epochs_per_slice or max(1, math.ceil(fed.rounds * fed.local_epochs
+                                                       / conf.slices))
+    if conf.shard_by == "clients":
+        shard_sizes = list(sizes.values())
+    else:
+        shard_sizes = list(_spread(sum(sizes.values()), conf.shards).values())
+
+    def shard_steps(n: int) -> int:
+        total = 0
+        for r in range(1, conf.slices + 1):
+            n_r = math.ceil(n * r / conf.slices)
+            if n_r:
+                total += epochs * math.ceil(n_r / min(fed.batch_size, n_r))
+        return total
+
+    train = sum(shard_steps(n) for n in shard_sizes)
+    largest = shard_steps(max(shard_sizes, default=0))
+    retrain = 0
+    for req in cfg.unlearning.requests:
+        if req.kind == "client" and conf.shard_by == "records":
+            touched = len(shard_sizes)
+        else:
+            touched = min(len(req.ids), len(shard_sizes))
+        retrain += touched * largest * (2 if conf.verify else 1)
+    return train + retrain
+
+
+def budget_problems(cfg: AuditConfig, est: Estimate) -> list[str]:
+    """Every budget the estimate exceeds, as ``budget.knob: reason (got N)`` with what to turn."""
+    problems: list[str] = []
+    budget = cfg.budget
+    if budget.max_training_steps is not None and est.total_steps > budget.max_training_steps:
+        parts = {"target federation (federation.rounds, federation.local_epochs, "
+                 "federation.batch_size)": est.target_steps,
+                 "references (attacks.references.count)": est.reference_steps,
+                 "oracle (unlearning.requests, unlearning.oracle)": est.oracle_steps,
+                 "SISA (unlearning.sisa.shards, unlearning.sisa.slices)": est.sisa_steps,
+                 "unlearning methods (unlearning.methods)": sum(est.unlearning_steps.values())}
+        biggest = sorted(((v, k) for k, v in parts.items() if v), reverse=True)
+        turn = "; ".join(f"{k}: {v:,}" for v, k in biggest[:3])
+        problems.append(
+            f"budget.max_training_steps: the run needs about {est.total_steps:,} training "
+            f"steps, more than the budget of {budget.max_training_steps:,}; shrink the "
+            f"largest parts — {turn} — or raise budget.max_training_steps")
+    if budget.max_reference_models is not None and est.reference_models > \
+            budget.max_reference_models:
+        problems.append(
+            f"budget.max_reference_models: attacks.references.count must be at most "
+            f"{budget.max_reference_models} (got {est.reference_models}); lower "
+            "attacks.references.count or raise budget.max_reference_models")
+    return problems
+
+
+def check_budget(cfg: AuditConfig, est: Estimate) -> None:
+    """Raise ConfigError (exit 2) listing every budget the estimate exceeds."""
+    problems = budget_problems(cfg, est)
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1
+                          else f"{len(problems)} budget(s) exceeded", problems)
+
+
+def plan_run(cfg: AuditConfig) -> Estimate:
+    """Prepare the data as the run will (a bad data file or request fails here, exit 2, before
+    anything is written) and estimate the run on the real client sizes."""
+    from privaudit.mechanisms.data import prepare_data
+    from privaudit.unlearning.stage import check_requests
+
+    base = cfg.model.base
+    if base not in ("minilm", "tiny") and not (Path(base).expanduser() / "config.json").is_file():
+        raise ConfigError("model.base: must be 'minilm', 'tiny' or a local Hugging Face model "
+                          f"directory with a config.json (got {base!r})")
+    data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed,
+                        canaries=cfg.attacks.canaries)
+    check_requests(cfg, data)
+    return estimate_run(cfg, {c: len(recs) for c, recs in data.clients.items()},
+                        nonmembers=len(data.nonmembers))

@@ -1,0 +1,136 @@
+"""The up-front estimate: it counts the steps training really takes, `run`/`demo` print it
+before any work, and a config over `budget.*` is refused with exit 2 naming the knobs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from privaudit.audit.config import config_from_dict
+from privaudit.audit.errors import ConfigError
+from privaudit.audit.estimate import budget_problems, check_budget, estimate_run, plan_run
+from tests.audit.bad_input_helpers import assert_contract, run_main
+from tests.conftest import TINY, merge
+
+
+def _write(tmp_path: Path, cfg: dict[str, Any]) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def test_the_target_estimate_is_rounds_times_epochs_times_batches_per_client() -> None:
+    cfg = config_from_dict(merge(TINY, {"federation": {"rounds": 3, "local_epochs": 2,
+                                                       "batch_size": 16}}))
+    sizes = {"client-0": 33, "client-1": 16}
+    est = estimate_run(cfg, sizes)
+    assert est.target_steps == 3 * 2 * (math.ceil(33 / 16) + math.ceil(16 / 16))  # 18
+    assert est.total_steps == est.target_steps  # no references, requests or unlearning
+
+
+def test_the_estimate_equals_the_steps_a_real_training_takes(tmp_path: Path) -> None:
+    from privaudit.mechanisms.federated.train import train_federation
+    from tests.mechanisms.federated.conftest import build_federation
+
+    fed = build_federation({"federation": {"rounds": 2, "local_epochs": 2, "batch_size": 7}},
+                           tmp_path / "run")
+    est = estimate_run(fed.cfg, {c: len(d) for c, d in fed.clients.items()})
+    result = train_federation(fed.cfg, fed.bundle, fed.clients, fed.test,
+                              initial_state=fed.initial_state(), seed=fed.cfg.seed)
+    taken = sum(s.steps_taken for s in result.client_states.values())
+    assert taken == est.target_steps
+
+
+def test_references_oracles_and_unlearning_are_counted() -> None:
+    patch = {"attacks": {"references": {"count": 4}},
+             "unlearning": {"methods": ["sisa", "gradient_ascent", "finetune_retain"],
+                            "sisa": {"shards": 2, "slices": 2},
+                            "requests": [{"id": "a", "kind": "record", "ids": ["x"]},
+                                         {"id": "b", "kind": "subject", "ids": ["y"]}]}}
+    cfg = config_from_dict(merge(TINY, patch))
+    est = estimate_run(cfg, {"client-0": 64, "client-1": 64}, nonmembers=40)
+    assert est.reference_models == 4
+    # each reference: half of (128 training + 40 non-members) = 84 records over 2 clients
+    assert est.reference_steps == 4 * 2 * 1 * 2 * math.ceil(42 / 16)
+    assert est.oracle_retrainings == 2 and est.oracle_steps == 2 * est.target_steps
+    assert est.sisa_shards == 2 and est.sisa_steps > 0
+    assert est.unlearning_steps["gradient_ascent"] == 2 * 25 * 2  # max_steps × clients
+    assert est.unlearning_steps["finetune_retain"] == 2 * est.target_steps // 2  # 1 round
+    text = "\n".join(est.lines())
+    assert "reference models: 4" in text and "oracle retrainings: 2" in text
+
+
+def test_no_oracle_without_requests_or_when_it_is_switched_off() -> None:
+    cfg = config_from_dict(merge(TINY, {"unlearning": {"oracle": False, "requests": [
+        {"id": "a", "kind": "record", "ids": ["x"]}]}}))
+    assert estimate_run(cfg, {"client-0": 10, "client-1": 10}).oracle_retrainings == 0
+    assert estimate_run(config_from_dict(TINY), {"c": 10}).oracle_retrainings == 0
+
+
+def test_a_budget_over_the_estimate_names_the_biggest_knobs() -> None:
+    cfg = config_from_dict(merge(TINY, {"attacks": {"references": {"count": 8}},
+                                        "budget": {"max_training_steps": 10,
+                                                   "max_reference_models": 2}}))
+    est = estimate_run(cfg, {"client-0": 64, "client-1": 64})
+    problems = budget_problems(cfg, est)
+    assert problems[0].startswith("budget.max_training_steps: the run needs about")
+    assert "attacks.references.count" in problems[0] and "federation.rounds" in problems[0]
+    assert problems[1] == ("budget.max_reference_models: attacks.references.count must be at "
+                           "most 2 (got 8); lower attacks.references.count or raise "
+                           "budget.max_reference_models")
+    with pytest.raises(ConfigError):
+        check_budget(cfg, est)
+    roomy = config_from_dict(merge(TINY, {"budget": {"max_training_steps": est.total_steps}}))
+    assert budget_problems(roomy, est) == []
+
+
+def test_the_budget_does_not_change_the_config_hash() -> None:
+    with_budget = config_from_dict(merge(TINY, {"budget": {"max_training_steps": 5}}))
+    assert with_budget.sha256() == config_from_dict(TINY).sha256()
+
+
+def test_a_run_over_budget_is_refused_with_exit_2_before_writing_anything(
+    tmp_path: Path,
+) -> None:
+    cfg = merge(TINY, {"attacks": {"references": {"count": 2}},
+                       "budget": {"max_training_steps": 3}})
+    out = tmp_path / "run"
+    outcome = run_main("run", _write(tmp_path, cfg), "--out", out)
+    assert_contract(outcome, allowed=(2,))
+    assert "estimate:" in outcome.err
+    assert "budget.max_training_steps" in outcome.err
+    assert "attacks.references.count" in outcome.err and "federation.rounds" in outcome.err
+    assert not out.exists()
+
+
+def test_run_dry_run_prints_the_estimate_and_writes_nothing(tmp_path: Path) -> None:
+    cfg = merge(TINY, {"attacks": {"references": {"count": 2}}})
+    out = tmp_path / "run"
+    outcome = run_main("run", _write(tmp_path, cfg), "--out", out, "--dry-run")
+    assert outcome.code == 0, outcome.text
+    est = plan_run(config_from_dict(cfg))
+    assert f"estimate: {est.total_steps:,} training steps" in outcome.err
+    assert "reference models: 2" in outcome.err
+    assert "nothing written" in outcome.out
+    assert not out.exists()
+
+
+def test_demo_dry_run_prints_references_oracle_and_sisa(tmp_path: Path) -> None:
+    outcome = run_main("demo", "--out", tmp_path / "demo", "--dry-run")
+    assert outcome.code == 0, outcome.text
+    for part in ("target federation:", "reference models: 2", "oracle retrainings: 1",
+                 "SISA: 4 shards"):
+        assert part in outcome.err
+    assert not (tmp_path / "demo").exists()
+
+
+def test_a_bad_budget_value_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    outcome = run_main("config", "validate",
+                       _write(tmp_path, merge(TINY, {"budget": {"max_training_steps": 0}})))
+    assert_contract(outcome, allowed=(2,))
+    assert "budget.max_training_steps: Input should be greater than or equal to 1" in \
+        outcome.err

@@ -182,11 +182,13 @@ def verdict_line(r: UnlearningResult) -> str:
 
 
 def rank_results(results: Sequence[UnlearningResult]) -> None:
-    """Rank one request's methods (oracle excluded) by evidence: |PrivLeak|, then forget
-    quality (higher), utility drop (lower), time (lower); sets ``rank`` (1 = best)."""
-    def key(r: UnlearningResult) -> tuple[float, float, float, float]:
+    """Rank one request's methods (oracle excluded) by evidence: methods with a verification
+    flag (under/over-unlearned, utility collapse) after those without, then |PrivLeak|,
+    forget quality (higher), utility drop (lower), time (lower); sets ``rank`` (1 = best)."""
+    def key(r: UnlearningResult) -> tuple[int, float, float, float, float]:
         leak = r.forget.privleak
-        return (abs(leak) if leak is not None and np.isfinite(leak) else float("inf"),
+        return (len(r.verification_flags),
+                abs(leak) if leak is not None and np.isfinite(leak) else float("inf"),
                 -(r.forget.ks_pvalue or 0.0), r.utility_drop or 0.0, r.seconds)
 
     methods = sorted((r for r in results if r.method != "oracle"), key=key)

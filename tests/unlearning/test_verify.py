@@ -20,7 +20,13 @@ from privaudit.unlearning.base import UnlearnedModel, UnlearningContext
 from privaudit.unlearning.requests import ErasureRequest
 from privaudit.unlearning.serve import open_run_context
 from privaudit.unlearning.stage import run_erase
-from privaudit.unlearning.verify import Verifier, flags_for, forget_quality, privleak
+from privaudit.unlearning.verify import (
+    Verifier,
+    flags_for,
+    forget_quality,
+    privleak,
+    rank_results,
+)
 from tests.conftest import OVERFIT_PATCH, TINY, merge
 from tests.unlearning.conftest import best_fit_subjects
 
@@ -130,6 +136,18 @@ def test_sisa_exact_erasure_shows_parity_with_its_oracle(
     assert f.privleak_ci_high is not None
     assert f.privleak_ci_low <= 0.0 <= f.privleak_ci_high
     assert r.verification_flags == [] and f.ks_pvalue == 1.0
+
+
+def test_a_flagged_method_ranks_after_every_unflagged_one(overfit: Judged) -> None:
+    flagged = overfit.results["gradient_ascent"]
+    assert flagged.verification_flags
+    clean = flagged.model_copy(deep=True, update={
+        "method": "clean", "verification_flags": [],
+        "forget": flagged.forget.model_copy(update={"privleak": 30.0})})
+    collapsed = flagged.model_copy(deep=True, update={
+        "method": "collapsed", "forget": flagged.forget.model_copy(update={"privleak": 0.0})})
+    rank_results([collapsed, clean])
+    assert (clean.rank, collapsed.rank) == (1, 2)
 
 
 def test_flags_need_the_auc_interval_to_exclude_the_oracle() -> None:

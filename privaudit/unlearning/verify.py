@@ -184,12 +184,15 @@ def verdict_line(r: UnlearningResult) -> str:
 def rank_results(results: Sequence[UnlearningResult]) -> None:
     """Rank one request's methods (oracle excluded) by evidence: methods with a verification
     flag (under/over-unlearned, utility collapse) after those without, then |PrivLeak|,
-    forget quality (higher), utility drop (lower), time (lower); sets ``rank`` (1 = best)."""
-    def key(r: UnlearningResult) -> tuple[int, float, float, float, float]:
+    forget quality (higher), utility drop (lower), cost (lower), name; sets ``rank`` (1 =
+    best). Cost is the examples processed, not wall time: wall time varies from run to run,
+    and the ranking must not (the report's content digest covers it)."""
+    def key(r: UnlearningResult) -> tuple[int, float, float, float, int, str]:
         leak = r.forget.privleak
         return (len(r.verification_flags),
                 abs(leak) if leak is not None and np.isfinite(leak) else float("inf"),
-                -(r.forget.ks_pvalue or 0.0), r.utility_drop or 0.0, r.seconds)
+                -(r.forget.ks_pvalue or 0.0), r.utility_drop or 0.0, r.examples_processed,
+                r.method)
 
     methods = sorted((r for r in results if r.method != "oracle"), key=key)
     for i, r in enumerate(methods, 1):

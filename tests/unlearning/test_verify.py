@@ -150,6 +150,22 @@ def test_a_flagged_method_ranks_after_every_unflagged_one(overfit: Judged) -> No
     assert (clean.rank, collapsed.rank) == (1, 2)
 
 
+def test_methods_tied_on_evidence_rank_by_examples_processed_never_by_wall_time(
+    overfit: Judged,
+) -> None:
+    base = overfit.results["gradient_ascent"].model_copy(deep=True, update={
+        "verification_flags": []})
+    slow_cheap = base.model_copy(deep=True, update={"method": "b", "seconds": 9.0,
+                                                    "examples_processed": 10})
+    fast_dear = base.model_copy(deep=True, update={"method": "a", "seconds": 0.1,
+                                                   "examples_processed": 500})
+    rank_results([fast_dear, slow_cheap])
+    assert (slow_cheap.rank, fast_dear.rank) == (1, 2)
+    twin = slow_cheap.model_copy(deep=True, update={"method": "a", "seconds": 0.01})
+    rank_results([slow_cheap, twin])
+    assert (twin.rank, slow_cheap.rank) == (1, 2)  # a full tie: by name
+
+
 def test_flags_need_the_auc_interval_to_exclude_the_oracle() -> None:
     from privaudit.attacks.metrics import evaluate_scores
 

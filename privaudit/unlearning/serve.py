@@ -11,6 +11,7 @@ renderings, manifest, and the signature when a key is given).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -141,7 +142,32 @@ def erase_finished_run(
     # the erase stage's manifest now covers the served request too: `run --resume` keeps it
     record_erase_stage(run, erase_inputs_sha256(cfg, ctx.trained_state, opened[2].run.engine))
     report.unlearning = [*report.unlearning, *results]
+    t0 = time.perf_counter()
+    _attack_new_models(ctx, report, results, reporter)
+    seconds["attack"] = time.perf_counter() - t0
     for name, secs in seconds.items():
         report.run.seconds[name] = report.run.seconds.get(name, 0.0) + secs
     write_report(report, run, formats=cfg.report.formats, sign_key=key)
     return results
+
+
+def _attack_new_models(
+    ctx: UnlearningContext, report: Report, results: Sequence[UnlearningResult],
+    reporter: Reporter,
+) -> None:
+    """The battery against the models this request produced (every model a run produces is
+    attacked): references and signals come from the run's caches."""
+    from privaudit.attacks.battery import prepare_attacks
+    from privaudit.attacks.stage import FEDERATED, attacked_models, run_attack_stage
+
+    setup = prepare_attacks(
+        ctx.cfg, bundle=ctx.bundle, data=ctx.data, encode=ctx.encode, run=ctx.run,
+        initial_state=ctx.initial_state, engine=ctx.engine, reporter=reporter,
+        target_noise=ctx.privacy.noise_multipliers if ctx.privacy is not None else None,
+    )
+    models = [m for m in attacked_models(ctx.run, ctx.trained_state, results)
+              if m.name != FEDERATED]
+    stage = run_attack_stage(setup, model=ctx.bundle.model, models=models, reporter=reporter)
+    report.attacks = [*report.attacks, *stage.attacks]
+    if stage.exposure is not None and report.exposure is not None:
+        report.exposure.per_model = {**report.exposure.per_model, **stage.exposure.per_model}

@@ -61,6 +61,11 @@ def test_erase_adds_models_results_and_rewrites_the_report(
     manifest = (run_copy / "manifest.json").read_text()
     assert "models/gradient_ascent/late-1/adapter.safetensors" in manifest
     assert after.run.seconds["erase"] > before.run.seconds["erase"]
+    # every model the request produced is attacked too, next to the models before it
+    attacked = {a.model for a in after.attacks}
+    assert {"oracle/late-1", "gradient_ascent/late-1", "finetune_retain/late-1"} <= attacked
+    assert {a.model for a in before.attacks} <= attacked
+    assert after.run.seconds["attack"] > before.run.seconds["attack"]
 
 
 def test_resume_after_erase_keeps_the_served_request(

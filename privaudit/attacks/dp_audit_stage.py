@@ -39,13 +39,18 @@ from privaudit.mechanisms.federated.canary_client import canary_cosines
 from privaudit.mechanisms.models import AdapterState, set_adapter_state
 from privaudit.reports.schema import DpAuditPoint, DpAuditResult
 
-__all__ = ["dp_audit_result", "plant_dp_audit", "score_dp_audit"]
+__all__ = ["canary_clients", "dp_audit_result", "plant_dp_audit", "score_dp_audit"]
 
 ATTACK = "loss calibrated by the model before fine-tuning"
 CLIENT_ATTACK = ("cosine of the model's change with each canary client's random update "
                  "(Andrew et al. 2024)")
 ROC_LABEL = "canary ROC"
 METHOD = "one-run (Steinke, Nasr, Jagielski 2023) and ROC with Clopper-Pearson"
+
+
+def canary_clients(cfg: AuditConfig) -> bool:
+    """Client-level DP protects clients: each canary is then a whole client of its own."""
+    return cfg.privacy.dp.mode == "client"
 
 
 def plant_dp_audit(cfg: AuditConfig, data: PreparedData) -> AuditCanaryPlan | None:
@@ -67,8 +72,7 @@ def plant_dp_audit(cfg: AuditConfig, data: PreparedData) -> AuditCanaryPlan | No
         vocabulary=[],
         clients=sorted(data.clients),
         seed=cfg.seed,
-        # client-level DP protects clients: each canary is then a whole client of its own
-        canary_clients=cfg.privacy.dp.mode == "client",
+        canary_clients=canary_clients(cfg),
     )
 
 
@@ -154,10 +158,9 @@ def dp_audit_result(
                  "audit can only bound ε from below.")
     points = _roc_points(scores, included)
     points.append(DpAuditPoint(fpr=roc.fpr, tpr=1 - roc.fnr, label="ROC-bound threshold"))
-    client_level = bool(plan.canary_clients) or cfg.privacy.dp.mode == "client"
     return DpAuditResult(
         method=METHOD,
-        attack=CLIENT_ATTACK if client_level else ATTACK,
+        attack=CLIENT_ATTACK if canary_clients(cfg) else ATTACK,
         kind=plan.kind,
         claimed_epsilon=claimed_epsilon,
         delta=d,

@@ -165,7 +165,7 @@ def recipe_sha256(
     )
 
 
-def _reference_seed(seed: int, j: int) -> int:
+def reference_seed(seed: int, j: int) -> int:
     digest = hashlib.sha256(f"privaudit-reference:{seed}:{j}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % (2**31 - 1)
 
@@ -246,7 +246,7 @@ def train_references(
                 progress.advance(f"reference {j}: reused ({metric} {value:.3f})")
             else:
                 started = time.perf_counter()
-                seed = _reference_seed(cfg.seed, j)
+                seed = reference_seed(cfg.seed, j)
                 inside = [r for r, k in zip(population, keep[j], strict=True) if k]
                 outside = [r for r, k in zip(population, keep[j], strict=True) if not k]
                 parts = partition_records(

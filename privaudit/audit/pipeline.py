@@ -17,7 +17,12 @@ from pathlib import Path
 import torch
 
 from privaudit.attacks.battery import prepare_attacks
-from privaudit.attacks.dp_audit_stage import dp_audit_result, plant_dp_audit, score_dp_audit
+from privaudit.attacks.dp_audit_stage import (
+    canary_clients,
+    dp_audit_result,
+    plant_dp_audit,
+    score_dp_audit,
+)
 from privaudit.attacks.stage import attacked_models, run_attack_stage
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.progress import PlainReporter, Reporter
@@ -352,7 +357,7 @@ def run_audit(
         scores = score_dp_audit(bundle.model, dp_plan.canaries, task=cfg.model.task,
                                 encode=encode, initial_state=initial_state,
                                 trained_state=trained.state,
-                                client_level=cfg.privacy.dp.mode == "client")
+                                client_level=canary_clients(cfg))
         guarantee = dp_guarantee(trained.privacy)
         dp_audit = dp_audit_result(
             cfg,

@@ -88,9 +88,9 @@ from scipy.stats import norm
 from privaudit.attacks.metrics import evaluate_scores
 from privaudit.attacks.references import (
     ReferenceSet,
-    _reference_seed,
     preserved_adapter,
     reference_config,
+    reference_seed,
 )
 from privaudit.audit.progress import Reporter
 from privaudit.audit.rundir import write_json_atomic
@@ -295,7 +295,7 @@ class ULiRA:
                                                        strict=True) if k]
         parts = partition_records(
             inside, k=ref_cfg.federation.clients, scheme=part.scheme,
-            seed=_reference_seed(self.ctx.cfg.seed, j), alpha=part.alpha,
+            seed=reference_seed(self.ctx.cfg.seed, j), alpha=part.alpha,
             field_name=part.field, keep_subjects_together=part.keep_subjects_together)
         return {c: self.encoded([r.id for r in recs]) for c, recs in parts.items() if recs}
 

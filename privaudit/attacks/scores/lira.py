@@ -35,6 +35,7 @@ array([-0.01709])
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -79,8 +80,7 @@ def gaussian_fit(
         )
     vals = np.where(select, phi, np.nan)
     mu = np.nanmedian(vals, axis=0) if center == "median" else np.nanmean(vals, axis=0)
-    resid = vals - np.nanmean(vals, axis=0)
-    sq = np.nansum(resid**2, axis=0)
+    sq = _squared_residuals(phi, select)
     if variance == "per_example":
         sigma = np.sqrt(sq / (counts - 1))
     else:
@@ -93,13 +93,20 @@ def gaussian_fit(
     return mu, np.maximum(sigma, _MIN_STD)
 
 
+def _squared_residuals(phi: np.ndarray, select: np.ndarray) -> np.ndarray:
+    """Per example: Σ (φ − that example's mean over the selected references)²."""
+    vals = np.where(select, phi, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # examples with none selected
+        return np.asarray(np.nansum((vals - np.nanmean(vals, axis=0)) ** 2, axis=0))
+
+
 def _shared_sigma(ref: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """One pooled within-example σ over the IN and the OUT residuals together."""
     sq, dof = 0.0, 0
     for select in (inside, ~inside):
-        vals = np.where(select, ref, np.nan)
         counts = select.sum(axis=0)
-        sq += float(np.nansum((vals - np.nanmean(vals, axis=0)) ** 2))
+        sq += float(_squared_residuals(ref, select).sum())
         dof += int(counts.sum()) - int(np.sum(counts > 0))
     if dof <= 0:
         raise EvidenceIncomplete("LiRA with variance='fixed' needs some example with >= 2 "

@@ -6,6 +6,7 @@ the budget; the schedule given here must be every noisy step the client will tak
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -194,11 +195,21 @@ def calibrate_schedule(
     >>> 1.9 <= acc.epsilon(1e-5) <= 2.0
     True
     """
-    phases = [(float(q), int(s)) for q, s in schedule if s > 0]
+    return _calibrate_schedule(float(target_epsilon), float(delta),
+                               tuple((float(q), int(s)) for q, s in schedule if s > 0),
+                               accountant)
+
+
+@functools.lru_cache(maxsize=256)
+def _calibrate_schedule(
+    target_epsilon: float, delta: float, phases: tuple[tuple[float, int], ...], accountant: str
+) -> float:
+    """:func:`calibrate_schedule` on a normalised, hashable schedule (cached: a SISA shard's σ
+    is asked for at training, at every erasure and for the ensemble's ε)."""
     if not phases or any(not 0 < q <= 1 for q, _ in phases):
         raise PrivacyBudgetError(
             f"privacy.dp.sample_rate: a schedule of (rate in (0, 1], steps >= 1) phases is "
-            f"needed (got {list(schedule)})"
+            f"needed (got {list(phases)})"
         )
     if len({q for q, _ in phases}) == 1:
         return calibrate_noise(target_epsilon=target_epsilon, delta=delta,

@@ -400,6 +400,14 @@ class SisaConfig(_Section):
         description="default: ceil(federation.rounds × local_epochs / slices), so the first "
         "slice's records get as many epochs as in the federation",
     )
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="the shards' learning rate; default: the run's (privacy.dp.learning_rate "
+        "under record DP, else federation.learning_rate). A shard trains alone on 1/S of the "
+        "records, so under DP its noise is not averaged with other clients' as in the "
+        "federation: a smaller step often trains better",
+    )
     verify: bool = Field(
         default=True,
         description="retrain affected shards from scratch after an erasure and check the "

@@ -137,7 +137,7 @@ def train_shard(
     round of a one-client federation on slices 0..r under the seed of (shard, slice).
     """
     epochs = epochs_per_slice(ctx)
-    scfg = local_recipe(with_federation(ctx.cfg, rounds=1, local_epochs=epochs))
+    scfg = shard_recipe(ctx)
     sigma = shard_noise_multiplier(scfg, layout, k)
     pool = _pool(ctx)
     current = ctx.initial_state if state is None else state
@@ -194,7 +194,7 @@ def sisa_epsilon(ctx: UnlearningContext, layout: SisaLayout) -> float | None:
     """Record-level ε of the SISA ensemble (the max over its shards; None without record DP).
     The ensemble is a release of its own: a record's ε over the federated model AND the
     ensemble is the composition of both."""
-    scfg = local_recipe(with_federation(ctx.cfg, rounds=1, local_epochs=epochs_per_slice(ctx)))
+    scfg = shard_recipe(ctx)
     dp = scfg.privacy.dp
     if dp.mode != "record" or dp.delta is None:
         return None
@@ -204,6 +204,19 @@ def sisa_epsilon(ctx: UnlearningContext, layout: SisaLayout) -> float | None:
                          accountant=dp.accountant)
         for k in range(layout.shards)
     )
+
+
+def shard_recipe(ctx: UnlearningContext) -> AuditConfig:
+    """The recipe of one slice training: one round of ``epochs_per_slice`` local epochs at
+    one party (no secure aggregation), at ``sisa.learning_rate`` when given."""
+    cfg = with_federation(ctx.cfg, rounds=1, local_epochs=epochs_per_slice(ctx))
+    lr = ctx.ucfg.sisa.learning_rate
+    if lr is not None:
+        cfg = with_federation(cfg, learning_rate=lr)
+        if cfg.privacy.dp.learning_rate is not None:
+            dp = cfg.privacy.dp.model_copy(update={"learning_rate": lr})
+            cfg = cfg.model_copy(update={"privacy": cfg.privacy.model_copy(update={"dp": dp})})
+    return local_recipe(cfg)
 
 
 def _slice_recipe(scfg: AuditConfig, sigma: float | None, n: int) -> AuditConfig:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from types import SimpleNamespace
+from typing import cast
 
+import pytest
 import torch
 
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.progress import PlainReporter
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.calibration import calibrate_noise, poisson_schedule
+from privaudit.mechanisms.federated.privacy import training_federation
 from privaudit.mechanisms.models import load_adapter, set_adapter_state, state_sha256
 from privaudit.mechanisms.tasks import forward
-from privaudit.unlearning.base import UnlearnedModel
+from privaudit.unlearning import sisa as sisa_module
+from privaudit.unlearning.base import UnlearnedModel, UnlearningContext
 from privaudit.unlearning.evaluate import per_example_loss
 from privaudit.unlearning.ledger import erased_so_far, read_ledger
 from privaudit.unlearning.requests import ErasureRequest
@@ -21,6 +27,7 @@ from privaudit.unlearning.sisa import (
     SisaLayout,
     _slice_recipe,
     shard_noise_multiplier,
+    shard_recipe,
     train_shard,
 )
 from privaudit.unlearning.stage import run_erase
@@ -147,3 +154,42 @@ def test_sisa_slice_smaller_than_the_dp_batch_trains_full_batch_under_the_shard_
     assert (dp.batch_size, dp.noise_multiplier, dp.target_epsilon) == (20, 1.3, None)
     assert _slice_recipe(cfg, 1.3, 100).privacy.dp.batch_size == 32
     assert _slice_recipe(config_from_dict(TINY), None, 5) == config_from_dict(TINY)
+
+
+def test_sisa_learning_rate_is_the_step_every_slice_trains_with_dp_or_not(
+    sisa_run: SisaRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sisa.learning_rate`` replaces the run's step for the shards only (under record DP it
+    replaces ``privacy.dp.learning_rate``, which the clients would train with); the shard's
+    σ does not depend on it."""
+    seen: list[float] = []
+
+    def record(recipe: AuditConfig, *args: object, **kwargs: object) -> object:
+        seen.append(training_federation(recipe).learning_rate)
+        raise _Stop
+
+    monkeypatch.setattr(sisa_module, "train_federation", record)
+    for dp in ({"mode": "none"}, {"mode": "record", "target_epsilon": 4.0, "delta": 1e-5,
+                                  "batch_size": 8, "learning_rate": 0.05, "accountant": "rdp"}):
+        cfg = config_from_dict(merge(sisa_run.ctx.cfg.model_dump(mode="json"), {
+            "privacy": {"dp": dp}, "unlearning": {"sisa": {"learning_rate": 0.0123}}}))
+        ctx = dataclasses.replace(sisa_run.ctx, cfg=cfg)
+        with pytest.raises(_Stop):
+            train_shard(ctx, _layout(sisa_run), 0, excluded=frozenset())
+        assert training_federation(ctx.cfg).learning_rate != 0.0123  # the federation keeps its own
+    assert seen == [0.0123, 0.0123]
+    dp_cfg = _dp_recipe(batch=32)
+    layout = SisaLayout(slices=((tuple(f"a{i}" for i in range(40)),),))
+    faster = config_from_dict(merge(dp_cfg.model_dump(mode="json"),
+                                    {"unlearning": {"sisa": {"learning_rate": 0.5}}}))
+    sigmas = {shard_noise_multiplier(shard_recipe(_ctx_of(c)), layout, 0) for c in (faster, dp_cfg)}
+    assert len(sigmas) == 1 and None not in sigmas
+
+
+def _ctx_of(cfg: AuditConfig) -> UnlearningContext:
+    """What shard_recipe reads of a context: the config."""
+    return cast(UnlearningContext, SimpleNamespace(cfg=cfg, ucfg=cfg.unlearning))
+
+
+class _Stop(Exception):
+    """Raised by the stand-in for train_federation once it has seen the recipe."""

@@ -63,6 +63,7 @@ def verify(
                                                     "Ed25519 public key (PEM) you trust")] = None,
 ) -> None:
     """Check every sha256 of manifest.json, the report's own hash and the signature."""
+    from privaudit.audit.commitment import SEED_OPENING
     from privaudit.audit.provenance import verify_run
 
     result = verify_run(run, public_key)
@@ -76,8 +77,10 @@ def verify(
         raise typer.Exit(1)
     signed = (f"; signature by {result.signer_fingerprint} ({result.signed_at}) is valid"
               if result.signer_fingerprint else "")
+    opened = ("; config.yaml's seed opens the report's seed commitment"
+              if run.joinpath(*SEED_OPENING).is_file() else "")
     out_console.print(f"OK: {result.files_checked} files match manifest.json; report hash "
-                      f"matches{signed}", highlight=False)
+                      f"matches{opened}{signed}", highlight=False)
 
 
 def keygen(

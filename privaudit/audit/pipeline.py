@@ -24,6 +24,7 @@ from privaudit.attacks.dp_audit_stage import (
     score_dp_audit,
 )
 from privaudit.attacks.stage import attacked_models, run_attack_stage
+from privaudit.audit.commitment import run_seed_commitment
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.progress import PlainReporter, Reporter
 from privaudit.audit.rundir import (
@@ -434,6 +435,7 @@ def run_audit(
         dp_audit=dp_audit,
         references=attack_setup.references_section(),
         unlearning=unlearning,
+        seed_commitment=run_seed_commitment(run, cfg.seed),
     )
     rendered = write_report(
         report, run, formats=cfg.report.formats, sign_key=sign_key or cfg.report.sign_key

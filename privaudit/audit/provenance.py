@@ -60,6 +60,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from privaudit.audit.commitment import SEED_OPENING, opening_problem
+from privaudit.audit.commitment import seed_commitment as seed_commitment
+from privaudit.audit.commitment import verify_seed_commitment as verify_seed_commitment
 from privaudit.audit.errors import ConfigError, DataError
 
 MANIFEST_NAME = "manifest.json"
@@ -69,8 +72,6 @@ PRIVATE_KEY_NAME = "privaudit-ed25519.pem"
 PUBLIC_KEY_NAME = "privaudit-ed25519.pub.pem"
 MANIFEST_SCHEMA = 1
 _RESERVED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
-_SEED_DOMAIN = b"privaudit/seed-commitment/v1\x00"
-_MIN_SALT_BYTES = 16
 _CHUNK = 1 << 20
 
 #: Distributions whose versions go into the provenance section (those installed).
@@ -187,28 +188,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def seed_commitment(seed: int, salt: bytes) -> str:
-    """A hiding commitment to a seed: hex sha256 of
-    ``b"privaudit/seed-commitment/v1\\0" + len(salt) as 4 bytes big-endian + salt + str(seed)``.
-
-    Seeds come from a small space, so the salt is what hides them: it must be random, at
-    least 16 bytes, and kept as secret as the seed until both are revealed to an auditor,
-    who checks them with :func:`verify_seed_commitment`.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed must be an integer; got {type(seed).__name__}")
-    if not isinstance(salt, bytes) or len(salt) < _MIN_SALT_BYTES:
-        raise ConfigError(f"salt must be at least {_MIN_SALT_BYTES} random bytes; got "
-                          f"{len(salt) if isinstance(salt, bytes) else type(salt).__name__}")
-    preimage = _SEED_DOMAIN + len(salt).to_bytes(4, "big") + salt + str(seed).encode("ascii")
-    return hashlib.sha256(preimage).hexdigest()
-
-
-def verify_seed_commitment(commitment: str, seed: int, salt: bytes) -> bool:
-    """True when ``(seed, salt)`` opens ``commitment``."""
-    return hmac.compare_digest(seed_commitment(seed, salt), commitment)
 
 
 # ---------------------------------------------------------------- environment
@@ -430,8 +409,9 @@ def sign_manifest(run_dir: Path | str, private_key_path: Path | str, *,
 
 # ---------------------------------------------------------------- verification
 
+SEED_OPENING_PATH = "/".join(SEED_OPENING)
 FindingKind = Literal["changed", "missing", "added", "report_hash", "unreadable",
-                      "signature_missing", "signature_invalid", "wrong_key"]
+                      "signature_missing", "signature_invalid", "wrong_key", "seed_commitment"]
 
 
 @dataclass(frozen=True)
@@ -516,6 +496,11 @@ def _check_report(root: Path, manifest: dict[str, Any], findings: list[Finding])
     if embedded is not None and embedded != actual:
         findings.append(Finding(REPORT_NAME, "report_hash", f"report hash mismatch: the report "
                                 f"states {embedded}, its content hashes to {actual}"))
+    run = report.get("run")
+    commitment = run.get("seed_commitment") if isinstance(run, dict) else None
+    problem = opening_problem(root, commitment) if isinstance(commitment, str) else None
+    if problem is not None:
+        findings.append(Finding(SEED_OPENING_PATH, "seed_commitment", problem))
 
 
 def _read_envelope(sig_path: Path) -> tuple[dict[str, Any], Ed25519PublicKey, bytes]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from privaudit.audit.config import AuditConfig
-from privaudit.audit.provenance import capture_environment, seed_commitment
+from privaudit.audit.provenance import capture_environment
 from privaudit.mechanisms.data import PreparedData
 from privaudit.mechanisms.federated.flower.runinfo import flower_run
 from privaudit.mechanisms.federated.privacy import dp_card, secure_aggregation_report
@@ -55,6 +54,7 @@ def build_report(
     dp_audit: DpAuditResult | None = None,
     references: ReferenceModels | None = None,
     unlearning: Sequence[UnlearningResult] = (),
+    seed_commitment: str,
 ) -> Report:
     metric, value = utility
     summaries = data.summaries(cfg.data.source)
@@ -65,7 +65,7 @@ def build_report(
         run=RunInfo(
             name=cfg.name,
             config_sha256=cfg.sha256(),
-            seed_commitment=seed_commitment(cfg.seed, os.urandom(16)),
+            seed_commitment=seed_commitment,
             engine=engine,
             task=cfg.model.task,
             base_model=cfg.model.base,

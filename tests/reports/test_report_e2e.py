@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from privaudit.audit.commitment import verify_seed_commitment
 from privaudit.reports.pdf import find_chromium, screenshot_html
 from tests.reports.cli_helpers import run_cli
 
@@ -58,6 +59,19 @@ def test_the_signed_run_verifies_against_its_public_key(
     result = run_cli(capsys, monkeypatch, "verify", signed_run["run"], "--public-key", key)
     assert result.code == 0, result.text
     assert "signature by sha256:" in result.out
+    assert "config.yaml's seed opens the report's seed commitment" in result.out
+
+
+def test_the_pipeline_report_commits_to_the_seed_without_carrying_it(
+        signed_run: dict[str, Any]) -> None:
+    run = signed_run["run"]
+    report = json.loads((run / "report.json").read_text())
+    salt = bytes.fromhex(json.loads((run / "data" / "seed-opening.json").read_text())["salt"])
+    seed = yaml.safe_load((run / "config.yaml").read_text())["seed"]
+    assert verify_seed_commitment(report["run"]["seed_commitment"], seed, salt)
+    assert "seed" not in report["run"]  # only the commitment; the manifest covers the opening
+    files = json.loads((run / "manifest.json").read_text())["files"]
+    assert "data/seed-opening.json" in {f["path"] for f in files}
 
 
 @needs_chromium

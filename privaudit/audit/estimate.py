@@ -1,9 +1,10 @@
 """Up-front estimate of a run's cost, and the budget that refuses a run too large to start.
 
 Before any training, ``privaudit run`` / ``demo`` print how many optimiser steps the run will
-take — the target federation, the reference models, the oracle retrainings and the other
-unlearning methods — counted from the config and the prepared client sizes (no model is
-built). A step is one local mini-batch on one client:
+take — the target federation, the reference models (the battery's, and U-LiRA's 2·P when
+that is more), the oracle retrainings, the other unlearning methods and U-LiRA's references
+unlearning with each judged method — counted from the config and the prepared client sizes
+(no model is built). A step is one local mini-batch on one client:
 
     steps of one federated training = rounds × Σ_clients local_epochs × ⌈n_k / B⌉
 
@@ -143,21 +144,22 @@ def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,
     target = federation_steps(sizes_target, rounds=fed.rounds, local_epochs=fed.local_epochs,
                               batch_size=fed.batch_size)
 
-    refs = cfg.attacks.references
-    ref_steps = 0
-    if refs.count:
-        rfed = _reference_federation(cfg)
-        held = cfg.data.audit.nonmembers if nonmembers is None else nonmembers
-        population = (n_train + held if refs.population == "training"
-                      else cfg.data.audit.members + held)
-        half = _spread(math.ceil(population / 2), rfed.clients)
-        ref_steps = refs.count * federation_steps(half, rounds=rfed.rounds,
-                                                  local_epochs=rfed.local_epochs,
-                                                  batch_size=rfed.batch_size)
-
     u = cfg.unlearning
-    requests = u.requests
-    n_req = len(requests)
+    n_req = len(u.requests)
+    # U-LiRA's 2·P references are the battery's first ones: more are trained when 2·P > count
+    ulira = [m for m in u.verify.ulira_methods if m in u.methods] \
+        if n_req and u.verify.ulira_references else []
+    refs = cfg.attacks.references
+    n_refs = max(refs.count, 2 * u.verify.ulira_references) if ulira else refs.count
+    rfed = _reference_federation(cfg)
+    held = cfg.data.audit.nonmembers if nonmembers is None else nonmembers
+    population = (n_train + held if refs.population == "training"
+                  else cfg.data.audit.members + held)
+    half = _spread(math.ceil(population / 2), rfed.clients)
+    one_ref = federation_steps(half, rounds=rfed.rounds, local_epochs=rfed.local_epochs,
+                               batch_size=rfed.batch_size)
+    ref_steps = n_refs * one_ref
+
     oracle_n = n_req if (u.oracle and n_req) else 0
     plain = federation_steps(sizes, rounds=fed.rounds, local_epochs=fed.local_epochs,
                              batch_size=fed.batch_size)
@@ -168,23 +170,18 @@ def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,
         sisa_steps = _sisa_steps(cfg, sizes, fed)
     other: dict[str, int] = {}
     for method in u.methods:
-        if not n_req or method == "sisa":
-            continue
-        if method in ASCENT_METHODS:
-            steps = u.ascent.max_steps * k + u.ascent.recovery_rounds * per_round
-        elif method == "finetune_retain":
-            steps = u.finetune_retain.rounds * per_round
-        elif method == "federaser":
-            replayed = math.ceil(fed.rounds / u.federaser.interval)
-            steps = math.ceil(replayed * per_round * u.federaser.epoch_ratio)
-        else:  # a registered method this estimate does not know: count a retraining
-            steps = plain
-        other[method] = n_req * steps
+        if n_req and method != "sisa":
+            other[method] = n_req * _method_steps(cfg, method, clients=k, per_round=per_round,
+                                                  retraining=plain)
+    for method in ulira:  # each of the 2·P references unlearns with the method, per request
+        other[f"U-LiRA {method}"] = n_req * 2 * u.verify.ulira_references * _method_steps(
+            cfg, method, clients=rfed.clients, per_round=one_ref // rfed.rounds,
+            retraining=one_ref)
     return Estimate(
         clients=sizes,
         batch_size=fed.batch_size,
         target_steps=target,
-        reference_models=refs.count,
+        reference_models=n_refs,
         reference_steps=ref_steps,
         requests=n_req,
         oracle_retrainings=oracle_n,
@@ -193,6 +190,21 @@ def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,
         sisa_steps=sisa_steps,
         unlearning_steps=other,
     )
+
+
+def _method_steps(cfg: AuditConfig, method: str, *, clients: int, per_round: int,
+                  retraining: int) -> int:
+    """At most how many steps ``method`` takes for one request on a federation of
+    ``clients`` clients whose one round takes ``per_round`` steps."""
+    u, fed = cfg.unlearning, cfg.federation
+    if method in ASCENT_METHODS:
+        return u.ascent.max_steps * clients + u.ascent.recovery_rounds * per_round
+    if method == "finetune_retain":
+        return u.finetune_retain.rounds * per_round
+    if method == "federaser":
+        replayed = math.ceil(fed.rounds / u.federaser.interval)
+        return math.ceil(replayed * per_round * u.federaser.epoch_ratio)
+    return retraining  # a registered method this estimate does not know: a retraining
 
 
 def _sisa_steps(cfg: AuditConfig, sizes: Mapping[str, int], fed: FederationConfig) -> int:
@@ -236,7 +248,8 @@ def budget_problems(cfg: AuditConfig, est: Estimate) -> list[str]:
                  "references (attacks.references.count)": est.reference_steps,
                  "oracle (unlearning.requests, unlearning.oracle)": est.oracle_steps,
                  "SISA (unlearning.sisa.shards, unlearning.sisa.slices)": est.sisa_steps,
-                 "unlearning methods (unlearning.methods)": sum(est.unlearning_steps.values())}
+                 "unlearning methods (unlearning.methods, unlearning.verify.ulira_*)":
+                     sum(est.unlearning_steps.values())}
         biggest = sorted(((v, k) for k, v in parts.items() if v), reverse=True)
         turn = "; ".join(f"{k}: {v:,}" for v, k in biggest[:3])
         problems.append(
@@ -246,9 +259,10 @@ def budget_problems(cfg: AuditConfig, est: Estimate) -> list[str]:
     if budget.max_reference_models is not None and est.reference_models > \
             budget.max_reference_models:
         problems.append(
-            f"budget.max_reference_models: attacks.references.count must be at most "
-            f"{budget.max_reference_models} (got {est.reference_models}); lower "
-            "attacks.references.count or raise budget.max_reference_models")
+            f"budget.max_reference_models: the run trains {est.reference_models} reference "
+            f"models, more than the budget of {budget.max_reference_models}; lower "
+            "attacks.references.count (and unlearning.verify.ulira_references, whose 2·P "
+            "references are the battery's) or raise budget.max_reference_models")
     return problems
 
 

@@ -64,6 +64,32 @@ def test_references_oracles_and_unlearning_are_counted() -> None:
     assert "reference models: 4" in text and "oracle retrainings: 2" in text
 
 
+def test_ulira_counts_its_extra_references_and_each_references_unlearning_job() -> None:
+    """U-LiRA trains 2·P references when the battery has fewer, and each of them runs every
+    judged method once per request: both count toward the budget."""
+    request = {"id": "a", "kind": "record", "ids": ["x"]}
+    base = {"attacks": {"references": {"count": 2}},
+            "unlearning": {"requests": [request], "methods": ["gradient_ascent", "federaser"],
+                           "verify": {"ulira_references": 3,
+                                      "ulira_methods": ["gradient_ascent", "npo"]}}}
+    sizes = {"client-0": 40, "client-1": 40}
+    est = estimate_run(config_from_dict(merge(TINY, base)), sizes)
+    off = estimate_run(config_from_dict(merge(TINY, merge(base, {"unlearning": {
+        "verify": {"ulira_references": 0}}}))), sizes)
+    assert (est.reference_models, off.reference_models) == (6, 2)
+    assert est.reference_steps == 3 * off.reference_steps
+    clients = config_from_dict(TINY).federation.clients
+    max_steps = config_from_dict(TINY).unlearning.ascent.max_steps
+    # npo is not among the run's methods; gradient ascent: 6 references × max_steps × clients
+    assert est.unlearning_steps["U-LiRA gradient_ascent"] == 6 * max_steps * clients
+    assert "U-LiRA npo" not in est.unlearning_steps and "U-LiRA federaser" not in \
+        est.unlearning_steps
+    assert est.total_steps > off.total_steps
+    capped = config_from_dict(merge(TINY, merge(base, {"budget": {"max_reference_models": 4}})))
+    assert any(p.startswith("budget.max_reference_models: the run trains 6")
+               for p in budget_problems(capped, est))
+
+
 def test_no_oracle_without_requests_or_when_it_is_switched_off() -> None:
     cfg = config_from_dict(merge(TINY, {"unlearning": {"oracle": False, "requests": [
         {"id": "a", "kind": "record", "ids": ["x"]}]}}))
@@ -79,9 +105,10 @@ def test_a_budget_over_the_estimate_names_the_biggest_knobs() -> None:
     problems = budget_problems(cfg, est)
     assert problems[0].startswith("budget.max_training_steps: the run needs about")
     assert "attacks.references.count" in problems[0] and "federation.rounds" in problems[0]
-    assert problems[1] == ("budget.max_reference_models: attacks.references.count must be at "
-                           "most 2 (got 8); lower attacks.references.count or raise "
-                           "budget.max_reference_models")
+    assert problems[1] == ("budget.max_reference_models: the run trains 8 reference models, "
+                           "more than the budget of 2; lower attacks.references.count (and "
+                           "unlearning.verify.ulira_references, whose 2·P references are the "
+                           "battery's) or raise budget.max_reference_models")
     with pytest.raises(ConfigError):
         check_budget(cfg, est)
     roomy = config_from_dict(merge(TINY, {"budget": {"max_training_steps": est.total_steps}}))

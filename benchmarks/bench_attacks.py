@@ -39,7 +39,7 @@ import torch
 from privaudit.attacks.battery import prepare_attacks, run_battery
 from privaudit.attacks.signals import compute_signals, length_batches
 from privaudit.audit.cli import load_preset
-from privaudit.audit.config import AuditConfig, config_from_dict
+from privaudit.audit.config import AuditConfig, config_from_dict, merge_patch
 from privaudit.audit.pipeline import build_model, run_audit
 from privaudit.audit.progress import PlainReporter
 from privaudit.audit.rundir import RunDir
@@ -57,17 +57,10 @@ REDUCED: dict[str, Any] = {"model": {"base": "tiny", "lora": {"top_layers": None
                                               "intermediate": 128}}}
 
 
-def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in patch.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def _config(refs: int, battery: list[dict[str, Any]]) -> AuditConfig:
     raw = load_preset("demo").model_dump(mode="json")
     if SCALE != "demo":
-        raw = _merge(raw, REDUCED)
+        raw = merge_patch(raw, REDUCED)
     raw["attacks"]["references"]["count"] = refs
     raw["unlearning"]["requests"], raw["unlearning"]["methods"] = [], []  # not measured here
     if SCALE != "demo":  # without DP (at the demo's ε = 8 every attack is at chance)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from privaudit.audit.config import config_from_dict
+from privaudit.audit.config import config_from_dict, merge_patch
 from privaudit.audit.rundir import RunDir
 from privaudit.unlearning import sisa
 from privaudit.unlearning.evaluate import utility
@@ -35,20 +35,12 @@ README_RECIPES = [
 ]
 
 
-def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in patch.items():
-        out[key] = (_merge(out[key], value)
-                    if isinstance(value, dict) and isinstance(out.get(key), dict) else value)
-    return out
-
-
 def main(run_dir: str, patches: list[dict[str, Any]]) -> None:
     ctx, report = open_run_context(RunDir(Path(run_dir)))
     print(f"federated model: {report.utility.metric} {report.utility.value:.3f}")
     base = ctx.cfg.model_dump(mode="json")
     for patch in patches:
-        cfg = config_from_dict(_merge(base, patch))
+        cfg = config_from_dict(merge_patch(base, patch))
         shard_ctx = dataclasses.replace(ctx, cfg=cfg)
         layout = sisa.build_layout(shard_ctx)
         started = time.perf_counter()

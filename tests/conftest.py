@@ -13,6 +13,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
+from privaudit.audit.config import merge_patch  # noqa: E402  (after HF_HUB_OFFLINE is set)
+
 TINY: dict[str, Any] = {
     "name": "tiny",
     "seed": 3,
@@ -42,16 +44,6 @@ OVERFIT_PATCH: dict[str, Any] = {
 }
 
 
-def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 @pytest.fixture
 def tiny_config_dict() -> dict[str, Any]:
     """A tiny classification run: 1-layer BERT (hidden 32), 2 clients, 2 rounds."""
@@ -61,11 +53,11 @@ def tiny_config_dict() -> dict[str, Any]:
 @pytest.fixture
 def overfit_config_dict() -> dict[str, Any]:
     """The tiny run trained to memorise its records (label noise 0.5): LOSS AUC ≈ 0.78."""
-    return _merge(TINY, OVERFIT_PATCH)
+    return merge_patch(TINY, OVERFIT_PATCH)
 
 
 def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    return _merge(base, patch)
+    return merge_patch(base, patch)
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ canaries on a classifier, and ``references.overrides`` that do not make a valid 
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from privaudit.attacks.scores import get_attack
+from privaudit.audit.config import merge_patch
 from privaudit.audit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,16 +41,6 @@ def min_references(name: str, params: dict[str, Any], requires: tuple[str, ...])
     return 4 if name == "lira" else 2
 
 
-def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def reference_recipe_dict(
     cfg: AuditConfig, *, noise_multiplier: float | None = None
 ) -> dict[str, Any]:
@@ -64,7 +54,7 @@ def reference_recipe_dict(
     cost one accountant search per reference).
     """
     refs = cfg.attacks.references
-    raw = _merge(cfg.model_dump(mode="json"), refs.overrides)
+    raw = merge_patch(cfg.model_dump(mode="json"), refs.overrides)
     if not refs.secure_aggregation:
         raw["secure_aggregation"]["enabled"] = False
     dp = raw["privacy"]["dp"]

@@ -7,7 +7,9 @@ read ``path.to.field: reason (got VALUE)``. Unknown keys are errors everywhere.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -408,6 +410,12 @@ class SisaConfig(_Section):
         "records, so under DP its noise is not averaged with other clients' as in the "
         "federation: a smaller step often trains better",
     )
+
+    def epochs(self, federation: FederationConfig) -> int:
+        """Epochs per slice: ``epochs_per_slice``, or ⌈rounds × local epochs / slices⌉."""
+        if self.epochs_per_slice is not None:
+            return self.epochs_per_slice
+        return max(1, math.ceil(federation.rounds * federation.local_epochs / self.slices))
     verify: bool = Field(
         default=True,
         description="retrain affected shards from scratch after an erasure and check the "
@@ -625,6 +633,18 @@ def semantic_problems(cfg: AuditConfig, *, base_dir: Path | None = None) -> list
 
     problems += attack_problems(cfg)
     return problems
+
+
+def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``patch`` merged in: nested mappings merge key by key,
+    anything else in ``patch`` replaces (a config and its overrides, as parsed YAML)."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def config_from_dict(raw: Any, *, base_dir: Path | None = None) -> AuditConfig:

@@ -211,8 +211,7 @@ def _sisa_steps(cfg: AuditConfig, sizes: Mapping[str, int], fed: FederationConfi
     """Every shard trained once (slice r on slices 1..r), plus per request the affected
     shards retrained in full (and once more when ``sisa.verify`` checks exactness)."""
     conf = cfg.unlearning.sisa
-    epochs = conf.epochs_per_slice or max(1, math.ceil(fed.rounds * fed.local_epochs
-                                                       / conf.slices))
+    epochs = conf.epochs(fed)
     if conf.shard_by == "clients":
         shard_sizes = list(sizes.values())
     else:

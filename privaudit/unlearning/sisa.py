@@ -22,7 +22,6 @@ trained by one party), and is switched off for it.
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -233,10 +232,7 @@ def _slice_recipe(scfg: AuditConfig, sigma: float | None, n: int) -> AuditConfig
 
 def epochs_per_slice(ctx: UnlearningContext) -> int:
     """``sisa.epochs_per_slice``, by default ⌈rounds × local epochs / slices⌉."""
-    conf, fed = ctx.ucfg.sisa, ctx.cfg.federation
-    if conf.epochs_per_slice is not None:
-        return conf.epochs_per_slice
-    return max(1, math.ceil(fed.rounds * fed.local_epochs / conf.slices))
+    return ctx.ucfg.sisa.epochs(ctx.cfg.federation)
 
 
 def _pool(ctx: UnlearningContext) -> tuple[EncodedSet, dict[str, int]]:

@@ -12,13 +12,13 @@ import io
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
 
 from privaudit.audit.cli import main
+from tests.reports.cli_helpers import CliResult as Outcome
 
 # ``path.to.field: reason`` or ``file:line: reason`` — a message that names where the problem is
 NAMED = re.compile(r"[\w\-\[\]./\\]+(:\d+)?: \S")
@@ -39,17 +39,6 @@ TREES = st.recursive(
     | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
 
 
 def run_main(*args: str | Path) -> Outcome:

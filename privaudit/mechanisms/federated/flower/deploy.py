@@ -166,32 +166,26 @@ def write_sides(sides: PreparedSides, out: Path) -> None:
         silo.mkdir(parents=True, exist_ok=True)
         save_model(everyone.model, str(silo / "model.safetensors"))
         _write_encoded(silo, "data", everyone.clients[client])
-        crypto = None
         if everyone.crypto is not None:
             (silo / "ckks-client.ctx").write_bytes(everyone.crypto.client_context)
-            crypto = {"config": everyone.crypto.config.model_dump(mode="json"),
-                      "adapter_config_hash": everyone.crypto.adapter_config_hash}
         _write_json(silo / "silo.json", common | {
             "format": SILO_FORMAT, "client": client, "threads": everyone.threads,
-            "crypto": crypto})
+            "crypto": _crypto_json(everyone.crypto)})
     server = sides.server
     folder = out / "server"
     folder.mkdir(parents=True, exist_ok=True)
     save_model(server.model, str(folder / "model.safetensors"))
     save_adapter(server.initial_state, folder / "initial.safetensors")
     _write_encoded(folder, "test", server.test)
-    crypto = None
     if server.crypto is not None:
         (folder / "ckks-public.ctx").write_bytes(server.crypto.server_context)
-        crypto = {"config": server.crypto.config.model_dump(mode="json"),
-                  "adapter_config_hash": server.crypto.adapter_config_hash}
     _write_json(folder / "server.json", common | {
         "format": SERVER_FORMAT, "order": list(server.order), "rounds": server.rounds,
         "start_round": server.start_round, "seed": server.seed,
         "round_timeout": server.round_timeout, "connect_timeout": server.connect_timeout,
         "initial_states": {c: json.loads(codec.client_state_to_json(s))
                            for c, s in server.initial_states.items()},
-        "crypto": crypto})
+        "crypto": _crypto_json(server.crypto)})
     write_app(out / "app", job_dir=folder)
 
 
@@ -201,6 +195,14 @@ def write_sides(sides: PreparedSides, out: Path) -> None:
 def _recipe_config(cfg: AuditConfig) -> dict[str, Any]:
     dumped = cfg.model_dump(mode="json")
     return {k: dumped[k] for k in RECIPE_SECTIONS}
+
+
+def _crypto_json(crypto: ClientCrypto | ServerCrypto | None) -> dict[str, Any] | None:
+    """What a side's meta file says of its CKKS settings (the context is a file of its own)."""
+    if crypto is None:
+        return None
+    return {"config": crypto.config.model_dump(mode="json"),
+            "adapter_config_hash": crypto.adapter_config_hash}
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:

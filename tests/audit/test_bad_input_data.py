@@ -76,7 +76,9 @@ def row_mutations(draw: st.DrawFn) -> list[dict[str, Any]]:
         elif kind == "value":
             rows[i][draw(st.sampled_from(FIELDS))] = draw(TREES)
         elif kind == "dup":
-            rows[i]["id"] = rows[draw(st.integers(0, len(rows) - 1))]["id"]
+            source = rows[draw(st.integers(0, len(rows) - 1))]
+            if "id" in source:  # an earlier "drop" may have removed it
+                rows[i]["id"] = source["id"]
         elif kind == "label":
             rows[i]["label"] = draw(st.sampled_from(
                 [float("nan"), "NaN", "nan", "null", "", " ", "brand-new-label", 3, True, None]))

@@ -11,6 +11,9 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# one torch thread per test process (2 cores shared with other runs); run_audit sizes torch's
+# pool from PRIVAUDIT_THREADS (privaudit/audit/threads.py)
+os.environ.setdefault("PRIVAUDIT_THREADS", "1")
 torch.set_num_threads(1)
 
 from hypothesis import settings  # noqa: E402
@@ -43,13 +46,34 @@ TINY: dict[str, Any] = {
     "report": {"formats": ["html", "md"]},  # the PDF (Chromium) is tested once, in reports/
 }
 
-# Many local epochs at a high learning rate on few records: the model memorises its
-# training set, so membership inference must succeed against it.
+# The memorising fixture. Its records (tests/data/memorise.jsonl, committed) carry, for half of
+# them, a label that nothing in the wording predicts, so only memorisation fits those; a
+# model wide enough to memorise its ~70 records per client (hidden 128, LoRA rank 16) trained
+# by many short rounds (each client's local steps stay small, so averaging two clients'
+# adapters keeps what each memorised; 2 rounds of 30 local epochs averaged two unrelated LoRA
+# solutions into chance accuracy, and whether round 2 recovered was one seed's luck).
+# Measured: LOSS AUC 0.78-0.87 on run seeds 0-4 (0.51-0.70 for the old 2 x 30-epoch fixture).
+MEMORISE = Path(__file__).parent / "data" / "memorise.jsonl"
 OVERFIT_PATCH: dict[str, Any] = {
-    "data": {"synthetic": {"label_noise": 0.5}},
-    "federation": {"rounds": 2, "local_epochs": 30, "learning_rate": 0.03, "batch_size": 8},
-    "model": {"lora": {"rank": 16, "alpha": 32}},
+    "data": {"source": "file", "path": str(MEMORISE)},
+    "federation": {"rounds": 20, "local_epochs": 2, "learning_rate": 0.004, "batch_size": 8},
+    "model": {"tiny": {"layers": 1, "hidden": 128, "heads": 4, "intermediate": 128},
+              "lora": {"rank": 16, "alpha": 32}},
 }
+#: the LOSS AUC below which the memorising fixture has failed at its one job
+MEMORISES_AUC = 0.7
+
+
+def check_memorises(auc: float, *, what: str = "the memorising fixture") -> None:
+    """Fail (not skip) with a clear message when a run meant to memorise did not: every test
+    built on it would otherwise prove nothing, or fail for the wrong reason."""
+    if auc < MEMORISES_AUC:
+        pytest.fail(
+            f"{what} did not memorise its training records: LOSS AUC {auc:.3f} < "
+            f"{MEMORISES_AUC} (measured 0.78-0.87 on seeds 0-4). Give it more capacity or "
+            "rounds in tests/conftest.py OVERFIT_PATCH before trusting the tests built on it.",
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -60,7 +84,7 @@ def tiny_config_dict() -> dict[str, Any]:
 
 @pytest.fixture
 def overfit_config_dict() -> dict[str, Any]:
-    """The tiny run trained to memorise its records (label noise 0.5): LOSS AUC ≈ 0.78."""
+    """The tiny run trained to memorise its records (see ``OVERFIT_PATCH``)."""
     return merge_patch(TINY, OVERFIT_PATCH)
 
 

@@ -13,7 +13,7 @@ from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.pipeline import AuditOutcome, run_audit
 from privaudit.mechanisms.models import adapter_state, state_sha256
 from tests.attacks.helpers import QUIET, attack_setup
-from tests.conftest import OVERFIT_PATCH, TINY, merge
+from tests.conftest import OVERFIT_PATCH, TINY, check_memorises, merge
 
 BATTERY: list[dict[str, Any]] = [
     {"name": "loss"}, {"name": "lira"}, {"name": "lira", "params": {"mode": "offline"}},
@@ -33,7 +33,9 @@ def overfit(tmp_path_factory: pytest.TempPathFactory) -> tuple[AuditConfig, Audi
     # 8 references: with 4, each record has 2 IN and 2 OUT fits, too few for online LiRA's
     # per-record means on 80 records (its AUC fell to 0.46 on one corpus draw)
     cfg = _config({}, refs=8)
-    return cfg, run_audit(cfg, tmp_path_factory.mktemp("overfit"), reporter=QUIET)
+    outcome = run_audit(cfg, tmp_path_factory.mktemp("overfit"), reporter=QUIET)
+    check_memorises(next(a.auc for a in outcome.report.attacks if a.attack == "loss"))
+    return cfg, outcome
 
 
 def test_on_an_overfitted_model_every_attack_has_auc_above_half(overfit) -> None:
@@ -81,7 +83,8 @@ def test_lira_and_rmia_beat_loss_at_one_percent_fpr_on_an_overfitted_model(tmp_p
     # A 2-layer BERT that memorises mislabelled records; 150 members and 150 non-members, so
     # 1% FPR is 1.5 false positives; 8 references trained like the target.
     cfg = _config({
-        "data": {"synthetic": {"subjects": 170, "label_noise": 0.5}, "test_records": 60,
+        "data": {"source": "synthetic", "synthetic": {"subjects": 170, "label_noise": 0.5},
+                 "test_records": 60,
                  "audit": {"members": 150, "nonmembers": 150}},
         "model": {"tiny": {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128}},
         "federation": {"rounds": 3, "local_epochs": 15, "learning_rate": 0.005},

@@ -1,13 +1,18 @@
-"""DP actually bites: the same deliberately overfitted run, attacked with and without DP."""
+"""DP actually bites: the same memorising run, attacked with and without DP, on several seeds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import run_audit
-from tests.conftest import merge
+from tests.conftest import check_memorises, merge
+
+#: run seeds (data split, model init, sampling, noise): the claim must hold on each
+SEEDS = (0, 1, 2)
 
 
 def _loss_auc(cfg_dict: dict[str, Any], out: Path) -> tuple[float, Any]:
@@ -15,16 +20,21 @@ def _loss_auc(cfg_dict: dict[str, Any], out: Path) -> tuple[float, Any]:
     return next(a.auc for a in report.attacks if a.attack == "loss"), report
 
 
+@pytest.mark.parametrize("seed", SEEDS)
 def test_loss_attack_auc_with_epsilon_1_is_markedly_lower_than_without_dp(
-    tmp_path: Path, overfit_config_dict: dict[str, Any]
+    tmp_path: Path, overfit_config_dict: dict[str, Any], seed: int
 ) -> None:
-    plain, _ = _loss_auc(overfit_config_dict, tmp_path / "plain")
+    base = merge(overfit_config_dict, {"seed": seed})
+    plain, _ = _loss_auc(base, tmp_path / "plain")
+    check_memorises(plain, what=f"the run without DP (seed {seed})")
     dp = {"privacy": {"dp": {"mode": "record", "target_epsilon": 1.0, "delta": 1e-5}}}
-    private, report = _loss_auc(merge(overfit_config_dict, dp), tmp_path / "dp")
+    private, report = _loss_auc(merge(base, dp), tmp_path / "dp")
     card = report.privacy.dp
     assert 0.95 <= card.epsilon <= 1.0
-    message = f"LOSS AUC without DP {plain:.3f}, with DP (ε = {card.epsilon:.2f}) {private:.3f}"
-    assert plain >= 0.65, message  # the run without DP does memorise (measured 0.72)
-    assert private <= plain - 0.12, message  # measured 0.53 at ε = 1.00
-    assert abs(private - 0.5) < 0.1, message
+    message = f"seed {seed}: LOSS AUC without DP {plain:.3f}, with DP (ε = {card.epsilon:.2f}) " \
+              f"{private:.3f}"
+    # 40 members and 40 non-members: an AUC's standard error at chance is about 0.065, so
+    # the margin is a gap of several standard errors, not one draw's luck
+    assert private <= plain - 0.15, message
+    assert abs(private - 0.5) < 0.15, message
     print(message)

@@ -20,7 +20,7 @@ from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest, resol
 from privaudit.unlearning.serve import open_run_context
 from privaudit.unlearning.ulira import pooled_sigma, ulira_scores
 from privaudit.unlearning.verify import Verifier
-from tests.conftest import OVERFIT_PATCH, TINY, merge
+from tests.conftest import OVERFIT_PATCH, TINY, check_memorises, merge
 from tests.unlearning.conftest import best_fit_subjects
 
 
@@ -88,8 +88,9 @@ def _with_verify(ctx: UnlearningContext, **verify: object) -> UnlearningContext:
 def memorised(tmp_path_factory: pytest.TempPathFactory) -> Memorised:
     """The memorising tiny run, two U-LiRA pairs, the best-fit third of its subjects to forget."""
     path = tmp_path_factory.mktemp("ulira") / "run"
-    run_audit(config_from_dict(merge(TINY, OVERFIT_PATCH)), path,
-              reporter=PlainReporter(quiet=True))
+    report = run_audit(config_from_dict(merge(TINY, OVERFIT_PATCH)), path,
+                       reporter=PlainReporter(quiet=True)).report
+    check_memorises(next(a.auc for a in report.attacks if a.attack == "loss"))
     run = RunDir(path)
     ctx, _ = open_run_context(run)
     ctx = _with_verify(ctx, ulira_references=2)

@@ -27,7 +27,7 @@ from privaudit.unlearning.verify import (
     privleak,
     rank_results,
 )
-from tests.conftest import OVERFIT_PATCH, TINY, merge
+from tests.conftest import OVERFIT_PATCH, TINY, check_memorises, merge
 from tests.unlearning.conftest import best_fit_subjects
 
 # Gradient ascent with a large step, many steps and a stopping target it never reaches.
@@ -42,8 +42,11 @@ class Judged:
     forget_ids: frozenset[str]
 
 
-def _open(cfg_dict: dict[str, Any], path: Path) -> tuple[UnlearningContext, RunDir]:
-    run_audit(config_from_dict(cfg_dict), path, reporter=PlainReporter(quiet=True))
+def _open(cfg_dict: dict[str, Any], path: Path, *, memorises: bool = False,
+          ) -> tuple[UnlearningContext, RunDir]:
+    report = run_audit(config_from_dict(cfg_dict), path, reporter=PlainReporter(quiet=True)).report
+    if memorises:
+        check_memorises(next(a.auc for a in report.attacks if a.attack == "loss"))
     run = RunDir(path)
     ctx, _ = open_run_context(run)
     return ctx, run
@@ -53,7 +56,8 @@ def _open(cfg_dict: dict[str, Any], path: Path) -> tuple[UnlearningContext, RunD
 def overfit(tmp_path_factory: pytest.TempPathFactory) -> Judged:
     """The memorising tiny run; the best-fit third of its subjects erased by the oracle and by an
     over-aggressive gradient ascent."""
-    ctx, run = _open(merge(TINY, OVERFIT_PATCH), tmp_path_factory.mktemp("verify") / "run")
+    ctx, run = _open(merge(TINY, OVERFIT_PATCH), tmp_path_factory.mktemp("verify") / "run",
+                     memorises=True)
     ucfg = ctx.ucfg.model_copy(update={"ascent": ctx.ucfg.ascent.model_copy(update=AGGRESSIVE)})
     ctx = replace(ctx, cfg=ctx.cfg.model_copy(update={"unlearning": ucfg}))
     ids = best_fit_subjects(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,10 @@ def test_loss_attack_auc_with_epsilon_1_is_markedly_lower_than_without_dp(
     assert 0.95 <= card.epsilon <= 1.0
     message = f"seed {seed}: LOSS AUC without DP {plain:.3f}, with DP (ε = {card.epsilon:.2f}) " \
               f"{private:.3f}"
-    # 40 members and 40 non-members: an AUC's standard error at chance is about 0.065, so
-    # the margin is a gap of several standard errors, not one draw's luck
+    # 40 members and 40 non-members: an AUC's standard error is about 0.06, so the margin is
+    # a gap of several standard errors, not one draw's luck (measured 0.21-0.29, seeds 0-2)
     assert private <= plain - 0.15, message
-    assert abs(private - 0.5) < 0.15, message
+    # no attack on an ε-DP model has an expected AUC above e^ε / (1 + e^ε) (0.73 at ε = 1)
+    ceiling = math.exp(card.epsilon) / (1 + math.exp(card.epsilon))
+    assert private <= ceiling + 0.05, f"{message}; the DP ceiling is {ceiling:.3f}"
     print(message)

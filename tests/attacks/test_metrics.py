@@ -35,9 +35,14 @@ def test_tpr_at_fpr_takes_the_best_threshold_whose_fpr_does_not_exceed_the_targe
     assert m.tpr_at_fpr["0.001"].value == pytest.approx(0.35)
     # FPR <= 0.01 allows ten false positives (down to 0.990): still 35 members
     assert m.tpr_at_fpr["0.01"].value == pytest.approx(0.35)
-    ref = binomtest(35, 100).proportion_ci(confidence_level=0.95, method="exact")
+    # The interval brackets the true threshold by order statistics of the non-members: the
+    # count above the 0.1%-threshold is Binomial(1000, 0.001) ≈ Poisson(1), P(≥ 5) = 0.004 ≤
+    # α/4 but P(≥ 4) = 0.019, so the low bracket is the 5th-highest non-member (0.995, 35
+    # members at or above it; upper Clopper–Pearson at α/4 one-sided); P(none above) = 0.37
+    # > α/4, so no high bracket exists and the lower bound is 0.
+    ref = binomtest(35, 100).proportion_ci(confidence_level=0.975, method="exact")
     ci = m.tpr_at_fpr["0.001"]
-    assert (ci.ci_low, ci.ci_high) == pytest.approx((ref.low, ref.high))
+    assert (ci.ci_low, ci.ci_high) == pytest.approx((0.0, ref.high))
     assert m.n_members == 100 and m.n_nonmembers == 1000
     assert len(m.warnings) == 1 and "FPR=0.001" in m.warnings[0]  # 1000 < 10 / 0.001
 

@@ -23,7 +23,7 @@ from privaudit.reports.crosswalk import CrosswalkRow
 
 #: Semantic version of report.json: a minor bump only adds optional fields (older reports
 #: still validate and render); a major bump may remove or change fields.
-SCHEMA_VERSION = "0.3.0"
+SCHEMA_VERSION = "0.4.0"
 
 
 class _Model(BaseModel):

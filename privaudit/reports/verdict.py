@@ -161,14 +161,26 @@ def _dp_guarantee(doc: Document) -> Control:
         return _c("dp-guarantee", _DP, "FAIL", f"δ = {delta:g} is not below 1/N "
                   f"(= {vs_n.get('one_over_n', float('nan')):.2g}): the guarantee allows one "
                   f"{unit} in the data to be revealed outright.", ev)
-    subject = dp.get("subject_level_epsilon")
-    extra = f"; one data subject, with all their records, is protected at ε = {subject:.3g}" \
-        if subject is not None else ""
+    extra = _subject_words(dp)
     if eps > WEAK_EPSILON:
         return _c("dp-guarantee", _DP, "WARN", f"ε = {eps:.3g} per {unit} (δ = {delta:g}) is "
                   f"above {WEAK_EPSILON:g}: the guarantee is weak{extra}.", ev)
     return _c("dp-guarantee", _DP, "PASS", f"Each {unit} is protected by differential privacy "
               f"with ε = {eps:.3g}, δ = {delta:g}{extra}.", ev)
+
+
+def _subject_words(dp: dict[str, Any]) -> str:
+    """The subject-level guarantee with its δ, or that there is none; never ε alone."""
+    if dp.get("subject_level_none"):
+        return f"; for one data subject with all their records: {dp['subject_level_none']}"
+    subject, subject_delta = dp.get("subject_level_epsilon"), dp.get("subject_level_delta")
+    if subject is None or subject_delta is None:
+        return ""
+    if not subject_delta < 1:
+        return "; for one data subject with all their records there is no guarantee (δ ≥ 1)"
+    k = dp.get("max_records_per_subject")
+    who = f"one data subject with all {k} of their records" if k else "one data subject"
+    return f"; {who} is protected at ε = {subject:.3g}, δ = {subject_delta:g}"
 
 
 _AUDIT = "Does the privacy claim survive an empirical test?"

@@ -37,7 +37,9 @@ def test_record_run_reports_the_federation_card_and_persists_accountants_per_rou
     assert card.enabled and card.unit_of_privacy == "record" and card.accountant == "prv"
     assert card.epsilon is not None and 0.95 * 4.0 <= card.epsilon <= 4.0
     k = report.data.max_records_per_subject
-    assert k > 1 and card.subject_level_epsilon == pytest.approx(k * card.epsilon)
+    assert k > 1 and card.subject_level_method == "direct"
+    assert card.subject_level_delta == card.delta and card.subject_level_table[-1].k == k
+    assert card.subject_level_epsilon == card.subject_level_table[-1].epsilon > card.epsilon
     assert len(card.epsilon_per_round) == 3 and card.epsilon_per_round[-1] == card.epsilon
     assert card.epsilon_per_round == sorted(set(card.epsilon_per_round))  # strictly growing
     assert card.delta_vs_1_over_n is not None and card.delta_vs_1_over_n.delta_below_1_over_n

@@ -102,3 +102,31 @@ def test_a_model_no_better_than_chance_warns_on_utility() -> None:
 def test_a_duplicate_control_id_is_refused() -> None:
     with pytest.raises(ConfigError, match="already registered"):
         register_control("utility", lambda doc: _control(dict(doc), "utility"))
+
+
+def _dp_doc(**dp: Any) -> dict[str, Any]:
+    doc = _doc()
+    doc["privacy"]["dp"] |= dp
+    return doc
+
+
+def test_the_subject_level_guarantee_is_stated_with_its_delta_and_subject_size() -> None:
+    doc = _dp_doc(subject_level_epsilon=18.7, subject_level_delta=1e-5, max_records_per_subject=2)
+    reason = _control(doc, "dp-guarantee").reason
+    assert "one data subject with all 2 of their records is protected at ε = 18.7, δ = 1e-05" \
+        in reason
+
+
+def test_a_subject_level_bound_with_delta_of_one_is_said_to_be_no_guarantee() -> None:
+    none = "group privacy over 4 units gives δ = 1 ≥ 1, which rules out nothing"
+    for doc in (_dp_doc(subject_level_epsilon=None, subject_level_none=none),
+                _dp_doc(subject_level_epsilon=31.6, subject_level_delta=1.0)):
+        reason = _control(doc, "dp-guarantee").reason
+        assert "protected at ε = 31.6" not in reason and ("rules out nothing" in reason
+                                                          or "no guarantee (δ ≥ 1)" in reason)
+
+
+def test_a_subject_level_epsilon_without_its_delta_is_never_printed() -> None:
+    reason = _control(_dp_doc(subject_level_epsilon=9.6, subject_level_delta=None),
+                      "dp-guarantee").reason
+    assert "9.6" not in reason

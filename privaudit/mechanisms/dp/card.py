@@ -8,7 +8,7 @@ trust model. ε is the guarantee of the whole federation, never a per-round figu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,6 +19,7 @@ from privaudit.mechanisms.dp.accounting import (
     group_privacy,
 )
 from privaudit.mechanisms.dp.config import DPConfig
+from privaudit.mechanisms.dp.group import group_delta_is_vacuous, subject_epsilon
 
 DEFINITION = "approximate DP ((ε, δ))"
 _RECORD = {
@@ -71,6 +72,16 @@ class ClientDP(BaseModel):
     n_records: int
 
 
+class SubjectLevelRow(BaseModel):
+    """The guarantee for a data subject with ``k`` records, at the run's δ."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int
+    epsilon: float
+    delta: float
+
+
 class DPCard(BaseModel):
     """``privacy.dp`` of report.json. Top-level σ, q and steps are those of the client with
     the largest ε (the one that sets the federation's guarantee)."""
@@ -83,6 +94,12 @@ class DPCard(BaseModel):
     unit_of_privacy: Literal["record", "client"] | None = None
     subject_level_epsilon: float | None = None
     subject_level_delta: float | None = None
+    #: "direct": the k records accounted as one mixture-of-Gaussians mechanism per step
+    #: (mechanisms/dp/group.py); "group_privacy": (kε, k·e^{(k−1)ε}·δ)
+    subject_level_method: Literal["direct", "group_privacy"] | None = None
+    #: why there is no subject-level guarantee, when there is none (ε and δ then None)
+    subject_level_none: str | None = None
+    subject_level_table: list[SubjectLevelRow] = []
     accountant: str | None = None
     noise_multiplier: float | None = None
     max_grad_norm: float | None = None
@@ -116,6 +133,39 @@ def _delta_vs_n(delta: float, n: int) -> DeltaVsN:
     return DeltaVsN(
         n=n, one_over_n=1 / n, delta_times_n=delta * n, delta_below_1_over_n=delta * n < 1
     )
+
+
+#: the subject-level table lists k = 1..this (and the largest subject's k)
+_TABLE_K = 8
+
+
+def _direct_subject_level(accountants: Mapping[str, ClientAccountant], delta: float, k: int,
+                          spread: int | None, record_epsilon: float) -> dict[str, Any]:
+    """Record mode: each client's history accounted for k records at once. When one
+    subject's records span c > 1 clients, each of those releases composes: every client's
+    history is taken c times (each client holds at most k of the records). k = 1 is the
+    record-level ε of the run's own accountant, and no row is below it."""
+    c = max(1, spread or 1)
+    histories = [tuple(acc.history) * c for acc in accountants.values()]
+    ks = sorted({*range(1, min(k, _TABLE_K) + 1), k})
+    table = [SubjectLevelRow(k=j, epsilon=record_epsilon if j == 1 else max(
+        record_epsilon, *(subject_epsilon(h, j, delta) for h in histories)), delta=delta)
+        for j in ks]
+    return {"subject_level_epsilon": table[-1].epsilon, "subject_level_delta": delta,
+            "subject_level_method": "direct", "subject_level_table": table}
+
+
+def _group_subject_level(epsilon: float, delta: float, k: int) -> dict[str, Any]:
+    """Client mode: group privacy over the clients one subject spans; none when δ ≥ 1."""
+    eps_k, delta_k = group_privacy(epsilon, delta, k)
+    if group_delta_is_vacuous(delta_k):
+        return {"subject_level_method": "group_privacy",
+                "subject_level_none": f"group privacy over {k} units gives δ = "
+                f"{delta_k:.3g} ≥ 1, which rules out nothing: there is no subject-level "
+                "guarantee"}
+    return {"subject_level_epsilon": eps_k, "subject_level_delta": delta_k,
+            "subject_level_method": "group_privacy",
+            "subject_level_table": [SubjectLevelRow(k=k, epsilon=eps_k, delta=delta_k)]}
 
 
 def build_dp_card(
@@ -156,14 +206,17 @@ def build_dp_card(
         ]
         group_k = max_clients_per_subject or min(max_records_per_subject, len(ids))
         n_units, text = len(ids), _CLIENT
-    subject_eps, subject_delta = group_privacy(worst.epsilon, delta, group_k)
+    if cfg.mode == "record":
+        subject = _direct_subject_level(accountants, delta, group_k, max_clients_per_subject,
+                                        worst.epsilon)
+    else:
+        subject = _group_subject_level(worst.epsilon, delta, group_k)
     return DPCard(
         enabled=True,
         epsilon=worst.epsilon,
         delta=delta,
         unit_of_privacy=cfg.mode,
-        subject_level_epsilon=subject_eps,
-        subject_level_delta=subject_delta,
+        **subject,
         accountant=mechanisms.pop(),
         noise_multiplier=worst.noise_multiplier,
         max_grad_norm=cfg.max_grad_norm if cfg.mode == "record" else None,

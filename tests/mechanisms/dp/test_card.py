@@ -14,8 +14,8 @@ from privaudit.mechanisms.dp import (
     DPConfig,
     build_dp_card,
     federation_epsilon,
-    group_privacy,
 )
+from privaudit.mechanisms.dp.group import subject_epsilon
 
 DESIGN_KEYS = {
     "enabled", "epsilon", "delta", "unit_of_privacy", "subject_level_epsilon", "accountant",
@@ -41,7 +41,13 @@ def test_record_card_reports_the_federation_max_and_the_subject_level_guarantee(
     card = build_dp_card(cfg, accs, sizes, max_records_per_subject=3)
     eps = federation_epsilon(accs, 1e-5)
     assert card.epsilon == eps == accs["c0"].epsilon(1e-5) > accs["c1"].epsilon(1e-5)
-    assert (card.subject_level_epsilon, card.subject_level_delta) == group_privacy(eps, 1e-5, 3)
+    # direct accounting of a 3-record subject on each client, the worst client's, at the run's δ
+    direct = max(subject_epsilon(tuple(a.history), 3, 1e-5) for a in accs.values())
+    assert (card.subject_level_epsilon, card.subject_level_delta) == (direct, 1e-5)
+    assert card.subject_level_method == "direct" and card.subject_level_none is None
+    assert [(r.k, r.delta) for r in card.subject_level_table] == [(1, 1e-5), (2, 1e-5),
+                                                                  (3, 1e-5)]
+    assert card.subject_level_table[0].epsilon == eps  # one record: the run's own accountant
     assert (card.noise_multiplier, card.sample_rate, card.steps) == (2.0, 0.25, 24)
     assert card.subject_level_delta is not None and card.subject_level_delta < 1.0
     assert card.epsilon_per_round[-1] == eps and len(card.epsilon_per_round) == 3
@@ -72,7 +78,10 @@ def test_client_card_reports_client_level_epsilon_from_the_federation_accountant
     sizes = {f"c{i}": 100 + i for i in range(10)}
     with pytest.warns(UserWarning, match="vacuous"):  # a subject across 5 clients at ε≈46
         card = build_dp_card(cfg, {"federation": fed}, sizes, max_records_per_subject=5)
-    assert card.subject_level_delta == 1.0
+    # group privacy over 5 clients gives δ ≥ 1: no guarantee, said as such, never a number
+    assert card.subject_level_epsilon is None and card.subject_level_delta is None
+    assert card.subject_level_none is not None and "no subject-level guarantee" in \
+        card.subject_level_none
     assert card.unit_of_privacy == "client" and card.neighbouring_relation is not None
     assert "one client" in card.neighbouring_relation
     assert 45.5 < card.epsilon < 49.5  # type: ignore[operator]

@@ -13,6 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from privaudit.audit.errors import EXIT_OK, ConfigError
+from privaudit.audit.outpaths import (
+    check_outputs,
+    output_dir_problems,
+    output_file_problems,
+    write_output,
+)
 
 out_console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -62,7 +68,8 @@ def verify(
     public_key: Annotated[Path | None, typer.Option("--public-key", help="the signer's "
                                                     "Ed25519 public key (PEM) you trust")] = None,
 ) -> None:
-    """Check every sha256 of manifest.json, the report's own hash and the signature."""
+    """Check every sha256 of manifest.json and of the report's artifacts[], the report's own
+    hash and the signature."""
     from privaudit.audit.commitment import SEED_OPENING
     from privaudit.audit.provenance import verify_run
 
@@ -94,6 +101,7 @@ def keygen(
     )
     from privaudit.reports.render import PASSPHRASE_ENV
 
+    check_outputs(output_dir_problems(out, "--out"))
     passphrase = os.environ.get(PASSPHRASE_ENV)
     private, public = generate_keypair(out, passphrase=passphrase.encode() if passphrase
                                        else None)
@@ -150,24 +158,23 @@ def gate(
     from privaudit.reports import ci
 
     if init:
-        if policy.exists():
-            raise ConfigError(f"--policy: {policy} already exists; refusing to overwrite it")
-        policy.write_text(starter_policy(), encoding="utf-8")
+        write_output(policy, starter_policy(), "--policy", overwrite=False, parents=False)
         out_console.print(f"wrote {policy} (a starter policy: edit the limits, then commit it)",
                           highlight=False)
         return
     if report is None:
         raise ConfigError("gate: give REPORT (a report.json or run directory), or --init")
+    outputs = {"--junit-xml": junit_xml, "--sarif": sarif}
+    check_outputs(p for option, path in outputs.items() if path is not None
+                  for p in output_file_problems(path, option))  # before any work
     report_path = report / "report.json" if report.is_dir() else report
     baseline_path = baseline / "report.json" if baseline and baseline.is_dir() else baseline
     result = run_gate(report_path, policy, baseline_path=baseline_path)
-    _gate_table(result)
-    if junit_xml is not None:
-        junit_xml.parent.mkdir(parents=True, exist_ok=True)
-        junit_xml.write_text(ci.junit_xml(result), encoding="utf-8")
+    if junit_xml is not None:  # written before the verdict is announced
+        write_output(junit_xml, ci.junit_xml(result), "--junit-xml")
     if sarif is not None:
-        sarif.parent.mkdir(parents=True, exist_ok=True)
-        sarif.write_text(json.dumps(ci.sarif(result), indent=2) + "\n", encoding="utf-8")
+        write_output(sarif, json.dumps(ci.sarif(result), indent=2) + "\n", "--sarif")
+    _gate_table(result)
     if github_summary:
         for line in ci.github_annotations(result):
             typer.echo(line)

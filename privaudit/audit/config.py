@@ -15,8 +15,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -24,19 +22,15 @@ from pydantic import (
 )
 
 from privaudit.audit.errors import ConfigError
+from privaudit.audit.section import ConfigSection
 from privaudit.mechanisms.dp.config import DPConfig
 from privaudit.mechanisms.secagg.config import SecureAggregationConfig
 from privaudit.unlearning.requests import ErasureRequest
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 # --- data -----------------------------------------------------------------------------------
 
 
-class SyntheticCorpusConfig(_Section):
+class SyntheticCorpusConfig(ConfigSection):
     """A seeded Faker corpus of data subjects with personal details (see ``data/corpus.py``)."""
 
     subjects: int = Field(default=240, ge=10, le=1_000_000, description="number of data subjects")
@@ -61,7 +55,7 @@ class SyntheticCorpusConfig(_Section):
         return self
 
 
-class PartitionConfig(_Section):
+class PartitionConfig(ConfigSection):
     """How training records are spread over the clients."""
 
     scheme: Literal["iid", "dirichlet", "by_field"] = "iid"
@@ -78,14 +72,14 @@ class PartitionConfig(_Section):
         return self
 
 
-class AuditSplitConfig(_Section):
+class AuditSplitConfig(ConfigSection):
     """Members sampled from training records; non-members held out from the same distribution."""
 
     members: int = Field(default=200, ge=1)
     nonmembers: int = Field(default=200, ge=1)
 
 
-class DataConfig(_Section):
+class DataConfig(ConfigSection):
     source: Literal["synthetic", "file"] = "synthetic"
     synthetic: SyntheticCorpusConfig = Field(default_factory=SyntheticCorpusConfig)
     path: Path | None = Field(default=None, description="JSONL or CSV file (source: file)")
@@ -108,7 +102,7 @@ class DataConfig(_Section):
 # --- model ----------------------------------------------------------------------------------
 
 
-class LoraConfig(_Section):
+class LoraConfig(ConfigSection):
     rank: int = Field(default=8, ge=1)
     alpha: float = Field(default=16.0, gt=0)
     dropout: float = Field(default=0.0, ge=0, lt=1)
@@ -125,7 +119,7 @@ class LoraConfig(_Section):
     )
 
 
-class TinyModelConfig(_Section):
+class TinyModelConfig(ConfigSection):
     """Architecture of a model built from a config (``base: tiny``): small, for tests."""
 
     layers: int = Field(default=2, ge=1, le=12)
@@ -140,14 +134,14 @@ class TinyModelConfig(_Section):
         return self
 
 
-class PretrainConfig(_Section):
+class PretrainConfig(ConfigSection):
     """Brief pretraining of a tiny causal LM on the public split (cached by config hash)."""
 
     epochs: int = Field(default=2, ge=0)
     learning_rate: float = Field(default=3e-3, gt=0)
 
 
-class ModelConfig(_Section):
+class ModelConfig(ConfigSection):
     task: Literal["classification", "causal-lm"] = "classification"
     base: str = Field(
         default="minilm",
@@ -163,7 +157,7 @@ class ModelConfig(_Section):
 # --- federation, privacy, the rest ------------------------------------------------------------
 
 
-class FederationConfig(_Section):
+class FederationConfig(ConfigSection):
     clients: int = Field(default=4, ge=2, le=10_000, description="number of clients K")
     rounds: int = Field(default=3, ge=1)
     local_epochs: int = Field(default=1, ge=1)
@@ -194,11 +188,11 @@ class FederationConfig(_Section):
         return self
 
 
-class PrivacyConfig(_Section):
+class PrivacyConfig(ConfigSection):
     dp: DPConfig = Field(default_factory=DPConfig)
 
 
-class AttackSpec(_Section):
+class AttackSpec(ConfigSection):
     name: str = Field(description="a registered attack name")
     params: dict[str, Any] = Field(default_factory=dict)
     label: str | None = Field(
@@ -215,7 +209,7 @@ class AttackSpec(_Section):
         return f"{self.name}-offline" if self.params.get("mode") == "offline" else self.name
 
 
-class ReferencesConfig(_Section):
+class ReferencesConfig(ConfigSection):
     """Reference (shadow) models for LiRA, RMIA and the ``reference`` attack.
 
     LoRA adapters trained through the run's own training entry point (same federation and DP
@@ -263,7 +257,7 @@ class ReferencesConfig(_Section):
         return self
 
 
-class CanaryConfig(_Section):
+class CanaryConfig(ConfigSection):
     """Secret canaries for causal LMs (Carlini et al., "The Secret Sharer", 2019).
 
     ``count`` secrets of ``digits`` random digits, each written into the text of
@@ -297,7 +291,7 @@ class CanaryConfig(_Section):
         return self
 
 
-class DpAuditGuesses(_Section):
+class DpAuditGuesses(ConfigSection):
     """The one-run audit's guesses, fixed before scoring: IN for the ``positive`` fraction of
     canaries with the highest scores, OUT for the ``negative`` fraction with the lowest."""
 
@@ -313,7 +307,7 @@ class DpAuditGuesses(_Section):
         return self
 
 
-class DpAuditConfig(_Section):
+class DpAuditConfig(ConfigSection):
     """Empirical audit of the DP claim (Steinke, Nasr, Jagielski 2023): ``canaries`` records
     each included in training with probability 1/2; 0 = off."""
 
@@ -329,7 +323,7 @@ class DpAuditConfig(_Section):
     )
 
 
-class AttacksConfig(_Section):
+class AttacksConfig(ConfigSection):
     battery: list[AttackSpec] = Field(default_factory=lambda: [AttackSpec(name="loss")])
     fprs: list[float] = Field(default_factory=lambda: [0.01, 0.001], min_length=1)
     bootstrap: int = Field(default=200, ge=0, description="bootstrap resamples for the AUC CI")
@@ -352,11 +346,20 @@ class AttacksConfig(_Section):
         default=None, description="empirical audit of the DP claim; absent = off"
     )
 
-    @model_validator(mode="after")
-    def _fprs_in_range(self) -> AttacksConfig:
-        bad = [f for f in self.fprs if not 0 < f < 1]
+    @field_validator("fprs")
+    @classmethod
+    def _fprs_in_range_and_distinct(cls, fprs: list[float]) -> list[float]:
+        bad = [f for f in fprs if not 0 < f < 1]
         if bad:
             raise ValueError(f"every FPR must be in (0, 1); got {bad}")
+        repeated = sorted({f for f in fprs if fprs.count(f) > 1})
+        if repeated:
+            raise ValueError(f"FPRs must be distinct (each is one TPR in the report); "
+                             f"{repeated} given more than once")
+        return fprs
+
+    @model_validator(mode="after")
+    def _distinct_battery(self) -> AttacksConfig:
         keys = [spec.key for spec in self.battery]
         twice = sorted({k for k in keys if keys.count(k) > 1})
         if twice:
@@ -366,7 +369,7 @@ class AttacksConfig(_Section):
         return self
 
 
-class AscentConfig(_Section):
+class AscentConfig(ConfigSection):
     """Gradient ascent, GradDiff and NPO, run at the client holding the forget set."""
 
     learning_rate: float | None = Field(
@@ -388,7 +391,7 @@ class AscentConfig(_Section):
     )
 
 
-class SisaConfig(_Section):
+class SisaConfig(ConfigSection):
     """SISA training (Bourtoule et al. 2021): one LoRA adapter per shard, sliced."""
 
     shards: int = Field(default=4, ge=2)
@@ -423,11 +426,11 @@ class SisaConfig(_Section):
     )
 
 
-class FinetuneRetainConfig(_Section):
+class FinetuneRetainConfig(ConfigSection):
     rounds: int = Field(default=1, ge=1, description="federated rounds on retained data")
 
 
-class FedEraserConfig(_Section):
+class FedEraserConfig(ConfigSection):
     """Calibrated replay of stored client updates (Liu et al. 2021)."""
 
     interval: int = Field(default=1, ge=1, description="Δt: replay every Δt-th round's updates")
@@ -436,7 +439,7 @@ class FedEraserConfig(_Section):
     )
 
 
-class VerifyConfig(_Section):
+class VerifyConfig(ConfigSection):
     """Thresholds of the unlearning evidence (``privaudit/unlearning/verify.py``)."""
 
     privleak_band: float = Field(
@@ -460,7 +463,7 @@ class VerifyConfig(_Section):
               "oracle, sisa and federaser retrain and are never judged by it)")
 
 
-class UnlearningConfig(_Section):
+class UnlearningConfig(ConfigSection):
     """Erasure requests and the methods that serve them (``privaudit/unlearning``)."""
 
     requests: list[ErasureRequest] = Field(
@@ -502,7 +505,7 @@ class UnlearningConfig(_Section):
         return requests
 
 
-class ReportConfig(_Section):
+class ReportConfig(ConfigSection):
     title: str = "Privacy audit of federated fine-tuning"
     formats: list[Literal["html", "pdf", "md"]] = Field(
         default_factory=lambda: ["html", "pdf", "md"],  # type: ignore[arg-type]
@@ -516,13 +519,13 @@ class ReportConfig(_Section):
     )
 
 
-class GateConfig(_Section):
+class GateConfig(ConfigSection):
     """Where the CI policy lives (the gate reads a separate policy file)."""
 
     policy: Path | None = None
 
 
-class BudgetConfig(_Section):
+class BudgetConfig(ConfigSection):
     """Limits checked against the up-front estimate before any work (``audit/estimate.py``).
 
     ``privaudit run`` / ``demo`` print the estimate (training steps: rounds × clients × local
@@ -540,7 +543,7 @@ class BudgetConfig(_Section):
         default=None, ge=0, description="most reference models (attacks.references.count)")
 
 
-class AuditConfig(_Section):
+class AuditConfig(ConfigSection):
     """One run of privaudit: prepare → train → attack → report."""
 
     name: str = "privaudit-run"

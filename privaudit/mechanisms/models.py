@@ -28,6 +28,7 @@ from peft import get_peft_model
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -78,6 +79,40 @@ def _local_dir(base: str) -> Path:
             f"with a config.json (got {base!r})"
         )
     return path
+
+
+def base_model_problems(model_cfg: ModelConfig) -> list[str]:
+    """What stops ``model.base`` from loading, found before any work (reads the config and
+    the tokenizer of a local model directory, never the weights): a missing or broken
+    config.json (named with its line), no model_type, a tokenizer that does not load."""
+    base = model_cfg.base
+    if base == "minilm" and model_cfg.task == "causal-lm":
+        return ["model.base: 'minilm' is an encoder; causal-lm needs 'tiny' or a local causal "
+                "LM directory (got 'minilm')"]
+    if base in ("minilm", "tiny"):
+        return []
+    path = Path(base).expanduser()
+    config = path / "config.json"
+    if not config.is_file():
+        return ["model.base: must be 'minilm', 'tiny' or a local Hugging Face model directory "
+                f"with a config.json (got {base!r})"]
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        return [f"model.base: {config}:{exc.lineno}: not valid JSON ({exc.msg}, column "
+                f"{exc.colno}) (got {base!r})"]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"model.base: cannot read {config} ({exc}) (got {base!r})"]
+    hf_logging.set_verbosity_error()
+    for what, loader in (("config.json", AutoConfig), ("tokenizer", AutoTokenizer)):
+        try:
+            loader.from_pretrained(str(path), local_files_only=True)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            reason = " ".join(str(exc).split())
+            reason = reason if len(reason) <= 200 else reason[:197] + "..."
+            return [f"model.base: the {what} in {path} does not load ({reason}) "
+                    f"(got {base!r})"]
+    return []
 
 
 def _tiny_bert(cfg: ModelConfig, vocab: int, num_labels: int) -> nn.Module:

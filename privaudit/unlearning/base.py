@@ -281,11 +281,13 @@ def register_unlearner(name: str, cls: type[Unlearner]) -> None:
     _UNLEARNERS[name] = cls
 
 
-def get_unlearner(name: str) -> type[Unlearner]:
+def get_unlearner(name: str, *, where: str = "unlearning.methods") -> type[Unlearner]:
+    """The unlearner registered as ``name``; an unknown name is a ConfigError naming ``where``
+    (the config field, or the CLI option that gave it)."""
     _load_builtin()
     if name not in _UNLEARNERS:
         raise ConfigError(
-            f"unlearning.methods: must be among {', '.join(sorted(_UNLEARNERS))} (got {name!r})"
+            f"{where}: must be among {', '.join(sorted(_UNLEARNERS))} (got {name!r})"
         )
     return _UNLEARNERS[name]
 

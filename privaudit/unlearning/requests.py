@@ -205,11 +205,14 @@ def load_requests(path: Path) -> list[ErasureRequest]:
     if not path.is_file():
         raise ConfigError(f"--request: file not found ({path})")
     raw = load_yaml_file(path, what="--request")
+    if raw is None:
+        raise ConfigError(f"--request: {path.name} is empty; give one request "
+                          "({id, kind: record|subject|client, ids}) or a list of them")
     if isinstance(raw, dict) and set(raw) == {"requests"}:
-        raw = raw["requests"]
+        raw = raw["requests"] if raw["requests"] is not None else []
     items = raw if isinstance(raw, list) else [raw]
     if not items:
-        raise ConfigError("--request: the file names no request")
+        raise ConfigError(f"--request: {path.name} names no request (got an empty list)")
     out: list[ErasureRequest] = []
     problems: list[str] = []
     for index, item in enumerate(items):

@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from privaudit.audit.config import AuditConfig, config_from_dict
+from privaudit.audit.config import AuditConfig, config_from_dict, merge_patch
 from privaudit.audit.errors import ConfigError
 from tests.audit.bad_input_helpers import TREES, assert_contract, run_main, yaml_bytes
 from tests.conftest import TINY
@@ -220,3 +220,74 @@ def test_a_random_attack_battery_and_reference_overrides(
     cfg["attacks"] = {"battery": battery, "bootstrap": 10,
                       "references": {"count": count, "overrides": overrides}}
     _dry_run(yaml_bytes(cfg))
+
+
+def _numeric_paths(model: type[Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every int or float field of the config schema, nested sections included (optional
+    ones too: ``privacy.dp.noise_multiplier`` is None by default)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    out: list[tuple[str, ...]] = []
+    for name, info in model.model_fields.items():
+        args = typing.get_args(info.annotation) or (info.annotation,)
+        sections = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if sections:
+            out += _numeric_paths(sections[0], (*prefix, name))
+        elif any(a in (int, float) for a in args):
+            out.append((*prefix, name))
+    return out
+
+
+NUMERIC_PATHS = _numeric_paths(AuditConfig)
+NON_FINITE = st.sampled_from([float("inf"), float("-inf"), float("nan")])
+
+
+@FAST
+@given(path=st.sampled_from(NUMERIC_PATHS), value=NON_FINITE)
+def test_a_non_finite_number_in_any_numeric_field_is_refused_naming_it(
+    path: tuple[str, ...], value: float
+) -> None:
+    """Infinity and NaN are never a setting: every numeric field of every section refuses
+    them, naming the field (issue 17: `.inf` noise hung the accountant)."""
+    outcome = run_main_on(_set(TINY, path, value))
+    assert_contract(outcome, allowed=(2,))
+    assert ".".join(path) + ":" in outcome.err, outcome.err
+
+
+def test_the_numeric_paths_cover_the_privacy_fields() -> None:
+    for path in [("privacy", "dp", "noise_multiplier"), ("privacy", "dp", "max_grad_norm"),
+                 ("privacy", "dp", "clip_norm"), ("privacy", "dp", "target_epsilon"),
+                 ("secure_aggregation", "min_clients"), ("federation", "learning_rate")]:
+        assert path in NUMERIC_PATHS
+
+
+OUT_PATHS = st.sampled_from(["FILE", "FILE/run", "FILE/a/b", "/dev/null/run", "DIR", "DIR/new",
+                             "DIR/new/deeper", "/proc/1/nope/run"])
+
+
+@settings(max_examples=20, deadline=None)
+@given(out=OUT_PATHS, bad_config=st.booleans())
+def test_any_out_path_is_used_or_refused_naming_the_option(out: str, bad_config: bool) -> None:
+    """`run --out`: a path that cannot be a directory is exit 2 naming --out, before any work
+    (a bad config is named first: it is read before the options are acted on); nothing is
+    created or changed either way."""
+    with tempfile.TemporaryDirectory() as tmp:
+        afile, adir = Path(tmp) / "afile", Path(tmp) / "adir"
+        afile.write_text("x", encoding="utf-8")
+        adir.mkdir()
+        target = Path(out.replace("FILE", str(afile)).replace("DIR", str(adir)))
+        cfg = Path(tmp) / "config.yaml"
+        cfg.write_bytes(yaml_bytes(merge_patch(TINY, {"federation": {"rounds": 0}})
+                                   if bad_config else TINY))
+        outcome = run_main("run", cfg, "--out", target, "--dry-run")
+        assert_contract(outcome)
+        if bad_config:
+            assert outcome.code == 2 and "federation.rounds: " in outcome.err
+        elif out.startswith("DIR"):
+            assert outcome.code == 0, outcome.text
+        else:
+            assert outcome.code == 2 and "--out: " in outcome.err, outcome.err
+        assert afile.read_text(encoding="utf-8") == "x"
+        assert list(adir.iterdir()) == []

@@ -134,6 +134,8 @@ def test_a_mutated_data_file_exits_2_naming_the_line_or_loads(
     if outcome.code == 2:  # names the file (and the line), or the config field it breaks
         assert re.search(rf"data\.{fmt}(:\d+)?: |\b[a-z_]+\.[a-z_.]+: ", outcome.err), \
             outcome.err
+    if "not UTF-8" in outcome.err:  # a foreign byte is named by its line, never an offset
+        assert re.search(rf"data\.{fmt}:\d+: not UTF-8 text", outcome.err), outcome.err
 
 
 def test_the_unmutated_corpus_loads_in_both_formats() -> None:
@@ -179,3 +181,30 @@ def test_a_nan_label_names_the_line_in_the_loader(tmp_path: Path) -> None:
     path.write_text("id,subject_id,text,label\na,s1,hi,x\nb,s2,yo,NaN\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"d.csv:3: field 'label' is 'NaN', a missing value"):
         load_records(path, need_label=True)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_mixed_encoding_data_file_names_the_line_of_the_foreign_byte(fmt: str) -> None:
+    """A latin-1 'é' deep in a UTF-8 file was reported as a byte offset of the reader's
+    buffer; now the line (and column) of the first foreign byte."""
+    blob = _serialise(ROWS, fmt)
+    at = blob.index(b"invoice", len(blob) // 2)
+    line = blob.count(b"\n", 0, at) + 1
+    mixed = blob[:at] + "é".encode("latin-1") + blob[at:]
+    outcome = _dry_run(mixed, fmt)
+    assert outcome.code == 2
+    assert f"data.{fmt}:{line}: not UTF-8 text (invalid continuation byte: byte 0xe9" \
+        in outcome.err, outcome.err
+    assert "at byte" not in outcome.err
+
+
+@pytest.mark.parametrize(("fmt", "edit"), [
+    ("jsonl", lambda b: b.replace(b'"text": "', b'"text": "", "x": "', 1)),
+    ("jsonl", lambda b: b.replace(b'"text": "', b'"text": "   ", "x": "', 1)),
+    ("csv", lambda b: b.replace(b",s000,", b",s000,,", 1).replace(b",billing\r\n", b"\r\n", 1)),
+])
+def test_an_empty_text_is_called_empty_not_missing(fmt: str, edit: Any) -> None:
+    outcome = _dry_run(edit(_serialise(ROWS, fmt)), fmt)
+    assert outcome.code == 2, outcome.text
+    assert f"data.{fmt}:" in outcome.err and "field 'text' is empty" in outcome.err, outcome.err
+    assert "missing" not in outcome.err

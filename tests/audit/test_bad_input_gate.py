@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from privaudit.audit.gate_metrics import find_metric
 from tests.audit.bad_input_helpers import TREES, assert_contract, run_main, yaml_bytes
 from tests.reports.samples import full_document
 
@@ -86,7 +87,58 @@ def _gate(policy: bytes, report: dict[str, Any] | bytes | None = None) -> Any:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(policy=policies())
 def test_a_random_policy_gives_a_verdict_or_exit_2_naming_the_field(policy: Any) -> None:
-    _gate(yaml_bytes(policy))
+    outcome = _gate(yaml_bytes(policy))
+    if outcome.code in (0, 1, 4):  # a verdict: every metric it named is a registered name
+        rules = policy.get("rules") if isinstance(policy, dict) else None
+        for rule in rules or []:
+            metric = rule.get("metric") if isinstance(rule, dict) else None
+            if isinstance(metric, str) and not metric.startswith("/"):
+                assert find_metric(metric) is not None, (metric, outcome.text[-2000:])
+
+
+DESTINATIONS = st.sampled_from(["DIR", "FILE", "FILE/x.xml", "/dev/null/x.xml", "DIR/new/x.xml",
+                                "DIR/x.xml"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(junit=st.none() | DESTINATIONS, sarif=st.none() | DESTINATIONS,
+       metric=st.sampled_from(["attacks.loss.auc", "dp.epsilom"]))
+def test_gate_outputs_are_written_or_refused_naming_the_option_before_the_verdict(
+    junit: str | None, sarif: str | None, metric: str
+) -> None:
+    """--junit-xml / --sarif: a path that cannot be a file is exit 2 naming the option, with
+    no verdict printed and no output written; a usable one (new, or an existing file, which
+    is replaced) is written before the verdict."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "adir").mkdir()
+        (root / "afile").write_text("x", encoding="utf-8")
+        rp, pp = root / "report.json", root / "policy.yaml"
+        rp.write_text(json.dumps(full_document()))
+        pp.write_bytes(yaml_bytes({"rules": [{"id": "r", "metric": metric, "max": 1.0}]}))
+
+        def where(d: str | None, name: str) -> Path | None:
+            return None if d is None else Path(d.replace("DIR", str(root / "adir")).replace(
+                "FILE", str(root / "afile")).replace("x.xml", name))
+
+        paths = {"--junit-xml": where(junit, "j.xml"), "--sarif": where(sarif, "s.sarif")}
+        args: list[str | Path] = ["gate", rp, "--policy", pp]
+        for option, path in paths.items():
+            if path is not None:
+                args += [option, path]
+        outcome = run_main(*args)
+        assert_contract(outcome, allowed=(0, 2))
+        bad = [o for o, d in (("--junit-xml", junit), ("--sarif", sarif))
+               if d is not None and d != "FILE" and not d.startswith("DIR/")]
+        if bad:
+            assert outcome.code == 2 and any(f"{o}: " in outcome.err for o in bad), outcome.err
+        if outcome.code == 2:
+            assert "PASSED" not in outcome.text and "FAILED" not in outcome.text
+            assert all(p is None or not p.is_file() or p == root / "afile"
+                       for p in paths.values())
+            assert (root / "afile").read_text(encoding="utf-8") == "x"
+        else:
+            assert all(p is None or p.is_file() for p in paths.values())
 
 
 @settings(max_examples=30, deadline=None)

@@ -75,7 +75,9 @@ def request_files(draw: st.DrawFn, run: Path) -> Any:
         if draw(st.booleans()):
             req[draw(st.sampled_from(["received_at", "reason", "id"]))] = draw(TREES)
         items.append(req)
-    shape = draw(st.sampled_from(["one", "list", "wrapped", "tree"]))
+    shape = draw(st.sampled_from(["one", "list", "wrapped", "tree", "empty"]))
+    if shape == "empty":
+        return draw(st.sampled_from([None, [], {"requests": []}, {"requests": None}]))
     if shape == "one":
         return items[0]
     if shape == "list":
@@ -177,3 +179,33 @@ def test_erase_on_a_damaged_run_names_the_damage(finished_run: Path, tmp_path: P
     outcome = _erase(run, yaml_bytes({"id": "r-dmg", "kind": "record", "ids": [record]}))
     assert_contract(outcome, allowed=(code,))
     assert says in outcome.err, outcome.err
+
+
+@pytest.mark.parametrize("blob", [b"", b"\n", b"# only a comment\n", b"null\n"])
+def test_an_empty_request_file_says_it_is_empty(finished_run: Path, blob: bytes) -> None:
+    """It said `[0].: Input should be … instance of ErasureRequest`."""
+    with snapshot_unchanged(finished_run):
+        outcome = _erase(finished_run, blob)
+    assert_contract(outcome, allowed=(2,))
+    assert "--request: request.yaml is empty" in outcome.err, outcome.err
+    assert "[0]" not in outcome.err
+
+
+def test_an_empty_request_list_says_the_file_names_no_request(finished_run: Path) -> None:
+    for doc in ([], {"requests": None}):
+        outcome = _erase(finished_run, yaml_bytes(doc))
+        assert_contract(outcome, allowed=(2,))
+        assert "--request: request.yaml names no request" in outcome.err, outcome.err
+
+
+def test_an_unknown_erase_method_names_the_methods_option(finished_run: Path,
+                                                          tmp_path: Path) -> None:
+    """`erase --methods foo` blamed `unlearning.methods`, a config field the user never set."""
+    record = _ids(finished_run, "client-0")[2]
+    request = tmp_path / "request.yaml"
+    request.write_bytes(yaml_bytes({"id": "r-foo", "kind": "record", "ids": [record]}))
+    with snapshot_unchanged(finished_run):
+        outcome = run_main("erase", finished_run, "--request", request, "--methods", "foo")
+    assert_contract(outcome, allowed=(2,))
+    assert "--methods: must be among" in outcome.err and "(got 'foo')" in outcome.err
+    assert "unlearning.methods" not in outcome.err

@@ -49,7 +49,7 @@ def test_config_validate_exits_0_on_a_valid_file(
             {"federation": {"learning_rate": -0.1}},
             "federation.learning_rate: Input should be greater than 0 (got -0.1)",
         ),
-        ({"attacks": {"fprs": [-0.01]}}, "attacks: every FPR must be in (0, 1); got [-0.01]"),
+        ({"attacks": {"fprs": [-0.01]}}, "attacks.fprs: every FPR must be in (0, 1); got [-0.01]"),
         (
             {"federation": {"colour": "red"}},
             "federation.colour: unknown key (not part of the config schema)",

@@ -47,7 +47,7 @@ T = TypeVar("T")
 class AttackParams(BaseModel):
     """Base of every attack's parameters: declared with their constraints, unknown keys refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _missing_one(inputs: AttackInputs, req: str) -> str | None:

@@ -66,9 +66,8 @@ def _blank(value: object) -> bool:
 
 
 def _row_to_record(row: dict[str, object], where: str, need_label: bool) -> Record:
-    # a blank id or subject is missing; a text of spaces is reported as empty text below
-    missing = [k for k in REQUIRED
-               if (row.get(k) in (None, "") if k == "text" else _blank(row.get(k)))]
+    # a blank id or subject is missing; a text that is there but blank is empty (below)
+    missing = [k for k in REQUIRED if (row.get(k) is None if k == "text" else _blank(row.get(k)))]
     if need_label and _blank(row.get("label")):
         missing.append("label")
     if missing:
@@ -89,7 +88,8 @@ def _row_to_record(row: dict[str, object], where: str, need_label: bool) -> Reco
                         "name or leave the record out")
     text = str(values["text"])
     if not text.strip():
-        raise DataError(f"{where}: empty text")
+        raise DataError(f"{where}: field 'text' is empty (a record needs some text; "
+                        f"got {_shown(text)})")
     extra = {k: str(v) for k, v in row.items() if k not in (*REQUIRED, "label") and v is not None}
     return Record(
         id=str(values["id"]),
@@ -127,9 +127,25 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
             else:
                 raise DataError(f"{path}: unknown format '{suffix}' (allowed: .jsonl, .csv)")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise DataError(_not_utf8(path, exc.reason)) from None
     except csv.Error as exc:
         raise DataError(f"{path}: malformed CSV ({exc})") from None
+
+
+def _not_utf8(path: Path, reason: str) -> str:
+    """``path:LINE: not UTF-8 text (…)``: the text reader's offset counts from its last
+    buffer, so the first bad byte is found again in the raw file, and its line named."""
+    raw = path.read_bytes()
+    body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (body.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = body[exc.start]
+        return (f"{path}:{line}: not UTF-8 text ({exc.reason}: byte 0x{byte:02x} at column "
+                f"{column}; save the file as UTF-8)")
+    return f"{path}: not UTF-8 text ({reason})"
 
 
 def load_records(

@@ -143,6 +143,15 @@ def prepare_data(
 
     private_ids = {r.id for r in private}
     private_subjects = {r.subject_id for r in private}
+    drop_ids, drop_subjects = set(cfg.exclude_records), set(cfg.exclude_subjects)
+    if private and all(r.id in drop_ids or r.subject_id in drop_subjects for r in private):
+        field = "data.exclude_subjects" if drop_subjects & private_subjects else \
+            "data.exclude_records"
+        raise ConfigError(
+            f"{field}: excludes every training record ({len(private)} records of "
+            f"{len(private_subjects)} subjects), so nothing would be left to train on "
+            f"(got {len(drop_subjects)} subject(s), {len(drop_ids)} record id(s))"
+        )
     unknown = [i for i in cfg.exclude_records if i not in private_ids]
     unknown_subjects = [s for s in cfg.exclude_subjects if s not in private_subjects]
     problems = []
@@ -155,7 +164,6 @@ def prepare_data(
         )
     if problems:
         raise ConfigError(problems[0], problems)
-    drop_ids, drop_subjects = set(cfg.exclude_records), set(cfg.exclude_subjects)
 
     def dropped(r: Record) -> bool:
         return r.id in drop_ids or r.subject_id in drop_subjects

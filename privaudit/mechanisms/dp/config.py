@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from privaudit.audit.section import ConfigSection
 
 
-class DPConfig(BaseModel):
+class DPConfig(ConfigSection):
     """Differential privacy for the federation.
 
     ``mode``: ``none`` (no DP), ``record`` (every client trains with Opacus DP-SGD; one
@@ -18,8 +20,6 @@ class DPConfig(BaseModel):
     :func:`~privaudit.mechanisms.dp.validate.check_dp_config`, which knows the client sizes
     and the schedule (δ against 1/N, sample rates, noise > 0).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     mode: Literal["none", "record", "client"] = "none"
     noise_multiplier: float | None = Field(

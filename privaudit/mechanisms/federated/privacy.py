@@ -146,16 +146,21 @@ def check_privacy(
 ) -> None:
     """Raise one error listing every problem of :func:`privacy_problems` (exit 2)."""
     problems = privacy_problems(cfg, client_sizes=client_sizes, model=model, noise=noise)
-    if not problems:
-        return
+    if problems:
+        raise privacy_error(problems)
+
+
+def privacy_error(problems: list[str]) -> ConfigError:
+    """One error for ``problems`` of the privacy settings: a PrivacyBudgetError when all are
+    ``privacy.dp``'s, a SecureAggregationError when all are ``secure_aggregation``'s."""
     he = [p for p in problems if p.startswith("secure_aggregation.")]
     kind: type[ConfigError] = ConfigError
     if not he:
         kind = PrivacyBudgetError
     elif len(he) == len(problems):
         kind = SecureAggregationError
-    raise kind(f"{len(problems)} problem(s) in the privacy settings: " + "; ".join(problems),
-               problems)
+    return kind(f"{len(problems)} problem(s) in the privacy settings: " + "; ".join(problems),
+                problems)
 
 
 @dataclass

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from privaudit.audit.section import ConfigSection
 
 
-class SecureAggregationConfig(BaseModel):
+class SecureAggregationConfig(ConfigSection):
     """Homomorphic secure aggregation of client updates (TenSEAL CKKS, add-only circuit)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
     scheme: Literal["ckks"] = "ckks"

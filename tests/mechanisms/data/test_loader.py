@@ -36,7 +36,7 @@ def test_jsonl_and_csv_load_the_same_records(tmp_path: Path) -> None:
     [
         ([GOOD, GOOD], r"data.jsonl:2: duplicate id 'a' \(first on line 1\)"),
         ([{"id": "a", "text": "t", "label": "x"}], r"data.jsonl:1: missing field\(s\) subject_id"),
-        ([{**GOOD, "text": "   "}], r"data.jsonl:1: empty text"),
+        ([{**GOOD, "text": "   "}], r"data.jsonl:1: field 'text' is empty"),
         ([{**GOOD, "label": None}], r"data.jsonl:1: missing field\(s\) label"),
         ([GOOD, "just a string"], r"data.jsonl:2: each line must be a JSON object"),
     ],

@@ -1,0 +1,65 @@
+"""Every check a run can make from its config and its data alone, before it writes anything.
+
+:func:`preflight` is what ``run_audit`` calls before the run directory is created, and what
+``privaudit run --dry-run`` runs: so a config that the dry run calls valid does not fail on
+something the dry run could have seen, and a config that fails leaves nothing behind. It
+prepares the data as the run will (a bad data file is a :class:`DataError` naming the line)
+and collects every finding before it raises one error listing them all:
+
+* ``model.base``: a local model directory whose config.json or tokenizer does not load;
+* ``unlearning.requests``: ids not in the training data, a federation left too small;
+* ``attacks.dp_audit``: guesses that give no guess;
+* ``privacy.dp`` and ``secure_aggregation`` against the real client sizes (DP-audit canaries
+  included, as the run trains): δ against 1/N, sample rates, a batch larger than a client,
+  a target ε that no noise reaches, ``secure_aggregation.min_clients`` above the clients.
+
+What needs the built model (Opacus' layer checks) stays with training.
+"""
+
+from __future__ import annotations
+
+from privaudit.attacks.dp_audit_stage import plant_dp_audit
+from privaudit.audit.config import AuditConfig
+from privaudit.audit.errors import ConfigError, DataError
+from privaudit.mechanisms.data import PreparedData, prepare_data
+from privaudit.mechanisms.federated.privacy import privacy_error, privacy_problems
+from privaudit.mechanisms.models import base_model_problems
+from privaudit.unlearning.stage import check_requests
+
+
+def preflight(cfg: AuditConfig) -> PreparedData:
+    """The run's prepared data, once every check on ``cfg`` and the data passed; else one
+    ConfigError (exit 2) listing every problem found (a DataError alone stays a DataError)."""
+    problems = base_model_problems(cfg.model)
+    try:
+        data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients,
+                            seed=cfg.seed, canaries=cfg.attacks.canaries)
+    except (DataError, ConfigError) as exc:
+        if not problems:
+            raise
+        raise _all(problems + (exc.problems if isinstance(exc, ConfigError) else [str(exc)])
+                   ) from None
+    try:
+        check_requests(cfg, data)
+    except ConfigError as exc:
+        problems += exc.problems
+    trained_on = data.clients
+    try:
+        plan = plant_dp_audit(cfg, data)
+        if plan is not None:
+            trained_on = plan.with_clients(data.clients)
+    except ConfigError as exc:
+        problems += exc.problems
+    privacy = privacy_problems(cfg, client_sizes={c: len(r) for c, r in trained_on.items()})
+    if privacy and not problems:
+        raise privacy_error(privacy)
+    problems += privacy
+    if problems:
+        raise _all(problems)
+    return data
+
+
+def _all(problems: list[str]) -> ConfigError:
+    message = problems[0] if len(problems) == 1 else \
+        f"{len(problems)} problem(s) in the config and data"
+    return ConfigError(message, problems)

@@ -45,6 +45,8 @@ DEMO_KEY := runs/keys/privaudit-ed25519.pem
 
 demo: $(STAMP) chromium
 	@test -f $(DEMO_KEY) || $(BIN)/privaudit keygen --out runs/keys
+	@# a run writes only into a new or empty directory: each `make demo` starts afresh
+	rm -rf runs/demo
 	$(BIN)/privaudit demo --out runs/demo --sign $(DEMO_KEY)
 	$(BIN)/privaudit verify runs/demo --public-key runs/keys/privaudit-ed25519.pub.pem
 

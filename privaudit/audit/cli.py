@@ -23,7 +23,14 @@ from rich.table import Table
 from privaudit.audit.cli_reports import SIGN_HELP, print_render_notes
 from privaudit.audit.cli_reports import register as register_report_commands
 from privaudit.audit.config import AuditConfig, config_from_dict, json_schema, load_config
-from privaudit.audit.errors import EXIT_INTERNAL, EXIT_USAGE, ConfigError, PrivauditError
+from privaudit.audit.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ConfigError,
+    Interrupted,
+    PrivauditError,
+)
 from privaudit.audit.progress import default_reporter
 
 app = typer.Typer(
@@ -55,7 +62,7 @@ def _summary(outcome_report: object, run_dir: Path) -> None:
     report = outcome_report if isinstance(outcome_report, Report) else None
     if report is None:
         return
-    table = Table(title=f"privaudit — {report.run.name}", show_header=True)
+    table = Table(title=f"privaudit — {escape(report.run.name)}", show_header=True)
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row(f"utility ({report.utility.metric})", f"{report.utility.value:.3f}")
@@ -87,6 +94,7 @@ def _summary(outcome_report: object, run_dir: Path) -> None:
 def _run(cfg: AuditConfig, out: Path, resume: bool, engine: str, sign: Path | None = None,
          dry_run: bool = False) -> None:
     from privaudit.audit.estimate import check_budget, plan_run
+    from privaudit.audit.outpaths import check_outputs, output_dir_problems
     from privaudit.audit.pipeline import run_audit
     from privaudit.reports.render import signing_info
 
@@ -94,7 +102,8 @@ def _run(cfg: AuditConfig, out: Path, resume: bool, engine: str, sign: Path | No
         signing_info(sign or cfg.report.sign_key)  # a bad key fails before any work
     except ConfigError as exc:
         raise ConfigError(f"{'--sign' if sign else 'report.sign_key'}: {exc}") from None
-    estimate = plan_run(cfg)  # data and requests checked, nothing written yet
+    check_outputs(output_dir_problems(out, "--out"))  # /dev/null/run: refused before any work
+    estimate = plan_run(cfg)  # every config-and-data check (audit/preflight.py), nothing written
     for line in estimate.lines():
         err_console.print(line, highlight=False, markup=False, soft_wrap=True)
     check_budget(cfg, estimate)  # a run over budget.* is refused here (exit 2)
@@ -102,9 +111,14 @@ def _run(cfg: AuditConfig, out: Path, resume: bool, engine: str, sign: Path | No
         out_console.print(f"dry run: config, data and requests are valid; nothing written "
                           f"to {out}", highlight=False)
         return
-    outcome = run_audit(
-        cfg, out, resume=resume, engine=engine, reporter=default_reporter(), sign_key=sign
-    )
+    try:
+        outcome = run_audit(
+            cfg, out, resume=resume, engine=engine, reporter=default_reporter(), sign_key=sign
+        )
+    except KeyboardInterrupt:  # Ctrl-C: say what the run directory kept (exit 130)
+        from privaudit.audit.runclaim import describe_kept
+
+        raise Interrupted(describe_kept(out.resolve())) from None
     _summary(outcome.report, outcome.run_dir)
     if outcome.rendered is not None:
         print_render_notes(outcome.rendered.notes)
@@ -148,8 +162,10 @@ def erase(
     sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
 ) -> None:
     """Serve an erasure request on a finished run: unlearned models, results, report again."""
+    from privaudit.audit.threads import configure_threads
     from privaudit.unlearning.serve import erase_finished_run
 
+    configure_threads()
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     results = erase_finished_run(run_dir, request, methods=chosen, reporter=default_reporter(),
                                  sign_key=sign)
@@ -181,7 +197,8 @@ def config_validate(config: Annotated[Path, typer.Argument(help="YAML config fil
 
 def _print_error(exc: PrivauditError) -> None:
     # the message is user data (a field, a value, a file name): never read as rich markup
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    label = "interrupted" if isinstance(exc, Interrupted) else "error"
+    err_console.print(f"[bold red]{label}:[/] {escape(str(exc))}", highlight=False)
     if isinstance(exc, ConfigError):
         for problem in exc.problems:
             if problem != str(exc):
@@ -202,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except typer.Abort:
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            err_console.print("interrupted (Ctrl-C)", highlight=False)
+            return EXIT_INTERRUPTED
         err_console.print("aborted")
         return EXIT_USAGE
     except Exception as exc:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
 
 from privaudit.attacks.battery import prepare_attacks
 from privaudit.attacks.dp_audit_stage import (
@@ -26,7 +23,9 @@ from privaudit.attacks.dp_audit_stage import (
 from privaudit.attacks.stage import attacked_models, run_attack_stage
 from privaudit.audit.commitment import run_seed_commitment
 from privaudit.audit.config import AuditConfig
+from privaudit.audit.preflight import preflight
 from privaudit.audit.progress import PlainReporter, Reporter
+from privaudit.audit.runclaim import claim_run_dir
 from privaudit.audit.rundir import (
     RunDir,
     sha256_file,
@@ -34,7 +33,8 @@ from privaudit.audit.rundir import (
     write_json_atomic,
     write_text_atomic,
 )
-from privaudit.mechanisms.data import PreparedData, prepare_data, records_sha256
+from privaudit.audit.threads import configure_threads
+from privaudit.mechanisms.data import PreparedData, records_sha256
 from privaudit.mechanisms.data.records import ids_sha256
 from privaudit.mechanisms.federated import get_engine
 from privaudit.mechanisms.federated.client import ClientUpdate
@@ -65,7 +65,7 @@ from privaudit.reports.build import build_report
 from privaudit.reports.render import RenderOutcome, write_report
 from privaudit.reports.schema import ClientDropout, Report, RoundUtility
 from privaudit.unlearning.ledger import dp_guarantee
-from privaudit.unlearning.stage import check_requests, erase_stage
+from privaudit.unlearning.stage import erase_stage
 
 
 @dataclass
@@ -302,25 +302,26 @@ def run_audit(
 ) -> AuditOutcome:
     """Run the whole audit into ``out`` and return the report.
 
-    ``sign_key`` (an Ed25519 private key, else ``cfg.report.sign_key``) signs the manifest.
+    ``out`` must be new or empty, or (with ``resume``) a run of the same config; it is locked
+    against other writers until the run ends (:func:`claim_run_dir`). ``sign_key`` (an
+    Ed25519 private key, else ``cfg.report.sign_key``) signs the manifest.
     """
     if reporter is None:
         reporter = PlainReporter()
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    configure_threads()  # the CPUs this process may use (affinity, cgroup quota)
     get_engine(engine)  # an unknown engine fails before any work
-    run = RunDir(Path(out)).create()
+    data = preflight(cfg)  # every config-and-data check, before the run directory is touched
+    with claim_run_dir(Path(out), cfg, resume=resume) as run:
+        return _audit(cfg, run, resume=resume, engine=engine, reporter=reporter,
+                      sign_key=sign_key, data=data)
+
+
+def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter: Reporter,
+           sign_key: Path | None, data: PreparedData) -> AuditOutcome:
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     write_text_atomic(run.config, cfg.to_yaml())
-    data = prepare_data(
-        cfg.data,
-        task=cfg.model.task,
-        k=cfg.federation.clients,
-        seed=cfg.seed,
-        canaries=cfg.attacks.canaries,
-    )
     _write_data_roles(run, data)
-    check_requests(cfg, data)  # invalid erasure requests fail before any training
     bundle = build_model(cfg, data, run)
     initial_state = adapter_state(bundle.model)  # reference models start where the target did
 

@@ -18,8 +18,8 @@ What is hashed and signed, precisely (so a regulator can re-check it with other 
        "report_sha256": "<hex of report_content_hash(report.json)>" | null}
 
   It lists every regular file under the run directory except ``manifest.json``,
-  ``manifest.sig`` and the paths named in ``exclude`` (recorded, so verification skips the
-  same paths).
+  ``manifest.sig``, the writers' lock file ``.lock`` (:mod:`privaudit.audit.runlock`) and the
+  paths named in ``exclude`` (recorded, so verification skips the same paths).
 * **manifest.sig** (:func:`sign_manifest`): a JSON envelope::
 
       {"schema": 1, "algorithm": "Ed25519", "signed_file": "manifest.json",
@@ -64,6 +64,7 @@ from privaudit.audit.commitment import SEED_OPENING, opening_problem
 from privaudit.audit.commitment import seed_commitment as seed_commitment
 from privaudit.audit.commitment import verify_seed_commitment as verify_seed_commitment
 from privaudit.audit.errors import ConfigError, DataError
+from privaudit.audit.runlock import LOCK_NAME
 
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
@@ -71,7 +72,7 @@ REPORT_NAME = "report.json"
 PRIVATE_KEY_NAME = "privaudit-ed25519.pem"
 PUBLIC_KEY_NAME = "privaudit-ed25519.pub.pem"
 MANIFEST_SCHEMA = 1
-_RESERVED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
+_RESERVED = frozenset({MANIFEST_NAME, SIGNATURE_NAME, LOCK_NAME})
 _CHUNK = 1 << 20
 
 #: Distributions whose versions go into the provenance section (those installed).
@@ -410,7 +411,7 @@ def sign_manifest(run_dir: Path | str, private_key_path: Path | str, *,
 # ---------------------------------------------------------------- verification
 
 SEED_OPENING_PATH = "/".join(SEED_OPENING)
-FindingKind = Literal["changed", "missing", "added", "report_hash", "unreadable",
+FindingKind = Literal["changed", "missing", "added", "report_hash", "artifact", "unreadable",
                       "signature_missing", "signature_invalid", "wrong_key", "seed_commitment"]
 
 
@@ -478,18 +479,42 @@ def _check_files(root: Path, manifest: dict[str, Any], findings: list[Finding]) 
     return len(listed)
 
 
-def _check_report(root: Path, manifest: dict[str, Any], findings: list[Finding]) -> None:
-    expected = manifest.get("report_sha256")
+def _check_artifacts(root: Path, report: dict[str, Any], findings: list[Finding]) -> None:
+    """Every file of the report's own ``artifacts[]`` is in the run with that sha256: a file
+    swapped and the run re-sealed around it still differs from what the report describes."""
+    artifacts = report.get("artifacts")
+    for entry in artifacts if isinstance(artifacts, list) else []:
+        rel = entry.get("path") if isinstance(entry, dict) else None
+        expected = entry.get("sha256") if isinstance(entry, dict) else None
+        pure = PurePosixPath(rel) if isinstance(rel, str) else None
+        if (pure is None or pure.is_absolute() or ".." in pure.parts
+                or not isinstance(expected, str)):
+            findings.append(Finding(REPORT_NAME, "artifact", f"malformed artifacts[] entry "
+                                    f"{entry!r}"))
+            continue
+        path = root / pure
+        if path.is_symlink() or not path.is_file():
+            findings.append(Finding(str(pure), "artifact", "missing: report.json artifacts[] "
+                                    "lists it but it is not a regular file in the run"))
+        elif not hmac.compare_digest(actual := file_sha256(path), expected):
+            findings.append(Finding(str(pure), "artifact", f"differs from the report: sha256 "
+                                    f"is {actual}, report.json artifacts[] says {expected}"))
+
+
+def _check_report(root: Path, manifest: dict[str, Any] | None,
+                  findings: list[Finding]) -> None:
+    expected = manifest.get("report_sha256") if manifest is not None else None
     report_path = root / REPORT_NAME
-    if expected is None or not report_path.is_file():
+    if not report_path.is_file() or (manifest is not None and expected is None):
         return  # a missing report.json is already a "missing" finding
     try:
         report = _load_report(report_path)
     except DataError as exc:
         findings.append(Finding(REPORT_NAME, "report_hash", f"report hash not checkable: {exc}"))
         return
+    _check_artifacts(root, report, findings)
     actual = report_content_hash(report)
-    if actual != expected:
+    if expected is not None and actual != expected:
         findings.append(Finding(REPORT_NAME, "report_hash", f"report hash mismatch: canonical "
                                 f"sha256 is {actual}, the manifest says {expected}"))
     embedded = report.get("report_sha256")
@@ -514,7 +539,8 @@ def _read_envelope(sig_path: Path) -> tuple[dict[str, Any], Ed25519PublicKey, by
 
 def verify_run(run_dir: Path | str,
                public_key_path: Path | str | None = None) -> VerificationResult:
-    """Recompute every hash of the manifest, the report's own hash and the signature.
+    """Recompute every hash of the manifest, the report's own hash, the sha256 of each file in
+    the report's ``artifacts[]`` and the signature.
 
     Collects every problem as a :class:`Finding` and never raises for a mismatch; it raises
     :class:`ConfigError` only for bad input (no such run directory, unreadable key file).
@@ -529,8 +555,9 @@ def verify_run(run_dir: Path | str,
     warnings: list[str] = []
     manifest_path = root / MANIFEST_NAME
     if not manifest_path.is_file():
-        return VerificationResult([Finding(MANIFEST_NAME, "missing", "missing: the run has "
-                                           "no manifest")], 0)
+        findings.append(Finding(MANIFEST_NAME, "missing", "missing: the run has no manifest"))
+        _check_report(root, None, findings)  # the report's own hash and artifacts[]
+        return VerificationResult(findings, 0)
     manifest_bytes = manifest_path.read_bytes()
     try:
         manifest = json.loads(manifest_bytes.decode("utf-8"))

@@ -33,6 +33,7 @@ from privaudit.audit.provenance import (
     write_manifest,
 )
 from privaudit.audit.rundir import RunDir, write_text_atomic
+from privaudit.audit.runguard import rewriting
 from privaudit.reports import pdf
 from privaudit.reports.html import RenderContext, SigningInfo, render_html
 from privaudit.reports.markdown import render_summary
@@ -189,9 +190,11 @@ def rerender_report(run_dir: Path, formats: Sequence[str], *, out: Path | None =
                     sign_key: Path | None = None) -> RenderOutcome:
     """Re-render from ``run_dir/report.json`` alone into ``out`` (default: the run itself).
 
-    In place, the run is re-sealed afterwards. A signed run is re-signed only with
-    ``sign_key``; re-rendering it in place without one is refused (its signature would no
-    longer match) — pass the key, or render elsewhere with ``out``.
+    In place, the run is locked and checked against its seal first (a file that differs from
+    the manifest or the report's artifacts is refused, never re-sealed), and re-sealed
+    afterwards. A signed run is re-signed only with ``sign_key``; re-rendering it in place
+    without one is refused (its signature would no longer match) — pass the key, or render
+    elsewhere with ``out``.
     """
     run_dir = Path(run_dir)
     report_path = run_dir / "report.json"
@@ -209,12 +212,16 @@ def rerender_report(run_dir: Path, formats: Sequence[str], *, out: Path | None =
                           "the signature covers: pass --sign KEY to re-sign, or --out DIR to "
                           "render elsewhere")
     target = run_dir if in_place else Path(out)  # type: ignore[arg-type]
-    target.mkdir(parents=True, exist_ok=True)
     signing = signing_info(sign_key) if sign_key else existing_signature(run_dir)
     # known fields get their defaults filled in; unknown sections are drawn generically;
     # report.json itself is never rewritten
     drawn = {**document, **report.model_dump(mode="json")}
-    outcome = render_files(drawn, target, formats, signing=signing)
-    if in_place and ((run_dir / MANIFEST_NAME).is_file() or sign_key is not None):
-        outcome.manifest, outcome.signature = seal_run(run_dir, sign_key=sign_key)
+    if not in_place:
+        target.mkdir(parents=True, exist_ok=True)
+        return render_files(drawn, target, formats, signing=signing)
+    redrawn = {FILE_NAMES[f] for f in check_formats(formats)}
+    with rewriting(run_dir, command="report", rewritten=redrawn):
+        outcome = render_files(drawn, target, formats, signing=signing)
+        if (run_dir / MANIFEST_NAME).is_file() or sign_key is not None:
+            outcome.manifest, outcome.signature = seal_run(run_dir, sign_key=sign_key)
     return outcome

@@ -51,13 +51,23 @@ def make_encoder(
     return encode
 
 
-def _open(run: RunDir) -> tuple[AuditConfig, PreparedData, Report]:
+def _require_finished(run: RunDir) -> None:
     if not run.report_json.is_file() or not run.config.is_file():
         raise ConfigError(f"RUN: {run.root} is not a finished run (no report.json/config.yaml)")
+
+
+def _read(run: RunDir) -> tuple[AuditConfig, Report]:
+    _require_finished(run)
     cfg = config_from_dict(load_yaml_file(run.config, what=f"RUN: {run.config}"))
+    return cfg, Report.from_file(run.report_json)
+
+
+def _open(run: RunDir, read: tuple[AuditConfig, Report] | None = None,
+          ) -> tuple[AuditConfig, PreparedData, Report]:
+    cfg, report = read or _read(run)
     data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed,
                         canaries=cfg.attacks.canaries)
-    return cfg, data, Report.from_file(run.report_json)
+    return cfg, data, report
 
 
 def open_run_context(
@@ -114,12 +124,29 @@ def erase_finished_run(
     engine: str | None = None,
 ) -> list[UnlearningResult]:
     """Serve REQUEST.yaml on the finished run ``run_dir``; returns the new results. Training
-    runs on the run's own engine unless ``engine`` names another."""
+    runs on the run's own engine unless ``engine`` names another. The run is locked against
+    other writers, and must match its seal (a malformed config.yaml or report.json is named
+    first, exit 2), before anything else is read or written."""
+    from privaudit.audit.runguard import require_intact
+    from privaudit.audit.runlock import run_dir_lock
+
+    run = RunDir(Path(run_dir))
+    _require_finished(run)
+    with run_dir_lock(run.root, option="RUN"):
+        read = _read(run)
+        require_intact(run.root, command="erase")
+        return _erase(run, read, request_file, methods=methods, reporter=reporter,
+                      sign_key=sign_key, engine=engine)
+
+
+def _erase(
+    run: RunDir, read: tuple[AuditConfig, Report], request_file: Path, *,
+    methods: Sequence[str] | None, reporter: Reporter, sign_key: Path | None, engine: str | None,
+) -> list[UnlearningResult]:
     from privaudit.audit.provenance import SIGNATURE_NAME
     from privaudit.reports.render import write_report
 
-    run = RunDir(Path(run_dir))
-    opened = _open(run)
+    opened = _open(run, read)
     cfg = opened[0]
     key = sign_key or cfg.report.sign_key
     if run.path(SIGNATURE_NAME).is_file() and key is None:
@@ -133,7 +160,7 @@ def erase_finished_run(
     chosen = list(methods or cfg.unlearning.methods or
                   [m for m in available_unlearners() if m != "sisa" or trained_sisa])
     for m in chosen:
-        get_unlearner(m)
+        get_unlearner(m, where="--methods" if methods else "unlearning.methods")
     if "sisa" in chosen and not trained_sisa:
         raise ConfigError("--methods: sisa needs a run trained in SISA mode ('sisa' in "
                           "unlearning.methods when it was trained); this run has no SISA shards")
@@ -147,6 +174,7 @@ def erase_finished_run(
     seconds["attack"] = time.perf_counter() - t0
     for name, secs in seconds.items():
         report.run.seconds[name] = report.run.seconds.get(name, 0.0) + secs
+    report.artifacts = []  # listed again: the request added models and rewrote the ledger
     write_report(report, run, formats=cfg.report.formats, sign_key=key)
     return results
 

@@ -15,6 +15,7 @@ from privaudit.audit.config import config_from_dict
 from privaudit.audit.errors import ConfigError
 from privaudit.audit.pipeline import run_audit
 from privaudit.audit.progress import PlainReporter
+from tests.attacks.helpers import attack_setup
 from tests.conftest import merge
 
 QUIET = PlainReporter(quiet=True)
@@ -119,7 +120,7 @@ def test_references_train_through_train_federation_with_the_run_config(
 def test_a_second_run_reuses_the_cached_references(tiny_config_dict, run_dir: Path) -> None:
     cfg = config_from_dict(_with_refs(tiny_config_dict, count=4))
     first = run_audit(cfg, run_dir, reporter=QUIET).report.references
-    second = run_audit(cfg, run_dir, reporter=QUIET).report.references
+    second = run_audit(cfg, run_dir, reporter=QUIET, resume=True).report.references
     assert first is not None and second is not None
     assert (first.reused, second.reused) == (0, 4)
     assert second.seconds == 0.0 and first.seconds > 0.0
@@ -130,12 +131,14 @@ def test_a_second_run_reuses_the_cached_references(tiny_config_dict, run_dir: Pa
     assert len(keep["keep"]) == 4 and len(keep["keep"][0]) == len(keep["population_ids"])
 
     more = config_from_dict(_with_refs(tiny_config_dict, count=6))
-    third = run_audit(more, run_dir, reporter=QUIET).report.references
+    # another config cannot run into this directory (a run writes only into a new one, or
+    # resumes its own config); the cache is read as a later stage of this run would read it
+    third = attack_setup(more, run_dir)[1].references
     assert third is not None and third.reused == 4  # the first four are a valid subset
 
     changed = config_from_dict(merge(_with_refs(tiny_config_dict, count=4), {
         "attacks": {"references": {"overrides": {"federation": {"learning_rate": 0.002}}}}}))
-    fourth = run_audit(changed, run_dir, reporter=QUIET).report.references
+    fourth = attack_setup(changed, run_dir)[1].references
     assert fourth is not None and fourth.reused == 0
     assert fourth.recipe_sha256 != first.recipe_sha256
 

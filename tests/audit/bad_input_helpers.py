@@ -87,5 +87,6 @@ def snapshot_unchanged(root: Path) -> Iterator[None]:
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    # .lock is the writers' lock (holds the pid while held), no part of the run's evidence
     return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in root.rglob("*") if p.is_file()}
+            for p in root.rglob("*") if p.is_file() and p.name != ".lock"}

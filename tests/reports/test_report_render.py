@@ -113,6 +113,9 @@ def test_an_older_report_without_verdict_or_crosswalk_still_renders_and_says_so(
         old.pop(key, None)
     old["schema_version"] = "0.1.0"
     (run / "report.json").write_text(json.dumps(old, indent=2))
+    from privaudit.audit.provenance import write_manifest
+
+    write_manifest(run)  # sealed as the older version wrote it (an edited run is not re-sealed)
     result = run_cli(capsys, monkeypatch, "report", run, "--format", "html,md")
     assert result.code == 0, result.text
     html = (run / "report.html").read_text()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from privaudit.audit.config import config_from_dict
+from privaudit.audit.errors import RunDirectoryError
 from privaudit.audit.pipeline import run_audit
 from privaudit.audit.progress import PlainReporter
 from privaudit.unlearning.ledger import dp_bound
@@ -48,5 +49,6 @@ def test_resumed_run_reuses_the_erase_stage(tmp_path: Path) -> None:
     assert "erase" in first.seconds and "erase" not in again.seconds
     assert [r.model_dump() for r in again.report.unlearning] == [
         r.model_dump() for r in first.report.unlearning]
-    fresh = run_audit(cfg, tmp_path / "run", reporter=quiet)  # not resumed: served again
-    assert [r.request_id for r in fresh.report.unlearning] == ["r1", "r1"]
+    # not resumed: never a second run on top of the first one's files (issue #17)
+    with pytest.raises(RunDirectoryError, match="pass --resume to continue it"):
+        run_audit(cfg, tmp_path / "run", reporter=quiet)

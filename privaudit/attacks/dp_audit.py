@@ -91,6 +91,56 @@ def one_run_epsilon_lower_bound(
     return lo
 
 
+def one_run_ceiling(*, r: int, m: int, delta: float = 0.0, p_value: float = 0.05) -> float:
+    """The largest ε lower bound the one-run audit can ever print with r guesses among m
+    canaries: every guess correct. Whatever the training does, the audit cannot show more.
+
+    >>> round(one_run_ceiling(r=20, m=200), 2)   # the default 200 canaries, 5% + 5% guesses
+    1.82
+    """
+    return one_run_epsilon_lower_bound(r=r, v=r, m=m, delta=delta, p_value=p_value)
+
+
+def canaries_needed(claimed: float, *, guess_fraction: float, delta: float = 0.0,
+                    p_value: float = 0.05, limit: int = 1_000_000) -> int | None:
+    """The fewest canaries m whose one-run ceiling (r = ``guess_fraction``·m guesses, all
+    correct) exceeds ``claimed``: what an audit needs to be able to refute that claim at all.
+    None when no m up to ``limit`` can: with δ > 0 the ceiling levels off as m grows (the
+    2mδ term), so some claims are beyond any one-run audit with that guess fraction.
+
+    >>> canaries_needed(1.5, guess_fraction=0.1)
+    146
+    >>> canaries_needed(7.9, guess_fraction=0.1, delta=1e-5) is None   # 5% + 5% guesses
+    True
+    """
+    def reaches(m: int) -> bool:
+        r = max(1, round(guess_fraction * m))
+        return one_run_ceiling(r=r, m=m, delta=delta, p_value=p_value) > claimed
+
+    hi = 2
+    while not reaches(hi):
+        if hi >= limit:
+            return None
+        hi *= 2
+    lo = hi // 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
+    return hi
+
+
+def roc_ceiling(*, n_members: int, n_nonmembers: int, delta: float,
+                confidence: float = 0.95) -> float:
+    """The largest ε the ROC bound (split threshold selection) can print with these canary
+    counts: a perfect separation of the measured half, at the bound's confidence."""
+    alpha = 1.0 - confidence
+    n_pos, n_neg = n_members - n_members // 2, n_nonmembers - n_nonmembers // 2
+    if n_pos < 1 or n_neg < 1:
+        return 0.0
+    eps, _, _ = _eps(np.array([0]), np.array([0]), n_neg, n_pos, alpha / 2, delta)
+    return max(0.0, float(eps[0]))
+
+
 def guesses_from_scores(scores: ArrayLike, k_pos: int, k_neg: int) -> np.ndarray:
     """+1 (guess IN) for the ``k_pos`` highest scores, −1 (OUT) for the ``k_neg`` lowest, 0
     (abstain) elsewhere; ties broken by position (stable sort), so the result is reproducible."""

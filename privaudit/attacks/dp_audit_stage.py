@@ -19,9 +19,12 @@ import numpy as np
 from torch import nn
 
 from privaudit.attacks.dp_audit import (
+    canaries_needed,
     count_correct,
     guesses_from_scores,
+    one_run_ceiling,
     one_run_epsilon_lower_bound,
+    roc_ceiling,
     roc_epsilon_lower_bound,
 )
 from privaudit.attacks.scores.loss import loss_scores
@@ -123,6 +126,17 @@ def _roc_points(scores: np.ndarray, included: np.ndarray, n: int = 25) -> list[D
             for i in picks]
 
 
+def _needed_words(claimed: float, fraction: float, delta: float, needed: int | None,
+                  needed_all: int | None) -> str:
+    ask = f"To be able to refute ε = {claimed:.3g} at δ = {delta:g}, a one-run audit needs "
+    with_guesses = (f"about {needed} canaries with the same {fraction:.0%} of them guessed"
+                    if needed else f"more canaries than any run can hold with {fraction:.0%} "
+                    "of them guessed")
+    every = (f"; about {needed_all} if every canary is guessed, all correctly"
+             if needed_all else "; no canary count suffices even if every one is guessed")
+    return ask + with_guesses + every + "."
+
+
 def dp_audit_result(
     cfg: AuditConfig,
     plan: AuditCanaryPlan,
@@ -146,9 +160,26 @@ def dp_audit_result(
                                   seed=cfg.seed)
     lb = max(one_run, roc.epsilon)
     violation = claimed_epsilon is not None and lb > claimed_epsilon
+    # what the design could show at most, whatever the training did
+    p_star = 1 - audit.confidence
+    ceiling = max(one_run_ceiling(r=r, m=m, delta=d, p_value=p_star),
+                  roc_ceiling(n_members=int(included.sum()),
+                              n_nonmembers=int((~included.astype(bool)).sum()), delta=d,
+                              confidence=audit.confidence))
+    informative = claimed_epsilon is None or violation or claimed_epsilon < ceiling
+    needed = needed_all = None
+    if claimed_epsilon is not None and not informative:
+        needed = canaries_needed(claimed_epsilon, guess_fraction=r / m, delta=d, p_value=p_star)
+        needed_all = canaries_needed(claimed_epsilon, guess_fraction=1.0, delta=d,
+                                     p_value=p_star)
     if claimed_epsilon is None:
         words = (f"No DP claim: ε ≥ {lb:.3g} is an empirical leakage lower bound of the "
                  "trained model.")
+    elif not informative:
+        words = (f"NOT INFORMATIVE: with {m} canaries and {r} guesses this audit can show at "
+                 f"most ε ≥ {ceiling:.3g}, below the claimed ε = {claimed_epsilon:.3g}, so it "
+                 "could not have failed: even a training with no noise at all would pass it. "
+                 + _needed_words(claimed_epsilon, r / m, d, needed, needed_all))
     elif violation:
         words = (f"ε ≥ {lb:.3g} measured, above the claimed ε = {claimed_epsilon:.3g}: the "
                  "measured leakage is impossible under the claimed guarantee: the DP "
@@ -175,6 +206,10 @@ def dp_audit_result(
         guesses_negative=k_neg,
         correct=v,
         violation=violation,
+        max_provable_epsilon=ceiling,
+        informative=informative,
+        canaries_needed=needed,
+        canaries_needed_all_guessed=needed_all,
         interpretation=words,
         commitment_sha256=plan.sealed.commitment_sha256,
         points=points,

@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -58,6 +57,8 @@ class Estimate:
     sisa_shards: int = 0
     sisa_steps: int = 0
     unlearning_steps: dict[str, int] = field(default_factory=dict)
+    #: lines printed after the estimate (what the DP audit can show)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total_steps(self) -> int:
@@ -85,7 +86,7 @@ class Estimate:
                        f"({self.sisa_steps:,} steps)")
         for name, steps in self.unlearning_steps.items():
             out.append(f"  {name}: at most {steps:,} steps over {self.requests} request(s)")
-        return out
+        return out + self.notes
 
 
 def federation_steps(sizes: Mapping[str, int], *, rounds: int, local_epochs: int,
@@ -274,17 +275,42 @@ def check_budget(cfg: AuditConfig, est: Estimate) -> None:
 
 
 def plan_run(cfg: AuditConfig) -> Estimate:
-    """Prepare the data as the run will (a bad data file or request fails here, exit 2, before
-    anything is written) and estimate the run on the real client sizes."""
-    from privaudit.mechanisms.data import prepare_data
-    from privaudit.unlearning.stage import check_requests
+    """Run every pre-flight check (:func:`~privaudit.audit.preflight.preflight`: the data
+    prepared as the run will, requests, DP and secure aggregation; exit 2 before anything is
+    written) and estimate the run on the real client sizes."""
+    from privaudit.audit.preflight import preflight
 
-    base = cfg.model.base
-    if base not in ("minilm", "tiny") and not (Path(base).expanduser() / "config.json").is_file():
-        raise ConfigError("model.base: must be 'minilm', 'tiny' or a local Hugging Face model "
-                          f"directory with a config.json (got {base!r})")
-    data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed,
-                        canaries=cfg.attacks.canaries)
-    check_requests(cfg, data)
-    return estimate_run(cfg, {c: len(recs) for c, recs in data.clients.items()},
-                        nonmembers=len(data.nonmembers))
+    data = preflight(cfg)
+    est = estimate_run(cfg, {c: len(recs) for c, recs in data.clients.items()},
+                       nonmembers=len(data.nonmembers))
+    return replace(est, notes=dp_audit_power_lines(cfg))
+
+
+def dp_audit_power_lines(cfg: AuditConfig) -> list[str]:
+    """What the configured DP audit can show at most, from its design alone (canaries,
+    guesses, confidence, δ), against the claimed ε when the config fixes it: printed before
+    anything trains, so an audit that cannot test the claim is known before it runs."""
+    from privaudit.attacks.dp_audit import canaries_needed, one_run_ceiling, roc_ceiling
+
+    audit, dp = cfg.attacks.dp_audit, cfg.privacy.dp
+    if audit is None or not audit.canaries:
+        return []
+    m = audit.canaries
+    r = max(1, round(audit.guesses.positive * m) + round(audit.guesses.negative * m))
+    delta, p_star = float(dp.delta or 0.0), 1 - audit.confidence
+    ceiling = max(one_run_ceiling(r=r, m=m, delta=delta, p_value=p_star),
+                  roc_ceiling(n_members=m // 2, n_nonmembers=m - m // 2, delta=delta,
+                              confidence=audit.confidence))
+    out = [f"DP audit: {m} canaries, {r} guesses: it can show at most ε ≥ {ceiling:.3g} "
+           f"(at δ = {delta:g}, confidence {audit.confidence:g}), whatever the training does"]
+    claimed = dp.target_epsilon if dp.mode != "none" else None
+    if claimed is not None and claimed >= ceiling:
+        needed = canaries_needed(claimed, guess_fraction=r / m, delta=delta, p_value=p_star)
+        every = canaries_needed(claimed, guess_fraction=1.0, delta=delta, p_value=p_star)
+        how = (f"about {needed} canaries with the same guess fraction" if needed else
+               "more canaries than any run holds with this guess fraction")
+        how += f", or about {every} with every canary guessed" if every else \
+            ", and no canary count with every one guessed"
+        out.append(f"  the claimed ε = {claimed:g} is beyond it: the DP audit will be NOT "
+                   f"INFORMATIVE (testing the claim needs {how})")
+    return out

@@ -23,19 +23,24 @@ Registered names (``<...>`` is a placeholder)::
         <field>_ci_low / _ci_high when recorded, but rules gate on the point)
     secure_aggregation.<field>                                security_bits, max_abs_error, …
                                                               (off → security_bits 0, error 0)
-    dp_audit.<field>                                          epsilon_lower_bound, violation (1/0)
+    dp_audit.<field>                                          epsilon_lower_bound, violation (1/0),
+                                                              max_provable_epsilon (a NOT
+                                                              INFORMATIVE audit: missing, exit 4)
     utility.value  utility.per_model.<model>
 
 Anything starting with ``/`` is an RFC 6901 JSON pointer to a number (or boolean) in
 report.json. Register more with :func:`register_metric`.
 
 A metric whose section is absent from the report raises :class:`MetricUnavailable` (the gate
-turns it into exit 4, naming the metric); a name that matches nothing raises
-:class:`UnknownMetric` (also exit 4, per the gate's contract).
+turns it into exit 4, naming the metric). A name that matches no registered family is a
+policy error: :func:`check_metric_name` refuses it when the policy is loaded (exit 2, with
+the closest registered names), so a typo never reads as missing evidence;
+:func:`resolve_metric` raises :class:`UnknownMetric` for it when called directly.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -82,17 +87,20 @@ class MetricSpec:
     resolve: Resolver
     has_ci: bool
     description: str
+    #: whole names of the family, offered when a policy misspells one (e.g. dp.epsilon)
+    names: tuple[str, ...] = ()
 
 
 _METRICS: dict[str, MetricSpec] = {}
 
 
 def register_metric(pattern: str, regex: str, resolve: Resolver, *, has_ci: bool = False,
-                    description: str = "") -> MetricSpec:
-    """Register a metric family; ``regex`` must match the whole name."""
+                    description: str = "", names: tuple[str, ...] = ()) -> MetricSpec:
+    """Register a metric family; ``regex`` must match the whole name. ``names``: the family's
+    whole names when it has a fixed few (suggested for a misspelt one)."""
     if pattern in _METRICS:
         raise ConfigError(f"metric {pattern!r} is already registered")
-    spec = MetricSpec(pattern, re.compile(regex), resolve, has_ci, description)
+    spec = MetricSpec(pattern, re.compile(regex), resolve, has_ci, description, names)
     _METRICS[pattern] = spec
     return spec
 
@@ -114,10 +122,37 @@ def metric_has_ci(name: str) -> bool:
     return bool(found and found[0].has_ci)
 
 
+_CHOSEN = frozenset({"<attack>", "<model>", "<selector>"})
+
+
+def suggest_metrics(name: str) -> list[str]:
+    """Registered names closest to ``name``: each family's fixed names, and each pattern of
+    as many segments with the names a policy chooses (``<attack>``, ``<model>``,
+    ``<selector>``) taken from ``name`` (``attacks.loss.aucc`` → ``attacks.loss.auc``)."""
+    parts = name.split(".")
+    candidates: set[str] = set()
+    for spec in _METRICS.values():
+        candidates.update(spec.names)
+        segments = spec.pattern.split(".")
+        if len(segments) == len(parts):
+            candidates.add(".".join(part if seg in _CHOSEN else seg
+                                    for seg, part in zip(segments, parts, strict=True)))
+    valid = sorted(c for c in candidates if "<" not in c and find_metric(c) is not None)
+    return difflib.get_close_matches(name, valid, n=2, cutoff=0.6)
+
+
 def check_metric_name(name: str) -> None:
-    """Raise ConfigError for a malformed JSON pointer (unknown names are checked later)."""
+    """Raise ConfigError for a malformed JSON pointer or a name no family registers."""
     if name.startswith("/"):
         parse_pointer(name)
+        return
+    if find_metric(name) is None:
+        close = suggest_metrics(name)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise ConfigError(
+            f"unknown metric: {hint}(allowed: a registered name — "
+            + ", ".join(s.pattern for s in _METRICS.values())
+            + f" — or a JSON pointer starting with '/'; got {name!r})")
 
 
 def resolve_metric(doc: Document, name: str) -> list[Observation]:
@@ -177,6 +212,9 @@ def _dp(doc: Document, m: re.Match[str]) -> list[Observation]:
     pointer = f"/privacy/dp/{field}"
     if not dp.get("enabled"):
         return [Observation("", math.inf, pointer, note="DP is off (privacy.dp.enabled: false)")]
+    if field.startswith("subject_level") and dp.get("subject_level_none"):
+        return [Observation("", math.inf, "/privacy/dp/subject_level_none",
+                            note=f"no subject-level guarantee: {dp['subject_level_none']}")]
     return [_number(doc, pointer, "")]
 
 
@@ -278,7 +316,13 @@ def _secagg(doc: Document, m: re.Match[str]) -> list[Observation]:
 
 def _dp_audit(doc: Document, m: re.Match[str]) -> list[Observation]:
     field = m.group(1)
-    _section(doc, "/dp_audit", f"dp_audit.{field}")
+    audit = _section(doc, "/dp_audit", f"dp_audit.{field}")
+    if field in ("epsilon_lower_bound", "violation") and audit.get("informative") is False:
+        raise MetricUnavailable(
+            f"dp_audit.{field}: the DP audit is NOT INFORMATIVE (it can show at most ε ≥ "
+            f"{audit.get('max_provable_epsilon', float('nan')):.3g}, the claim is "
+            f"{audit.get('claimed_epsilon', float('nan')):.3g}): it could not have failed, so "
+            "it is no evidence either way")
     return [_number(doc, f"/dp_audit/{field}", "")]
 
 
@@ -294,9 +338,12 @@ def _utility(doc: Document, m: re.Match[str]) -> list[Observation]:
 _FIELD = r"([A-Za-z_][A-Za-z0-9_]*)"
 _NAME = r"([^.\s]+)"
 register_metric("dp.<field>", r"dp\.(epsilon|subject_level_epsilon|delta|subject_level_delta)",
-                _dp, description="the DP card's guarantee (∞ when DP is off)")
+                _dp, description="the DP card's guarantee (∞ when DP is off)",
+                names=("dp.epsilon", "dp.subject_level_epsilon", "dp.delta",
+                       "dp.subject_level_delta"))
 register_metric("attacks.exposure.<field>", r"attacks\.exposure\.(mean_bits|max_bits)", _exposure,
-                description="secret-canary exposure in bits")
+                description="secret-canary exposure in bits",
+                names=("attacks.exposure.mean_bits", "attacks.exposure.max_bits"))
 register_metric("attacks.<attack>.auc", rf"attacks\.{_NAME}\.auc", _auc, has_ci=True,
                 description="AUC of a membership-inference attack (the federated model)")
 register_metric("attacks.<attack>.<model>.auc", rf"attacks\.{_NAME}\.(\S+)\.auc", _auc,
@@ -309,7 +356,11 @@ register_metric("attacks.<attack>.balanced_accuracy",
 register_metric("unlearning.<selector>.<path>", r"unlearning\.([^.\s]+)\.([A-Za-z0-9_.]+)",
                 _unlearning, description="a field of each unlearning result; selector globs "
                 "request ids or method names")
-register_metric("secure_aggregation.<field>", rf"secure_aggregation\.{_FIELD}", _secagg)
-register_metric("dp_audit.<field>", rf"dp_audit\.{_FIELD}", _dp_audit)
+register_metric("secure_aggregation.<field>", rf"secure_aggregation\.{_FIELD}", _secagg,
+                names=("secure_aggregation.security_bits", "secure_aggregation.max_abs_error"))
+register_metric("dp_audit.<field>", rf"dp_audit\.{_FIELD}", _dp_audit,
+                names=("dp_audit.epsilon_lower_bound", "dp_audit.violation",
+                       "dp_audit.max_provable_epsilon"))
 register_metric("utility.value", r"utility\.(?:value|per_model\.(.+))", _utility,
-                description="utility of the final model (or utility.per_model.<model>)")
+                description="utility of the final model (or utility.per_model.<model>)",
+                names=("utility.value",))

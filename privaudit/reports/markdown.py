@@ -7,11 +7,30 @@ from typing import Any
 
 from privaudit.reports.html import RenderContext, prepare_document
 
-_ICON = {"PASS": "✅", "FAIL": "❌", "WARN": "⚠️", "NOT EVALUATED": "⬜"}
+_ICON = {"PASS": "✅", "FAIL": "❌", "WARN": "⚠️", "NOT INFORMATIVE": "❔", "NOT EVALUATED": "⬜"}
+
+
+#: characters that open inline Markdown (emphasis, code, links, tables, strikethrough); the
+#: text is never at the start of a line, where #, -, + and digits would matter
+_MARKDOWN_PUNCTUATION = "\\`*_[]|~"
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+
+
+def _text(value: Any) -> str:
+    r"""``value`` as literal text on one line: inline Markdown punctuation backslash-escaped,
+    HTML characters as entities. Names and titles come from the user's config, and a GitHub
+    job summary renders HTML: ``<img src=x onerror=...>`` in a run name must arrive as text.
+
+    >>> _text("<b>x</b> | *y*")
+    '&lt;b&gt;x&lt;/b&gt; \\| \\*y\\*'
+    """
+    text = " ".join(str(value).split())
+    text = "".join("\\" + ch if ch in _MARKDOWN_PUNCTUATION else ch for ch in text)
+    return "".join(_HTML.get(ch, ch) for ch in text)
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _text(text)
 
 
 def render_summary(report: Mapping[str, Any], context: RenderContext | None = None) -> str:
@@ -21,9 +40,9 @@ def render_summary(report: Mapping[str, Any], context: RenderContext | None = No
     verdict = doc["verdict"]
     run = doc["run"]
     lines = [
-        f"## privaudit: {_cell(doc['title'])} — **{verdict['status'].upper()}**",
+        f"## privaudit: {_text(doc['title'])} — **{verdict['status'].upper()}**",
         "",
-        f"Run `{run['name']}` · report `{doc['report_id']}` · {doc['created_at']}",
+        f"Run {_text(run['name'])} · report `{doc['report_id']}` · {doc['created_at']}",
         "",
         verdict["summary"] + (" (computed at render time)" if "verdict" in derived else ""),
         "",

@@ -333,7 +333,7 @@ class UnlearningResult(_Model):
         default=None, description="1 = best evidence among this request's methods")
 
 
-ControlStatus = Literal["PASS", "FAIL", "WARN", "NOT EVALUATED"]
+ControlStatus = Literal["PASS", "FAIL", "WARN", "NOT INFORMATIVE", "NOT EVALUATED"]
 
 
 class Control(_Model):
@@ -394,6 +394,18 @@ class DpAuditResult(_Model):
     guesses_negative: int | None = None
     correct: int
     violation: bool = Field(description="epsilon_lower_bound > claimed_epsilon")
+    max_provable_epsilon: float | None = Field(
+        default=None, description="the largest ε lower bound this design (canaries, guesses, "
+        "confidence, δ) can print whatever the training does: the larger of the one-run and "
+        "ROC ceilings")
+    informative: bool | None = Field(
+        default=None, description="False when the claimed ε is at or beyond "
+        "max_provable_epsilon: the audit could not have failed (NOT INFORMATIVE)")
+    canaries_needed: int | None = Field(
+        default=None, description="canaries (same guess fraction) whose ceiling exceeds the "
+        "claimed ε; None when none can or the audit is informative")
+    canaries_needed_all_guessed: int | None = Field(
+        default=None, description="the same with every canary guessed")
     interpretation: str = ""
     commitment_sha256: str | None = Field(
         default=None, description="sha256 commitment to the inclusion bits"

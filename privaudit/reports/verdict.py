@@ -10,7 +10,8 @@ or a check that has nothing to check (no DP claim to audit) is NOT EVALUATED wit
 ``applicable: false`` and does not make the report incomplete.
 
 Overall status (``verdict.status``): ``fail`` if any control fails; else ``incomplete`` if an
-applicable control was not evaluated; else ``warn`` if any warns; else ``pass``.
+applicable control was not evaluated or is NOT INFORMATIVE (its test could not reach the
+claim, so it could not have failed: never a PASS); else ``warn`` if any warns; else ``pass``.
 
 Thresholds (module constants, stated in every reason that uses them):
 
@@ -201,8 +202,25 @@ def _dp_audit(doc: Document) -> Control:
         return _c("dp-audit", _AUDIT, "FAIL", f"The test shows ε is at least {lb:.3g}, above "
                   f"the claimed {claimed:.3g}: the measured leakage is impossible under the "
                   "claimed guarantee: the DP implementation or its accounting is broken.", ev)
+    if audit.get("informative") is False:
+        return _c("dp-audit", _AUDIT, "NOT INFORMATIVE", "The test cannot reach the claim: "
+                  f"with {audit.get('n_canaries')} canaries it can show at most ε ≥ "
+                  f"{audit.get('max_provable_epsilon', float('nan')):.3g}, and the claimed ε "
+                  f"is {claimed:.3g}, so it could not have failed — a training with no noise "
+                  "at all would pass it too. It neither confirms nor refutes the claim. "
+                  + _needed(audit), [*ev, "/dp_audit/max_provable_epsilon"])
     return _c("dp-audit", _AUDIT, "PASS", f"The test's lower bound on ε ({lb:.3g}) does not "
               f"exceed the claimed ε ({claimed:.3g}). A test can only bound ε from below.", ev)
+
+
+def _needed(audit: Mapping[str, Any]) -> str:
+    needed, every = audit.get("canaries_needed"), audit.get("canaries_needed_all_guessed")
+    if needed:
+        return f"Testing the claim needs about {needed} canaries."
+    if every:
+        return (f"Testing the claim needs about {every} canaries, every one guessed "
+                "correctly (more guesses than this audit makes).")
+    return "No one-run canary audit of this size can test the claim."
 
 
 _HE = "Is each organisation's contribution hidden from the server?"
@@ -321,7 +339,8 @@ def evaluate_verdict(doc: Mapping[str, Any]) -> Verdict:
     doc = evaluation_document(doc)
     controls = [fn(doc) for fn in _CONTROLS.values()]
     statuses = [c.status for c in controls]
-    unevaluated = [c for c in controls if c.status == "NOT EVALUATED" and c.applicable]
+    unevaluated = [c for c in controls
+                   if c.status in ("NOT EVALUATED", "NOT INFORMATIVE") and c.applicable]
     if "FAIL" in statuses:
         status = "fail"
     elif unevaluated:
@@ -330,11 +349,13 @@ def evaluate_verdict(doc: Mapping[str, Any]) -> Verdict:
         status = "warn"
     else:
         status = "pass"
-    counts = {s: statuses.count(s) for s in ("FAIL", "WARN", "PASS", "NOT EVALUATED")}
+    counts = {s: statuses.count(s)
+              for s in ("FAIL", "WARN", "PASS", "NOT INFORMATIVE", "NOT EVALUATED")}
     parts = [f"{n} {s.lower()}" for s, n in counts.items() if n]
     summary = f"{len(controls)} controls: " + ", ".join(parts)
     if unevaluated:
-        summary += " (not evaluated: " + ", ".join(c.id for c in unevaluated) + ")"
+        summary += " (not evaluated or not informative: " + ", ".join(
+            c.id for c in unevaluated) + ")"
     return Verdict(status=status, summary=summary, controls=controls)  # type: ignore[arg-type]
 
 

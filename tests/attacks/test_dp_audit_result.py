@@ -76,3 +76,29 @@ def test_the_privacy_region_figure_is_drawn_with_the_measured_points() -> None:
     uri = privacy_region_figure(out)
     assert uri is not None and uri.startswith("data:image/svg+xml;base64,")
     assert privacy_region_figure(None) is None
+
+
+def test_a_noise_free_training_cannot_pass_an_audit_whose_ceiling_is_below_the_claim() -> None:
+    """The default design (200 canaries, 5% + 5% guesses) can never show more than ε ≥ 1.82:
+    perfect canary scores, as from a training with no noise at all, against a claim of 7.97
+    are NOT INFORMATIVE, never PASS, and the report says what the test would need."""
+    cfg, plan, bits = _setup(200, fraction=0.05)
+    out = dp_audit_result(cfg, plan, bits.astype(float), claimed_epsilon=7.97, delta=1e-5)
+    assert not out.violation and out.informative is False
+    assert out.max_provable_epsilon == pytest.approx(2.57, abs=0.2)
+    assert out.canaries_needed is None and out.canaries_needed_all_guessed is not None
+    assert out.canaries_needed_all_guessed > 10_000
+    doc = {"privacy": {"dp": {"enabled": True, "epsilon": 7.97}},
+           "dp_audit": out.model_dump(mode="json")}
+    verdict = evaluate_verdict(doc)
+    control = next(c for c in verdict.controls if c.id == "dp-audit")
+    assert control.status == "NOT INFORMATIVE" and "could not have failed" in control.reason
+    assert verdict.status in ("incomplete", "fail")
+
+
+def test_an_audit_whose_ceiling_exceeds_the_claim_stays_informative() -> None:
+    cfg, plan, _ = _setup(250)
+    scores = np.random.default_rng(3).standard_normal(250)
+    out = dp_audit_result(cfg, plan, scores, claimed_epsilon=1.0, delta=1e-5)
+    assert out.informative is True and out.max_provable_epsilon > 1.0
+    assert out.canaries_needed is None

@@ -161,3 +161,18 @@ def test_a_bad_budget_value_is_a_config_error_naming_it(tmp_path: Path) -> None:
     assert_contract(outcome, allowed=(2,))
     assert "budget.max_training_steps: Input should be greater than or equal to 1" in \
         outcome.err
+
+
+def test_dry_run_states_the_dp_audits_ceiling_and_when_it_cannot_test_the_claim() -> None:
+    from privaudit.audit.estimate import dp_audit_power_lines
+
+    cfg = config_from_dict(merge(TINY, {
+        "privacy": {"dp": {"mode": "record", "target_epsilon": 8.0, "delta": 1e-5}},
+        "attacks": {"dp_audit": {"canaries": 200}}}))
+    lines = dp_audit_power_lines(cfg)
+    assert lines[0].startswith("DP audit: 200 canaries, 20 guesses: it can show at most ε ≥ 2.57")
+    assert "NOT INFORMATIVE" in lines[1] and "every canary guessed" in lines[1]
+    honest = merge(TINY, {"privacy": {"dp": {"mode": "record", "target_epsilon": 1.0,
+                                             "delta": 1e-5}},
+                          "attacks": {"dp_audit": {"canaries": 200}}})
+    assert len(dp_audit_power_lines(config_from_dict(honest))) == 1  # 1 < 2.57: testable

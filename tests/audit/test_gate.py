@@ -113,14 +113,17 @@ def test_exit_4_when_a_metric_is_missing_from_the_report_naming_it(
         in result.err
 
 
-def test_exit_4_for_an_unknown_metric_naming_it(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_metric_is_a_policy_error_suggesting_the_registered_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo is a mistake in the policy (exit 2), not evidence the report lacks (exit 4)."""
     report = _write(tmp_path, "report.json", full_document())
     policy = _policy(tmp_path, [{"id": "x", "metric": "attacks.loss.aucc", "max": 0.6}])
     result = _gate(capsys, monkeypatch, report, policy)
-    assert result.code == 4 and "attacks.loss.aucc" in result.err
-    assert "unknown metric 'attacks.loss.aucc'" in result.out
+    assert result.code == 2, result.err
+    assert "rules.0.metric: unknown metric: did you mean 'attacks.loss.auc'" in result.err
+    assert "got 'attacks.loss.aucc'" in result.err
+    assert "PASSED" not in result.out and "FAILED" not in result.out
 
 
 def test_exit_zero_reports_the_failure_but_exits_0(tmp_path: Path,
@@ -297,3 +300,15 @@ def test_init_writes_a_commented_starter_policy_that_loads(
             "utility.value"} <= metrics
     again = run_cli(capsys, monkeypatch, "gate", "--init", "--policy", path)
     assert again.code == 2 and "refusing to overwrite" in again.err
+
+
+def test_a_gate_on_a_not_informative_dp_audit_exits_4_never_passes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = full_document()
+    doc["dp_audit"] |= {"claimed_epsilon": 7.9, "max_provable_epsilon": 1.82,
+                        "informative": False}
+    policy = _policy(tmp_path, [{"id": "audit", "metric": "dp_audit.violation", "max": 0}])
+    result = _gate(capsys, monkeypatch, _write(tmp_path, "report.json", doc), policy)
+    assert result.code == 4, result.err
+    assert "NOT INFORMATIVE" in result.out + result.err

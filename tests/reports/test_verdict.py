@@ -130,3 +130,16 @@ def test_a_subject_level_epsilon_without_its_delta_is_never_printed() -> None:
     reason = _control(_dp_doc(subject_level_epsilon=9.6, subject_level_delta=None),
                       "dp-guarantee").reason
     assert "9.6" not in reason
+
+
+def test_a_dp_audit_that_cannot_reach_the_claim_is_not_informative_and_the_verdict_incomplete(
+) -> None:
+    doc = _doc()
+    doc["dp_audit"] |= {"claimed_epsilon": 7.9, "epsilon_lower_bound": 1.82,
+                        "max_provable_epsilon": 1.82, "informative": False,
+                        "canaries_needed": None, "canaries_needed_all_guessed": 11040}
+    verdict = evaluate_verdict(doc)
+    audit = next(c for c in verdict.controls if c.id == "dp-audit")
+    assert audit.status == "NOT INFORMATIVE"
+    assert "at most ε ≥ 1.82" in audit.reason and "11040 canaries" in audit.reason
+    assert verdict.status == "incomplete" and "dp-audit" in verdict.summary

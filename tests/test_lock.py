@@ -4,6 +4,7 @@ privaudit, at the version installed, so a fresh clone next month gets the same p
 from __future__ import annotations
 
 import re
+import sysconfig
 from importlib import metadata
 from pathlib import Path
 
@@ -34,8 +35,10 @@ def test_the_lock_pins_every_package_to_one_release() -> None:
 
 def test_every_installed_distribution_is_the_release_the_lock_pins() -> None:
     pins = _pins()
+    # the environment's own site-packages (a test may put other folders on sys.path)
+    site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     installed = {canonicalize_name(d.metadata["Name"]): d.version
-                 for d in metadata.distributions()}
+                 for d in metadata.distributions(path=site)}
     missing = sorted(n for n in installed if n not in pins and n not in NOT_LOCKED)
     assert not missing, f"installed but not in constraints.txt (run `make lock`): {missing}"
     drifted = {n: (v, pins[n]) for n, v in installed.items() if n in pins and v != pins[n]}

@@ -1,4 +1,4 @@
-"""The run's stage times alone vs beside one other CPU-bound process, in one run (issue 13,
+"""The run's stage times alone vs beside one other CPU-bound process, in one run (issue 17,
 part 4): sharing 2 cores with one busy process should cost about 2x, not the 10-13x that
 torch's spinning OpenMP threads cost before privaudit sized its threads and made them sleep.
 

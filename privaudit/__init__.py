@@ -15,9 +15,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# torch's OpenMP threads sleep while they wait instead of spinning: on a machine shared with
-# other CPU-bound jobs, spinning threads slowed every stage 10-13x (privaudit/audit/threads.py)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

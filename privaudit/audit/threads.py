@@ -6,9 +6,11 @@ CI runners: ``cpu.max`` in cgroup v2, ``cpu.cfs_quota_us`` in v1) that starts on
 thread per machine core oversubscribes its share, and torch's OpenMP threads then spin-wait
 for each other while the scheduler runs someone else: stages slowed 10-13x beside one other
 CPU-bound job here, not the 2x that halving the CPU explains. :func:`configure_threads` sizes
-torch's pool to the CPUs available; ``PRIVAUDIT_THREADS`` overrides it. Importing privaudit
-also sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set) so waiting threads sleep instead of
-spinning on a shared machine.
+torch's pool to the CPUs available; ``PRIVAUDIT_THREADS`` overrides it. On a machine shared
+with other CPU-bound jobs, ``OMP_WAIT_POLICY=PASSIVE`` (set before torch loads) makes waiting
+threads sleep instead of spinning: beside one busy process it cut the slowdown from 2.79x to
+1.15x (benchmarks/bench_under_load.py), but alone it costs 1.2-1.5x, so privaudit leaves it
+to the user.
 
 >>> parse_cgroup_v2_cpu_max("max 100000") is None
 True

@@ -141,6 +141,16 @@ def roc_ceiling(*, n_members: int, n_nonmembers: int, delta: float,
     return max(0.0, float(eps[0]))
 
 
+def max_provable_epsilon(*, r: int, m: int, n_included: int, delta: float,
+                         confidence: float = 0.95) -> float:
+    """The most this audit design can print, whatever the training does: the larger of the
+    one-run ceiling (every guess correct) and the ROC ceiling (perfect separation) for m
+    canaries of which ``n_included`` were trained on."""
+    return max(one_run_ceiling(r=r, m=m, delta=delta, p_value=1 - confidence),
+               roc_ceiling(n_members=n_included, n_nonmembers=m - n_included, delta=delta,
+                           confidence=confidence))
+
+
 def guesses_from_scores(scores: ArrayLike, k_pos: int, k_neg: int) -> np.ndarray:
     """+1 (guess IN) for the ``k_pos`` highest scores, −1 (OUT) for the ``k_neg`` lowest, 0
     (abstain) elsewhere; ties broken by position (stable sort), so the result is reproducible."""

@@ -22,9 +22,8 @@ from privaudit.attacks.dp_audit import (
     canaries_needed,
     count_correct,
     guesses_from_scores,
-    one_run_ceiling,
+    max_provable_epsilon,
     one_run_epsilon_lower_bound,
-    roc_ceiling,
     roc_epsilon_lower_bound,
 )
 from privaudit.attacks.scores.loss import loss_scores
@@ -62,7 +61,7 @@ def plant_dp_audit(cfg: AuditConfig, data: PreparedData) -> AuditCanaryPlan | No
     if audit is None or audit.canaries == 0:
         return None
     m = audit.canaries
-    k_pos, k_neg = _guess_counts(cfg)
+    k_pos, k_neg = guess_counts(cfg)
     if k_pos < 1 or k_neg < 1:
         raise ConfigError(
             f"attacks.dp_audit.guesses: {audit.guesses.positive} and "
@@ -79,7 +78,7 @@ def plant_dp_audit(cfg: AuditConfig, data: PreparedData) -> AuditCanaryPlan | No
     )
 
 
-def _guess_counts(cfg: AuditConfig) -> tuple[int, int]:
+def guess_counts(cfg: AuditConfig) -> tuple[int, int]:
     audit = cfg.attacks.dp_audit
     if audit is None:
         return 0, 0
@@ -149,7 +148,7 @@ def dp_audit_result(
     audit = cfg.attacks.dp_audit
     if audit is None:
         raise ConfigError("attacks.dp_audit: not configured")
-    k_pos, k_neg = _guess_counts(cfg)
+    k_pos, k_neg = guess_counts(cfg)
     guesses = guesses_from_scores(scores, k_pos, k_neg)  # before the reveal
     included = plan.sealed.reveal(scores=scores)
     r, v = count_correct(guesses, included)
@@ -162,10 +161,8 @@ def dp_audit_result(
     violation = claimed_epsilon is not None and lb > claimed_epsilon
     # what the design could show at most, whatever the training did
     p_star = 1 - audit.confidence
-    ceiling = max(one_run_ceiling(r=r, m=m, delta=d, p_value=p_star),
-                  roc_ceiling(n_members=int(included.sum()),
-                              n_nonmembers=int((~included.astype(bool)).sum()), delta=d,
-                              confidence=audit.confidence))
+    ceiling = max_provable_epsilon(r=r, m=m, n_included=int(included.astype(bool).sum()),
+                                   delta=d, confidence=audit.confidence)
     informative = claimed_epsilon is None or violation or claimed_epsilon < ceiling
     needed = needed_all = None
     if claimed_epsilon is not None and not informative:

@@ -290,17 +290,18 @@ def dp_audit_power_lines(cfg: AuditConfig) -> list[str]:
     """What the configured DP audit can show at most, from its design alone (canaries,
     guesses, confidence, δ), against the claimed ε when the config fixes it: printed before
     anything trains, so an audit that cannot test the claim is known before it runs."""
-    from privaudit.attacks.dp_audit import canaries_needed, one_run_ceiling, roc_ceiling
+    from privaudit.attacks.dp_audit import canaries_needed, max_provable_epsilon
+    from privaudit.attacks.dp_audit_stage import guess_counts
 
     audit, dp = cfg.attacks.dp_audit, cfg.privacy.dp
     if audit is None or not audit.canaries:
         return []
     m = audit.canaries
-    r = max(1, round(audit.guesses.positive * m) + round(audit.guesses.negative * m))
+    r = max(1, sum(guess_counts(cfg)))
     delta, p_star = float(dp.delta or 0.0), 1 - audit.confidence
-    ceiling = max(one_run_ceiling(r=r, m=m, delta=delta, p_value=p_star),
-                  roc_ceiling(n_members=m // 2, n_nonmembers=m - m // 2, delta=delta,
-                              confidence=audit.confidence))
+    # before training, half the canaries are expected in (each with probability 1/2)
+    ceiling = max_provable_epsilon(r=r, m=m, n_included=m // 2, delta=delta,
+                                   confidence=audit.confidence)
     out = [f"DP audit: {m} canaries, {r} guesses: it can show at most ε ≥ {ceiling:.3g} "
            f"(at δ = {delta:g}, confidence {audit.confidence:g}), whatever the training does"]
     claimed = dp.target_epsilon if dp.mode != "none" else None

@@ -22,8 +22,9 @@ def test_tpr_interval_coverage_table(benchmark: Any) -> None:
 
     rows = benchmark.pedantic(table, rounds=1, iterations=1)
     print(f"\n{'n/class':>8}{'d':>5}{'FPR':>7}{'true TPR':>10}{'covered':>9}"
-          f"{'fixed-threshold CP':>20}{'mean estimate':>15}")
+          f"{'fixed-threshold CP':>20}{'mean estimate':>15}{'estimable':>11}")
     for c in rows:
         print(f"{c.n:>8}{c.d:>5.1f}{c.fpr:>7}{c.true_tpr:>10.3f}{c.covered:>9.3f}"
-              f"{c.covered_fixed:>20.3f}{c.mean_estimate:>15.3f}")
+              f"{c.covered_fixed:>20.3f}{c.mean_estimate:>15.3f}"
+              f"{'yes' if c.estimable else 'no':>11}")
     assert all(c.covered >= 0.93 for c in rows)

@@ -252,11 +252,11 @@ def _result(
         auc=m.auc,
         auc_ci_low=m.auc_ci_low,
         auc_ci_high=m.auc_ci_high,
-        tpr_at_fpr={k: RateCI(value=v.value, ci_low=v.ci_low, ci_high=v.ci_high)
-                    for k, v in m.tpr_at_fpr.items()},
+        tpr_at_fpr={k: RateCI(**v.model_dump()) for k, v in m.tpr_at_fpr.items()},
         balanced_accuracy=m.balanced_accuracy,
         n_members=m.n_members,
         n_nonmembers=m.n_nonmembers,
+        min_resolvable_fpr=m.min_resolvable_fpr,
         warnings=list(m.warnings),
         roc=RocCurve(**m.roc.model_dump()),
         params=params,

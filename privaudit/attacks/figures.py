@@ -6,7 +6,8 @@ to draw.
 
 - :func:`roc_figure`: ROC curves on log-log axes (Carlini et al., S&P 2022: the low-FPR
   region is what matters), each with its pointwise Clopper–Pearson band, the TPR at each
-  reported FPR marked with its interval, and the diagonal of a blind guess. One panel per
+  reported FPR marked with its interval (a downward triangle at its upper bound alone where
+  too few non-members make it not estimable), and the diagonal of a blind guess. One panel per
   attacked model (the federated model, each unlearned model, each oracle), at most
   :data:`COLUMNS` to a row, all on the same axes so that panels compare at a glance.
 - :func:`exposure_figure`: each secret canary's exposure in bits against how many training
@@ -52,6 +53,10 @@ def _roc_axes(ax: Axes, attacks: Sequence[AttackResult]) -> None:
             ax.fill_between(fpr, _clip(a.roc.tpr_ci_low), _clip(a.roc.tpr_ci_high),
                             color=line.get_color(), alpha=0.12, linewidth=0)
         for key, rate in a.tpr_at_fpr.items():
+            if rate.value is None:  # not estimable: only its upper bound, never a point
+                ax.plot([float(key)], [max(rate.ci_high, _FLOOR)], marker="v", linestyle="",
+                        color=line.get_color(), markersize=4.5)
+                continue
             x, y = float(key), max(rate.value, _FLOOR)
             err = [[y - max(rate.ci_low, _FLOOR)], [max(rate.ci_high, _FLOOR) - y]]
             ax.errorbar([x], [y], yerr=err, fmt="o", color=line.get_color(), capsize=3,

@@ -15,23 +15,30 @@ interval at ``confidence``:
   rates at the two bracketing thresholds spend the other half. A Clopper–Pearson interval
   at the measured threshold alone, as if it were fixed, covered 49–79% at 1% FPR for a
   nominal 95% (tests/attacks/test_metrics_coverage.py).
-- A warning when there are fewer than 10/FPR non-members: with so few, an FPR of 0.1% means
-  less than ten false positives and the TPR there is not measurable.
+- Not estimable below the smallest FPR the non-members resolve, 10/n
+  (:mod:`privaudit.attacks.resolution`): with fewer than 10/FPR non-members an FPR of 0.1%
+  means less than ten false positives, and the "best threshold" is set by the top one or two
+  non-members (biased upward, 0.066 against a true 0.005 at n = 40). There the rate has no
+  point (``value`` None, ``estimable`` False, ``reason`` says why) and only its bounds are
+  reported: ``ci_high`` is a valid upper bound of the TPR at that FPR
+  (:func:`tpr_interval_at_fpr` needs a few non-members, not 10/FPR, for its upper end), and
+  a warning says so.
 
 Convention: higher score = more likely member; ``is_member`` is 1 (True) for members.
 
 >>> m = evaluate_scores([0.9, 0.8, 0.4, 0.7, 0.3, 0.2], [1, 1, 1, 0, 0, 0], n_bootstrap=50)
->>> round(m.auc, 4), round(m.tpr_at_fpr["0.01"].value, 4), round(m.balanced_accuracy, 4)
-(0.8889, 0.6667, 0.8333)
+>>> round(m.auc, 4), m.tpr_at_fpr["0.01"].value, round(m.balanced_accuracy, 4)
+(0.8889, None, 0.8333)
+>>> m.tpr_at_fpr["0.01"].ci_high, m.min_resolvable_fpr   # 3 non-members resolve no FPR < 1
+(1.0, 1.0)
 >>> m.warnings[0]
-'fewer than 10/FPR non-members (have 3, need 1000): TPR at FPR=0.01 is not measurable'
+'fewer than 10/FPR non-members (have 3, need 1000): TPR at FPR=0.01 is not estimable'
 >>> [round(b, 4) for b in clopper_pearson(0, 10, 0.95)]   # upper = 1 − 0.025^(1/10)
 [0.0, 0.3085]
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,6 +47,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy.stats import beta, binom, rankdata
 from sklearn.metrics import roc_curve
 
+from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, resolves
 from privaudit.audit.errors import ConfigError, DataError, EvidenceIncomplete
 
 __all__ = [
@@ -57,12 +65,15 @@ _MAX_ROC_POINTS = 200
 
 
 class RateCI(BaseModel):
-    """A rate with its interval at the stated confidence."""
+    """A rate with its interval at the stated confidence. Not ``estimable``: ``value`` is
+    None, ``reason`` says why, ``ci_low``/``ci_high`` still bound the rate."""
 
     model_config = ConfigDict(frozen=True)
-    value: float
+    value: float | None
     ci_low: float
     ci_high: float
+    estimable: bool = True
+    reason: str | None = None
 
 
 class RocCurve(BaseModel):
@@ -86,6 +97,7 @@ class AttackMetrics(BaseModel):
     balanced_accuracy: float
     n_members: int
     n_nonmembers: int
+    min_resolvable_fpr: float
     confidence: float
     n_bootstrap: int
     warnings: list[str]
@@ -121,6 +133,14 @@ def tpr_interval_at_fpr(
     construction of Hilgers, "Distribution-free confidence bounds for ROC curves", Methods
     Inf. Med. 1991).
 
+    The upper end alone is a valid bound at 1 − α/2 however few non-members there are: it
+    needs only X_(a) ≤ q, which holds with probability ≥ 1 − α/4 for any m, and is 1 when no
+    such a exists (m so small that even the top non-member may lie below q). It is what a
+    not-estimable rate reports (:func:`rate_at_fpr`). It never exceeds the upper end at a
+    larger FPR t' — in particular at the smallest FPR the non-members resolve, 10/m — since
+    the (1 − t')-quantile is lower, so its a' ≤ a, X_(a') ≤ X_(a) and more members lie above:
+    the bound is consistent with the ROC being monotone.
+
     >>> rng = np.random.default_rng(0)
     >>> low, high = tpr_interval_at_fpr(rng.normal(1, 1, 500), rng.normal(0, 1, 500), 0.01)
     >>> bool(low < 0.092 < high)   # true TPR at 1% FPR: 1 − Φ(2.326 − 1) = 0.092
@@ -145,16 +165,31 @@ def tpr_interval_at_fpr(
 
 def _rate_at(fpr: np.ndarray, tpr: np.ndarray, pos: np.ndarray, neg: np.ndarray,
              target: float, confidence: float) -> RateCI:
+    low, high = tpr_interval_at_fpr(pos, neg, target, confidence)
+    if not resolves(neg.size, target):
+        return RateCI(
+            value=None, ci_low=low, ci_high=high, estimable=False,
+            reason=f"{neg.size} non-members resolve FPRs down to "
+                   f"{min_resolvable_fpr(neg.size):.3g} only (FPR {fpr_key(target)} needs "
+                   f"at least {nonmembers_needed(target)}): the TPR there is at most {high:.3g}")
     i = int(np.searchsorted(fpr, target + 1e-12, side="right") - 1)
     value = int(np.rint(tpr[i] * pos.size)) / pos.size
-    low, high = tpr_interval_at_fpr(pos, neg, target, confidence)
     return RateCI(value=value, ci_low=min(low, value), ci_high=max(high, value))
 
 
 def rate_at_fpr(pos: ArrayLike, neg: ArrayLike, target: float,
                 confidence: float = 0.95) -> RateCI:
     """TPR at FPR ≤ ``target`` with its interval, exactly as :func:`evaluate_scores` reports
-    it, from member scores ``pos`` and non-member scores ``neg``."""
+    it, from member scores ``pos`` and non-member scores ``neg``. With fewer than 10/target
+    non-members it is not estimable: no point, and ``ci_high`` the distribution-free upper
+    bound of :func:`tpr_interval_at_fpr` (valid at any count; ``ci_low`` its lower end,
+    usually 0 there).
+
+    >>> rng = np.random.default_rng(1)
+    >>> r = rate_at_fpr(rng.normal(2, 1, 100), rng.normal(0, 1, 100), 0.001)
+    >>> r.estimable, r.value, round(r.ci_high, 3)   # true TPR at 0.1% FPR: 0.138
+    (False, None, 0.349)
+    """
     p, n = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
     y = np.r_[np.ones(p.size, dtype=bool), np.zeros(n.size, dtype=bool)]
     fpr, tpr, _ = roc_curve(y, np.r_[p, n], drop_intermediate=False)
@@ -237,8 +272,9 @@ def evaluate_scores(
     n_bootstrap: int = 200,
     seed: int = 0,
 ) -> AttackMetrics:
-    """AUC (bootstrap CI), TPR at each FPR in ``fprs`` (distribution-free CI), best balanced
-    accuracy and a plotting ROC; warnings for FPRs that the non-member count cannot measure."""
+    """AUC (bootstrap CI), TPR at each FPR in ``fprs`` (distribution-free CI; not estimable,
+    an upper bound only, below :func:`min_resolvable_fpr`), best balanced accuracy and a
+    plotting ROC; warnings for FPRs that the non-member count cannot resolve."""
     s, y = _check(scores, is_member, fprs, confidence, n_bootstrap)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
@@ -249,10 +285,10 @@ def evaluate_scores(
     warnings: list[str] = []
     for target in fprs:
         rates[fpr_key(target)] = _rate_at(fpr, tpr, pos, neg, target, confidence)
-        need = math.ceil(10.0 / target - 1e-9)
-        if n_neg < need:
-            warnings.append(f"fewer than 10/FPR non-members (have {n_neg}, need {need}): "
-                            f"TPR at FPR={fpr_key(target)} is not measurable")
+        if not resolves(n_neg, target):
+            warnings.append(f"fewer than 10/FPR non-members (have {n_neg}, need "
+                            f"{nonmembers_needed(target)}): TPR at FPR={fpr_key(target)} is "
+                            "not estimable")
     return AttackMetrics(
         auc=auc,
         auc_ci_low=min(auc_low, auc),
@@ -261,6 +297,7 @@ def evaluate_scores(
         balanced_accuracy=float(np.max((tpr + 1.0 - fpr) / 2.0)),
         n_members=n_pos,
         n_nonmembers=n_neg,
+        min_resolvable_fpr=min_resolvable_fpr(n_neg),
         confidence=confidence,
         n_bootstrap=n_bootstrap,
         warnings=warnings,

@@ -74,7 +74,8 @@ def _summary(outcome_report: object, run_dir: Path) -> None:
         if tpr is not None:
             table.add_row(
                 f"{a.attack} TPR at 1% FPR",
-                f"{100 * tpr.value:.1f}% [{100 * tpr.ci_low:.1f}, {100 * tpr.ci_high:.1f}]",
+                f"{100 * tpr.value:.1f}% [{100 * tpr.ci_low:.1f}, {100 * tpr.ci_high:.1f}]"
+                if tpr.value is not None else f"not estimable (≤ {100 * tpr.ci_high:.1f}%)",
             )
     for name in models[1:]:
         top = max((a for a in report.attacks if a.model == name), key=lambda a: a.auc)

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from privaudit.audit.config import AuditConfig, FederationConfig
 from privaudit.audit.errors import ConfigError
+from privaudit.mechanisms.data.splits import PreparedData
 
 ASCENT_METHODS = ("gradient_ascent", "graddiff", "npo")
 
@@ -283,7 +284,35 @@ def plan_run(cfg: AuditConfig) -> Estimate:
     data = preflight(cfg)
     est = estimate_run(cfg, {c: len(recs) for c, recs in data.clients.items()},
                        nonmembers=len(data.nonmembers))
-    return replace(est, notes=dp_audit_power_lines(cfg))
+    return replace(est, notes=dp_audit_power_lines(cfg)
+                   + tpr_resolution_lines(cfg, nonmembers=len(data.nonmembers))
+                   + erasure_power_lines(cfg, data))
+
+
+def tpr_resolution_lines(cfg: AuditConfig, *, nonmembers: int) -> list[str]:
+    """The smallest FPR the held-out non-members resolve (10/n), from the design alone, and
+    the configured FPRs below it, whose TPR the report will give as an upper bound only.
+
+    >>> from privaudit.audit.config import config_from_dict
+    >>> lines = tpr_resolution_lines(config_from_dict({}), nonmembers=400)
+    >>> lines[0]
+    'membership attacks: 400 held-out non-members resolve FPRs down to 0.025'
+    >>> lines[1].split(":")[0]
+    '  TPR at FPR 0.01, 0.001 will be NOT ESTIMABLE (an upper bound only)'
+    """
+    from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, resolves
+
+    if not cfg.attacks.battery:
+        return []
+    fprs = cfg.attacks.fprs
+    out = [f"membership attacks: {nonmembers} held-out non-members resolve FPRs down to "
+           f"{min_resolvable_fpr(nonmembers):.3g}"]
+    below = [f for f in fprs if not resolves(nonmembers, f)]
+    if below:
+        out.append(f"  TPR at FPR {', '.join(f'{f:g}' for f in below)} will be NOT "
+                   f"ESTIMABLE (an upper bound only): {min(below):g} needs at least "
+                   f"{nonmembers_needed(min(below))} held-out non-members")
+    return out
 
 
 def dp_audit_power_lines(cfg: AuditConfig) -> list[str]:
@@ -314,4 +343,27 @@ def dp_audit_power_lines(cfg: AuditConfig) -> list[str]:
             ", and no canary count with every one guessed"
         out.append(f"  the claimed ε = {claimed:g} is beyond it: the DP audit will be NOT "
                    f"INFORMATIVE (testing the claim needs {how})")
+    return out
+
+
+def erasure_power_lines(cfg: AuditConfig, data: PreparedData) -> list[str]:
+    """What each configured erasure request can show, from its size alone: the smallest
+    |PrivLeak| its forget records vs the held-out ones can tell from retraining (before
+    training the oracle's AUC is taken as 0.5), NOT INFORMATIVE at 100% or more."""
+    from privaudit.unlearning.power import privleak_floor, records_needed
+    from privaudit.unlearning.requests import resolve_requests
+
+    if not cfg.unlearning.requests or not cfg.unlearning.oracle:
+        return []
+    m, confidence = len(data.nonmembers), cfg.attacks.confidence
+    out = []
+    for req in resolve_requests(cfg.unlearning.requests, data):
+        n = len(req.record_ids)
+        floor = privleak_floor(n, m, 0.5, confidence)
+        line = (f"erasure {req.id}: {n} forget vs {m} held-out records: PrivLeak can show "
+                f"departures beyond ±{floor:.0f}% only (oracle AUC 0.5 assumed)")
+        if floor >= 100:
+            line += (f"; NOT INFORMATIVE: not even total memorisation shows (at least "
+                     f"{records_needed(m, 0.5, confidence)} records needed)")
+        out.append(line)
     return out

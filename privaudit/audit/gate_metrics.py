@@ -9,7 +9,10 @@ Registered names (``<...>`` is a placeholder)::
 
     dp.epsilon  dp.subject_level_epsilon  dp.delta            DP off → ∞ (never passes a max)
     attacks.<attack>.auc                                      CI: auc_ci_low / auc_ci_high
-    attacks.<attack>.tpr_at_fpr.<fpr>                         CI: Clopper–Pearson of the TPR
+    attacks.<attack>.tpr_at_fpr.<fpr>                         CI: distribution-free (the
+                                                              threshold's error too); not
+                                                              estimable (fewer than 10/FPR
+                                                              non-members): missing, exit 4
     attacks.<attack>.balanced_accuracy
         (these three are the federated model's when the report attacked it — every attack
         also runs on each unlearned model and oracle; a report without a "federated" model
@@ -48,6 +51,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, tpr_estimable
 from privaudit.audit.errors import ConfigError
 from privaudit.reports.crosswalk import MISSING, parse_pointer, resolve_pointer
 
@@ -264,7 +268,16 @@ def _tpr(doc: Document, m: re.Match[str]) -> list[Observation]:
             recorded = ", ".join(a.get("tpr_at_fpr") or {})
             raise MetricUnavailable(f"attack {attack!r} on {a.get('model')} has no TPR at FPR "
                                     f"{m.group(2)} (recorded: {recorded})")
-        t = a["tpr_at_fpr"][keys[0]]
+        t, n_non = a["tpr_at_fpr"][keys[0]], int(a.get("n_nonmembers") or 0)
+        if not tpr_estimable(t, n_non, float(keys[0])):
+            high = t.get("ci_high")
+            bound = f"; the TPR there is at most {high:.3g}" if high is not None else ""
+            raise MetricUnavailable(
+                f"attacks.{attack}.tpr_at_fpr.{m.group(2)}: the TPR of {attack!r} on "
+                f"{a.get('model')} at FPR {keys[0]} is NOT ESTIMABLE: {n_non} held-out "
+                f"non-members resolve FPRs down to {min_resolvable_fpr(n_non):.3g} only (it "
+                f"needs at least {nonmembers_needed(fpr)}), so it is no evidence either "
+                f"way{bound}")
         out.append(Observation(str(a.get("model", "")), _as_float(t.get("value"), "TPR"),
                                f"/attacks/{i}/tpr_at_fpr/{keys[0]}", t.get("ci_low"),
                                t.get("ci_high")))
@@ -289,6 +302,7 @@ def _unlearning(doc: Document, m: re.Match[str]) -> list[Observation]:
         if not (fnmatchcase(rid, selector) or fnmatchcase(method, selector)):
             continue
         pointer = f"/unlearning/{i}/" + path.replace(".", "/")
+        _require_informative(u, path, f"unlearning.{selector}.{path}")
         value = resolve_pointer(doc, pointer)
         low, high = (resolve_pointer(doc, f"{pointer}_ci_{b}") for b in ("low", "high"))
         out.append(Observation(f"{rid}/{method}", _as_float(None if value is MISSING else value,
@@ -299,6 +313,27 @@ def _unlearning(doc: Document, m: re.Match[str]) -> list[Observation]:
         raise MetricUnavailable(f"unlearning.{selector}.{path}: no request or method matches "
                                 f"{selector!r}")
     return out
+
+
+#: unlearning fields whose test is the forget-vs-held-out comparison (``forget.informative``)
+_POWERED = ("forget.privleak", "forget.mia_auc", "ulira_auc")
+
+
+def _require_informative(u: Mapping[str, Any], path: str, metric: str) -> None:
+    """A gate on an erasure test that could not have failed is evidence incomplete (exit 4)."""
+    f = u.get("forget") or {}
+    who = f"request {u.get('request_id')} ({u.get('method')})"
+    if path.startswith(_POWERED) and f.get("informative") is False:
+        raise MetricUnavailable(
+            f"{metric}: NOT INFORMATIVE for {who}: {f.get('n_records')} forget and "
+            f"{f.get('n_nonmembers')} held-out records can show PrivLeak beyond "
+            f"±{f.get('privleak_floor', 0):.0f}% only, so not even total memorisation could be "
+            f"told from retraining (at least {f.get('records_needed')} records needed)")
+    floor = f.get("ks_pvalue_floor")
+    if path.startswith("forget.ks_pvalue") and floor is not None and floor > 0.05:
+        raise MetricUnavailable(
+            f"{metric}: NOT INFORMATIVE for {who}: with {f.get('n_records')} forget records "
+            f"the KS test cannot give p below {floor:.2g}")
 
 
 _OFF_VALUES = {"security_bits": 0.0, "max_abs_error": 0.0}

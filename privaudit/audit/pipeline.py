@@ -235,14 +235,18 @@ def _train(
             snapshot = rec.privacy.to_dict() if rec.privacy is not None else {}
             write_json_atomic(privacy_path, {"round": r, "epsilon": rec.epsilon} | snapshot)
             outputs.append(privacy_path)
+            losses = {c: m["train_loss"] for c, m in rec.client_metrics.items()
+                      if "train_loss" in m}  # canary clients do not train
+            loss_path = run.train_losses(r)  # private: never in report.json
+            write_json_atomic(loss_path, {"round": r, "train_loss": losses})
+            outputs.append(loss_path)
             rounds.append(
                 RoundUtility(
                     round=rec.round,
                     value=rec.utility,
                     seconds=rec.seconds,
                     global_sha256=rec.global_sha256,
-                    train_loss={c: m["train_loss"] for c, m in rec.client_metrics.items()
-                                if "train_loss" in m},  # canary clients do not train
+                    participants=list(losses),
                     dropouts=[
                         ClientDropout(
                             client_id=d.client_id, reason=d.reason, detail=d.detail, steps=d.steps
@@ -373,20 +377,15 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
         reporter.info(f"[dp-audit] {dp_audit.interpretation}")
         seconds["dp_audit"] = time.perf_counter() - t0
 
-    # Unlearning works on the run's own data: DP-audit canaries stay out of erasure, so every
-    # method and the oracle see the same retained records (the canaries' effect on the
-    # original model is part of what the audit measures, not of any request).
-    canary_ids = {r.id for r in dp_plan.canaries} if dp_plan is not None else set()
-    erase_clients = {
-        c: e.subset([i for i, rid in enumerate(e.record_ids) if rid not in canary_ids])
-        for c, e in clients.items()
-        if c in data.clients  # canary clients (client-level audits) are not data clients
-    }
+    # Unlearning works on exactly what the target trained on: the DP-audit canaries (and a
+    # client-level audit's canary clients) stay in, for the oracle and every method alike;
+    # they are not data subjects' records, so no request can erase them.
     unlearning, erase_seconds = erase_stage(
         cfg,
         bundle=bundle,
         data=data,
-        clients=erase_clients,
+        clients=clients,
+        audit_canary_ids=frozenset(r.id for r in dp_plan.canaries) if dp_plan else frozenset(),
         test=test,
         encode=encode,
         initial_state=initial_state,
@@ -437,6 +436,7 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
         references=attack_setup.references_section(),
         unlearning=unlearning,
         seed_commitment=run_seed_commitment(run, cfg.seed),
+        trained_sizes=client_sizes_of(clients),  # DP-audit canaries included
     )
     rendered = write_report(
         report, run, formats=cfg.report.formats, sign_key=sign_key or cfg.report.sign_key

@@ -123,6 +123,13 @@ class RunDir:
             "models", "global", f"round-{round_index:03d}", "updates", f"{client_id}.safetensors"
         )
 
+    def train_losses(self, round_index: int) -> Path:
+        """Each client's mean training loss in the round: a statistic of its private records
+        that no DP accountant covers, so it is never published in report.json. Like the
+        client updates beside it, it stays in the run directory (sealed: manifest.json and
+        the report's ``artifacts[]`` list it by path and sha256 only)."""
+        return self.path("models", "global", f"round-{round_index:03d}", "train_loss.json")
+
     def signals(self, name: str) -> Path:
         return self.path("signals", name)
 

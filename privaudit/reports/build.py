@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from privaudit.audit.config import AuditConfig
@@ -55,7 +55,12 @@ def build_report(
     references: ReferenceModels | None = None,
     unlearning: Sequence[UnlearningResult] = (),
     seed_commitment: str,
+    trained_sizes: Mapping[str, int],
 ) -> Report:
+    """The report of a finished run. ``trained_sizes``: the records each client trained on
+    — its data plus the DP-audit canaries planted in it, and the canary clients of a
+    client-level audit — which the DP card counts (the accountants ran on those; held-out and
+    audit non-member records are never in them)."""
     metric, value = utility
     summaries = data.summaries(cfg.data.source)
     env = capture_environment()
@@ -92,7 +97,7 @@ def build_report(
             dp=dp_card(
                 cfg,
                 trained.privacy,
-                client_sizes={c: len(recs) for c, recs in data.clients.items()},
+                client_sizes=dict(trained_sizes),
                 max_records_per_subject=data.max_records_per_subject(),
                 max_clients_per_subject=max_clients_per_subject(data),
             )

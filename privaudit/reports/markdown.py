@@ -29,6 +29,14 @@ def _text(value: Any) -> str:
     return "".join(_HTML.get(ch, ch) for ch in text)
 
 
+def _tpr_text(key: str, t: Mapping[str, Any]) -> str:
+    """``TPR@1% FPR 4.0% [2.1, 6.5]``, or ``TPR@0.1% FPR not estimable (≤ 6.5%)``."""
+    head = f"TPR@{100 * float(key):g}% FPR"
+    if t.get("value") is None:
+        return f"{head} not estimable (≤ {100 * t['ci_high']:.1f}%)"
+    return f"{head} {100 * t['value']:.1f}% [{100 * t['ci_low']:.1f}, {100 * t['ci_high']:.1f}]"
+
+
 def _cell(text: Any) -> str:
     return _text(text)
 
@@ -55,10 +63,8 @@ def render_summary(report: Mapping[str, Any], context: RenderContext | None = No
     utility = doc.get("utility") or {}
     lines += ["", f"- Utility: {utility.get('metric')} {utility.get('value', float('nan')):.3f}"]
     for a in doc.get("attacks") or []:
-        tprs = ", ".join(f"TPR@{100 * float(k):g}% FPR {100 * t['value']:.1f}% "
-                         f"[{100 * t['ci_low']:.1f}, {100 * t['ci_high']:.1f}]"
-                         for k, t in sorted(a.get("tpr_at_fpr", {}).items(),
-                                            key=lambda kv: -float(kv[0])))
+        tprs = ", ".join(_tpr_text(k, t) for k, t in sorted(a.get("tpr_at_fpr", {}).items(),
+                                                             key=lambda kv: -float(kv[0])))
         lines.append(f"- {a['attack']} attack on {a['model']}: AUC {a['auc']:.3f}; {tprs}")
     rows = doc.get("crosswalk") or []
     if rows:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from privaudit.audit.errors import ConfigError
 from privaudit.mechanisms.dp.card import DPCard
@@ -23,7 +23,7 @@ from privaudit.reports.crosswalk import CrosswalkRow
 
 #: Semantic version of report.json: a minor bump only adds optional fields (older reports
 #: still validate and render); a major bump may remove or change fields.
-SCHEMA_VERSION = "0.4.0"
+SCHEMA_VERSION = "0.5.0"
 
 
 class _Model(BaseModel):
@@ -72,13 +72,30 @@ class ClientDropout(_Model):
 
 
 class RoundUtility(_Model):
+    """One round of the federation. Each client's training loss is not here (schema 0.5): it
+    is a statistic of its private records that no DP accountant covers. It stays in the run
+    directory, ``models/global/round-NNN/train_loss.json``, next to the client updates."""
+
     round: int
     value: float
     seconds: float
     global_sha256: str
-    train_loss: dict[str, float] = Field(default_factory=dict)
+    participants: list[str] = Field(
+        default_factory=list, description="the clients that trained in this round (dropped "
+        "clients and DP-audit canary clients excluded)")
     dropouts: list[ClientDropout] = Field(
         default_factory=list, description="clients dropped from this round")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_train_loss(cls, data: Any) -> Any:
+        """A report of schema ≤ 0.4 listed each client's loss (``train_loss``): read its
+        clients as the participants, never carry the losses on."""
+        if isinstance(data, dict) and "train_loss" in data:
+            data = dict(data)
+            losses = data.pop("train_loss") or {}
+            data.setdefault("participants", sorted(losses))
+        return data
 
 
 class Utility(_Model):
@@ -89,9 +106,16 @@ class Utility(_Model):
 
 
 class RateCI(_Model):
-    value: float
+    """A rate with its interval. Not ``estimable`` (schema 0.5): too few non-members resolve
+    the FPR (fewer than 10/FPR), so there is no point (``value`` None), ``reason`` says why,
+    and ``ci_high`` is a valid upper bound of the TPR at that FPR (``ci_low`` a valid lower
+    one, usually 0)."""
+
+    value: float | None = Field(description="None when not estimable")
     ci_low: float
     ci_high: float
+    estimable: bool = True
+    reason: str | None = Field(default=None, description="why it is not estimable")
 
 
 class RocCurve(_Model):
@@ -113,6 +137,9 @@ class AttackResult(_Model):
     balanced_accuracy: float | None = None
     n_members: int
     n_nonmembers: int
+    min_resolvable_fpr: float | None = Field(
+        default=None, description="the smallest FPR the non-members resolve, 10/n_nonmembers "
+        "(1 with fewer than ten): TPR at a smaller FPR is not estimable (schema 0.5)")
     warnings: list[str] = Field(default_factory=list)
     roc: RocCurve | None = None
     params: dict[str, Any] = Field(
@@ -244,6 +271,25 @@ class ForgetEvidence(_Model):
         "a higher loss under the trained model (0.5 = like a non-member, 1 = memorised)")
     vulnerability_after: list[float] = Field(default_factory=list)
     vulnerability_oracle: list[float] = Field(default_factory=list)
+    privleak_band: float | None = Field(
+        default=None, description="|PrivLeak| in % beyond which a method is flagged "
+        "(unlearning.verify.privleak_band; the flags and the erasure control use this one band)")
+    auc_floor: float | None = Field(
+        default=None, description="smallest departure from AUC 0.5 that this many forget and "
+        "held-out records can show at the run's confidence (also U-LiRA's); schema 0.5")
+    privleak_floor: float | None = Field(
+        default=None, description="smallest |PrivLeak| in % the comparison with the oracle can "
+        "show; 100 or more = not even a model that remembers every forget record could be "
+        "told from retraining (NOT INFORMATIVE)")
+    ks_pvalue_floor: float | None = Field(
+        default=None, description="smallest p-value the KS forget-quality test can give with "
+        "this many forget records (above 1 − confidence it can never show a difference)")
+    records_needed: int | None = Field(
+        default=None, description="fewest forget records with which PrivLeak could show a model "
+        "that remembers them all, with this many held-out records")
+    informative: bool | None = Field(
+        default=None, description="False when privleak_floor ≥ 100: the erasure test could not "
+        "have failed; None when no oracle ran")
 
 
 class RetainEvidence(_Model):
@@ -273,11 +319,15 @@ class VerificationFlag(_Model):
 class DPBound(_Model):
     """What the training run's DP guarantee already says about the erased records."""
 
-    records: int = Field(description="k: erased records (group privacy over k records)")
+    records: int = Field(description="k: erased records")
     record_epsilon: float
     record_delta: float
-    epsilon: float = Field(description="k·ε")
-    delta: float = Field(description="k·e^((k−1)ε)·δ")
+    epsilon: float = Field(description="ε for the k records together, at ``delta``")
+    delta: float = Field(description="the run's δ (direct), or k·e^((k−1)ε)·δ (group "
+                         "privacy; 1 or more = no guarantee)")
+    method: Literal["direct", "group_privacy"] = Field(
+        default="group_privacy", description="direct: the k records accounted as one group "
+        "from the run's DP-SGD history; group_privacy: the generic bound (client mode)")
     statement: str
 
 
@@ -327,6 +377,11 @@ class UnlearningResult(_Model):
     utility_drop: float | None = Field(
         default=None, description="relative utility lost: 1 − after/before (accuracy), "
         "1 − before/after (perplexity)")
+    utility_drop_ci_low: float | None = Field(
+        default=None, description="paired bootstrap over the test records: the drop's "
+        "interval at the run's confidence (utility_collapse needs its low end above the "
+        "threshold)")
+    utility_drop_ci_high: float | None = None
     verification_flags: list[VerificationFlag] = Field(default_factory=list)
     verdict: str | None = Field(default=None, description="the evidence in plain words")
     rank: int | None = Field(

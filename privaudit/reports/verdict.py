@@ -18,10 +18,15 @@ Thresholds (module constants, stated in every reason that uses them):
 * membership inference — FAIL when an attack's AUC is above :data:`AUC_FAIL` with 95%
   confidence (its CI's lower end), or its TPR at a measurable FPR is above
   :data:`TPR_FAIL_FACTOR` × that FPR with confidence; WARN when either is merely above chance
-  with confidence, or when too few non-members were held out to measure the low FPRs;
+  with confidence; NOT INFORMATIVE (never PASS) when, with nothing failing, the TPR at a
+  configured FPR is not estimable (fewer than 10/FPR held-out non-members: the reason states
+  the smallest FPR they resolve and the TPR's upper bound);
 * DP — WARN when ε > :data:`WEAK_EPSILON`; FAIL when δ is not below 1/N;
-* unlearning — PrivLeak (MUSE) outside ±:data:`PRIVLEAK_WARN` warns, outside
-  ±:data:`PRIVLEAK_FAIL` fails.
+* unlearning — FAIL when a method is flagged under- or over-unlearned (PrivLeak beyond
+  ``unlearning.verify.privleak_band`` and the AUC gap beyond its noise margin, see
+  ``unlearning/power.py``); WARN on a significant utility collapse or a method's own flag;
+  NOT INFORMATIVE when a request is too small for PrivLeak to show even total memorisation.
+  The oracle is the yardstick and is never judged.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, tpr_estimable
 from privaudit.audit.errors import ConfigError
 from privaudit.audit.provenance import report_content_hash
 from privaudit.reports.crosswalk import MISSING, evaluate_crosswalk, resolve_pointer
@@ -37,8 +43,6 @@ from privaudit.reports.schema import Control, ControlStatus, Report, Verdict
 AUC_FAIL = 0.6
 TPR_FAIL_FACTOR = 5.0
 WEAK_EPSILON = 10.0
-PRIVLEAK_WARN = 10.0
-PRIVLEAK_FAIL = 25.0
 #: The report's own fields that the verdict and crosswalk are not computed from.
 DERIVED_FIELDS = frozenset({"verdict", "crosswalk", "report_sha256"})
 
@@ -103,8 +107,8 @@ def _judge_attack(a: Mapping[str, Any]) -> tuple[ControlStatus, str]:
         warn.append(f"its AUC {auc:.2f} is above a blind guess (0.5) with 95% confidence")
     for key, t in sorted((a.get("tpr_at_fpr") or {}).items(), key=lambda kv: float(kv[0])):
         fpr = float(key)
-        if n_non < 10 / fpr:
-            unmeasurable.append(_pct(fpr))
+        if not tpr_estimable(t, n_non, fpr):
+            unmeasurable.append((fpr, t.get("ci_high")))
             continue
         if t["ci_low"] > TPR_FAIL_FACTOR * fpr:
             fail.append(f"at {_pct(fpr)} false alarms it finds {_pct(t['value'])} of members "
@@ -119,10 +123,17 @@ def _judge_attack(a: Mapping[str, Any]) -> tuple[ControlStatus, str]:
     ci = f", 95% CI {low:.2f}–{a.get('auc_ci_high'):.2f}" if low is not None else ""
     base = f"{name.capitalize()} does no better than guessing (AUC {auc:.2f}{ci})"
     if unmeasurable:
-        needed = int(10 / float(min(a["tpr_at_fpr"], key=float)))
-        return "WARN", (f"{base}, but with {n_non} held-out non-members the rates at "
-                        f"{', '.join(unmeasurable)} false alarms cannot be measured "
-                        f"(that needs at least {needed}).")
+        smallest = min(f for f, _ in unmeasurable)
+        rates = ", ".join(_pct(f) for f, _ in unmeasurable)
+        bounds = ", ".join(f"at most {_pct(high)}" + (f" at {_pct(f)}" if len(unmeasurable) > 1
+                                                       else "")
+                           for f, high in unmeasurable if high is not None)
+        return "NOT INFORMATIVE", (
+            f"{base}, but it could not have shown an attack that finds members at {rates} "
+            f"false alarms: the TPR there is not estimable, as {n_non} held-out records "
+            f"resolve FPRs down to {_pct(min_resolvable_fpr(n_non))} only ({_pct(smallest)} "
+            f"needs at least {nonmembers_needed(smallest)})"
+            + (f"; the TPR there is {bounds}." if bounds else "."))
     return "PASS", base + "."
 
 
@@ -133,7 +144,7 @@ def _membership_inference(doc: Document) -> Control:
         return _c("membership-inference", _MIA, "NOT EVALUATED",
                   "No membership-inference attack was run.", ["/attacks"])
     judged = [_judge_attack(a) for a in attacks]
-    rank = {"FAIL": 0, "WARN": 1, "PASS": 2}
+    rank = {"FAIL": 0, "WARN": 1, "NOT INFORMATIVE": 2, "PASS": 3}
     worst = min((s for s, _ in judged), key=rank.__getitem__)
     reasons = [r for s, r in judged if s == worst]
     return _c("membership-inference", _MIA, worst, " ".join(reasons), ["/attacks"])
@@ -259,25 +270,49 @@ def _erasure(doc: Document) -> Control:
     if not items:
         return _c("erasure", _ERASE, "NOT EVALUATED", "No erasure request was served in this "
                   "run.", ev, applicable=False)
-    fails, warns = [], []
-    for u in items:
+    judged = [u for u in items if u.get("method") != "oracle"]  # the yardstick is not judged
+    if not judged:
+        return _c("erasure", _ERASE, "NOT EVALUATED", "Only the oracle (retraining) served the "
+                  "requests: there is no unlearning method to judge.", ev, applicable=False)
+    fails: list[str] = []
+    warns: list[str] = []
+    blind: list[str] = []
+    floors: list[float] = []
+    for u in judged:
         who = f"request {u.get('request_id')} ({u.get('method')})"
-        leak = (u.get("forget") or {}).get("privleak")
-        if leak is not None and abs(leak) > PRIVLEAK_FAIL:
-            fails.append(f"{who}: PrivLeak {leak:+.1f} (outside ±{PRIVLEAK_FAIL:g})")
-        elif leak is not None and abs(leak) > PRIVLEAK_WARN:
-            warns.append(f"{who}: PrivLeak {leak:+.1f} (outside ±{PRIVLEAK_WARN:g})")
-        for flag in u.get("flags") or []:
-            warns.append(f"{who}: {flag}")
-    n = len(items)
+        f = u.get("forget") or {}
+        verification = u.get("verification_flags") or []
+        messages = {v.get("message") for v in verification}
+        for v in verification:
+            (fails if v.get("name") != "utility_collapse" else warns).append(
+                f"{who}: {v.get('message')}")
+        warns += [f"{who}: {flag}" for flag in u.get("flags") or [] if flag not in messages]
+        if f.get("informative") is False:
+            blind.append(f"{who}: {f.get('n_records')} forget and {f.get('n_nonmembers')} "
+                         f"held-out records can show PrivLeak beyond "
+                         f"±{f.get('privleak_floor', 0):.0f}% only (at least "
+                         f"{f.get('records_needed')} forget records needed)")
+        elif f.get("privleak") is None:
+            blind.append(f"{who}: no PrivLeak (no oracle ran, or it is undefined)")
+        elif f.get("privleak_floor") is not None:
+            floors.append(float(f["privleak_floor"]))
     if fails:
         return _c("erasure", _ERASE, "FAIL", "The erased data is still distinguishable from "
                   "never having been trained on: " + "; ".join(fails) + ".", ev)
     if warns:
         return _c("erasure", _ERASE, "WARN", "; ".join(warns) + ".", ev)
-    return _c("erasure", _ERASE, "PASS", f"{n} erasure(s) served; each unlearned model is "
-              "as close to retraining without the data as the tests can tell "
-              f"(PrivLeak within ±{PRIVLEAK_WARN:g}).", ev)
+    if blind:
+        return _c("erasure", _ERASE, "NOT INFORMATIVE", "The erasure test could not have "
+                  "failed, since not even a model that still remembers every erased record "
+                  "could be told from retraining at this size: " + "; ".join(blind) + ".", ev)
+    band = next((f.get("privleak_band") for u in judged
+                 if (f := u.get("forget") or {}).get("privleak_band") is not None), None)
+    within = f" beyond ±{band:g}" if band is not None else ""
+    reach = (f" At this size the test can show departures beyond ±{max(floors):.0f}% only."
+             if floors else "")
+    return _c("erasure", _ERASE, "PASS", f"{len(judged)} erasure(s) judged; no unlearned model "
+              f"departs from retraining without the data (PrivLeak{within} with confidence)."
+              + reach, ev)
 
 
 _UTIL = "Is the model still useful?"

@@ -126,6 +126,10 @@ class UnlearningContext:
     encode: Callable[[list[Record]], EncodedSet]
     dp_guarantee: tuple[float, float] | None = None  # record-level (ε, δ) of the training run
     privacy: PrivacyOutcome | None = None  # the run's noise and accountants (None without DP)
+    # DP-audit canaries the target trained with: part of every client's records above (so the
+    # oracle retrains on exactly the target's training set minus the erased records), never
+    # erasable, and not among the retained records attacked for collateral
+    audit_canary_ids: frozenset[str] = frozenset()
 
     def run_noise(self, clients: Mapping[str, Any]) -> dict[str, float] | None:
         """The run's own σ for ``clients`` (record mode; z in client mode), for retraining:

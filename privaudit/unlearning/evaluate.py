@@ -111,3 +111,36 @@ def utility(
     if task == "classification":
         return "accuracy", correct / max(total, 1)
     return "perplexity", math.exp(nll / max(tokens, 1.0))
+
+
+@torch.no_grad()
+def per_example_utility(
+    model: nn.Module, states: Sequence[AdapterState], test: EncodedSet, task: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per test example: (1 if predicted right else 0, 1) for classification, (summed token
+    NLL, tokens) for a causal LM — the pieces :func:`utility` sums, so a paired bootstrap can
+    resample them (one adapter or SISA shards averaged, as :func:`utility` predicts)."""
+    was_training = model.training
+    model.eval()
+    values: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    for batch in test.batches(64):
+        if task == "classification":
+            if batch.labels is None:
+                raise ValueError("classification batch without labels")
+            probs = torch.zeros(0)
+            for state in states:
+                set_adapter_state(model, state)
+                p = torch.softmax(forward(model, batch, task).logits.float(), -1)
+                probs = p if probs.numel() == 0 else probs + p
+            values.append((probs.argmax(-1) == batch.labels).double().numpy())
+            weights.append(np.ones(len(batch.labels)))
+        else:
+            logp, mask = _mean_logprob(model, states, batch, task)
+            m = mask if mask is not None else torch.ones_like(logp)
+            values.append((-(logp * m).sum(-1)).double().numpy())
+            weights.append(m.sum(-1).double().numpy())
+    model.train(was_training)
+    if not values:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(values), np.concatenate(weights)

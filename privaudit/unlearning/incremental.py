@@ -75,8 +75,8 @@ class FinetuneRetain(Unlearner):
         rounds = self.cfg.finetune_retain.rounds
         fcfg = with_federation(ctx.cfg, rounds=rounds)
         retain = ctx.retain_clients(target.erased)
-        result = train_federation(
-            fcfg, ctx.bundle, retain, ctx.test,
+        result = train_federation(  # round utility unread: no per-round test evaluation
+            fcfg, ctx.bundle, retain, ctx.test.subset([]),
             initial_state=target.start.states[0], seed=target.seed, engine=ctx.engine,
             noise=ctx.run_noise(retain), resume=ctx.continued_privacy(),
         )
@@ -118,8 +118,8 @@ class FedEraser(Unlearner):
             if recompute:
                 part = {c: retain[c] for c in recompute}
                 # round t again, under the run's seeds for round t
-                result = train_federation(
-                    with_federation(ccfg, rounds=t), ctx.bundle, part, ctx.test,
+                result = train_federation(  # round utility unread: no test evaluation
+                    with_federation(ccfg, rounds=t), ctx.bundle, part, ctx.test.subset([]),
                     initial_state=state, seed=ctx.cfg.seed, engine=ctx.engine, on_round=keep,
                     start_round=t, noise=ctx.run_noise(part), resume=privacy,
                 )

@@ -16,6 +16,7 @@ from typing import Any
 
 from privaudit.audit.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.dp.accounting import group_privacy
+from privaudit.mechanisms.dp.group import group_delta_is_vacuous, subject_epsilon
 from privaudit.mechanisms.federated.privacy import PrivacyOutcome
 from privaudit.reports.schema import DPBound, UnlearningResult
 from privaudit.unlearning.requests import ResolvedRequest
@@ -78,8 +79,8 @@ def trained_on(run: RunDir, req: ResolvedRequest, ledger: Mapping[str, Any]
     summary = run.path("models", "global", "training.json")
     rounds = json.loads(summary.read_text())["rounds"] if summary.is_file() else []
     for r in rounds:
-        took_part = sorted(set(r.get("train_loss", {})) & set(req.clients))
-        if took_part or not r.get("train_loss"):
+        took_part = sorted(set(r.get("participants", [])) & set(req.clients))
+        if took_part or not r.get("participants"):
             path = run.relative(run.global_adapter(int(r["round"])))
             out.append({"path": path, "why": f"round {r['round']}: {took_part} trained on them"})
     sisa = ledger.get("sisa")
@@ -107,23 +108,47 @@ def dp_guarantee(privacy: PrivacyOutcome | None) -> tuple[float, float] | None:
 
 
 def dp_bound(
-    guarantee: tuple[float, float] | None, req: ResolvedRequest, *, client_level: bool
+    guarantee: tuple[float, float] | None, req: ResolvedRequest, *, client_level: bool,
+    privacy: PrivacyOutcome | None = None, holders: Mapping[str, int] | None = None,
 ) -> DPBound | None:
-    """What the training run's DP guarantee says about the erased data (group privacy over
-    k records, or k clients under client-level DP)."""
+    """What the training run's DP guarantee says about the erased data, at the run's δ.
+
+    Record mode with the run's accountants: the erased records accounted directly as a group
+    (:func:`privaudit.mechanisms.dp.group.subject_epsilon`) — every holding client's history
+    composed, each with the most erased records any one client holds (``holders``: client →
+    erased records there). Otherwise (client mode, or no accountants) group privacy over the
+    k units, whose δ passes 1 at common ε: then the bound says there is no guarantee."""
     if guarantee is None:
         return None
     eps, delta = guarantee
     k = len(req.clients) if client_level else len(req.record_ids)
     unit = "client" if client_level else "record"
+    accountants = privacy.accountants if privacy is not None else {}
+    held = {c: n for c, n in (holders or {}).items() if n > 0 and c in accountants}
+    if not client_level and held and 0 < delta < 1:
+        history = tuple(tuple(h) for c in sorted(held) for h in accountants[c].history)
+        group_eps = max(eps, subject_epsilon(history, max(held.values()), delta))  # type: ignore[arg-type]
+        return DPBound(
+            records=len(req.record_ids), record_epsilon=eps, record_delta=delta,
+            epsilon=group_eps, delta=delta, method="direct",
+            statement=(
+                f"the training run is ({eps:.3g}, {delta:.3g})-DP per record; accounting the "
+                f"{k} erased records together (direct group accounting over the "
+                f"{len(held)} client(s) holding them), every model it released is "
+                f"({group_eps:.3g}, {delta:.3g})-indistinguishable from one trained without "
+                "them"),
+        )
     group_eps, group_delta = group_privacy(eps, delta, k)
-    vacuous = " — vacuous (δ ≥ 1): DP says nothing about these records" if group_delta >= 1 else ""
+    if group_delta_is_vacuous(group_delta):
+        statement = (f"the training run is ({eps:.3g}, {delta:.3g})-DP per {unit}; group "
+                     f"privacy over {k} {unit}s gives δ = {group_delta:.3g} ≥ 1, which rules "
+                     "out nothing: DP gives no guarantee about the erased data")
+    else:
+        statement = (f"the training run is ({eps:.3g}, {delta:.3g})-DP per {unit}; by group "
+                     f"privacy over {k} {unit}(s), every model it released is "
+                     f"({group_eps:.3g}, {group_delta:.3g})-indistinguishable from one trained "
+                     "without the erased data")
     return DPBound(
         records=len(req.record_ids), record_epsilon=eps, record_delta=delta,
-        epsilon=group_eps, delta=group_delta,
-        statement=(
-            f"the training run is ({eps:.3g}, {delta:.3g})-DP per {unit}; by group privacy over "
-            f"{k} {unit}(s), every model it released is ({group_eps:.3g}, {group_delta:.3g})-"
-            f"indistinguishable from one trained without the erased data{vacuous}"
-        ),
+        epsilon=group_eps, delta=group_delta, method="group_privacy", statement=statement,
     )

@@ -3,7 +3,10 @@
 The retained data is derived again by :func:`prepare_data` with the erased records in
 ``data.exclude_records`` — the partition is computed before exclusion, so each erased record
 leaves only its own client — and clients with no record left (a client request) are dropped.
-Training goes through :func:`train_federation` from the run's LoRA initialisation with the
+The DP-audit canaries the target trained with stay in (the oracle is the target's training
+set minus the erased records, nothing else; a canary client of a client-level audit sends its
+canary update as in the run). Training goes through :func:`train_federation` from the run's
+LoRA initialisation with the
 run's seed, so it is the training run with the erased data left out: the reference every
 other method is judged by, and the denominator of every speedup. (Engines seed clients by
 their position, so after a client is dropped the clients behind it train under the seeds of
@@ -32,7 +35,8 @@ from privaudit.unlearning.base import (
 
 def oracle_clients(ctx: UnlearningContext, erased: frozenset[str]) -> dict[str, EncodedSet]:
     """The retained clients, derived again from the corpus with ``erased`` excluded."""
-    whole = {c for c, d in ctx.clients.items() if set(d.record_ids) <= erased}
+    canaries = ctx.audit_canary_ids
+    whole = {c for c, d in ctx.clients.items() if set(d.record_ids) - canaries <= erased}
     # prepare_data refuses to empty a client: wholly erased clients are dropped afterwards
     partial = sorted(erased - {r for c in whole for r in ctx.clients[c].record_ids})
     dcfg = ctx.cfg.data.model_copy(
@@ -44,12 +48,13 @@ def oracle_clients(ctx: UnlearningContext, erased: frozenset[str]) -> dict[str, 
     )
     derived = {c: [r.id for r in recs] for c, recs in data.clients.items() if c not in whole}
     retained = ctx.retain_clients(erased)
-    if derived != {c: list(d.record_ids) for c, d in retained.items()}:
+    own = {c: [r for r in d.record_ids if r not in canaries] for c, d in retained.items()}
+    if derived != {c: ids for c, ids in own.items() if ids}:
         raise InternalError(
             "oracle: prepare_data with the erased records excluded does not give the "
             "retained records of the run's partition"
         )
-    return retained  # the same records, already encoded
+    return retained  # the same records (DP-audit canaries included), already encoded
 
 
 class Oracle(Unlearner):

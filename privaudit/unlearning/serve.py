@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from privaudit.attacks.dp_audit_stage import plant_dp_audit
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.errors import ConfigError, VerificationError
 from privaudit.audit.progress import Reporter
@@ -90,9 +91,12 @@ def open_run_context(
             f"{run.relative(final)}: sha256 does not match report.json run.final_adapter_sha256"
         )
     encode = make_encoder(cfg, bundle, data)
+    plan = plant_dp_audit(cfg, data)  # the same canaries the run trained with (its seed)
+    trained_on = plan.with_clients(data.clients) if plan is not None else data.clients
     ctx = UnlearningContext(
         cfg=cfg, bundle=bundle, data=data,
-        clients={c: encode(recs) for c, recs in data.clients.items()},
+        clients={c: encode(recs) for c, recs in trained_on.items()},
+        audit_canary_ids=frozenset(r.id for r in plan.canaries) if plan else frozenset(),
         test=encode(data.test), nonmembers=encode(data.nonmembers), initial_state=initial,
         trained_state=trained, run=run, engine=engine, encode=encode,
         dp_guarantee=dp_guarantee_of(run), privacy=privacy_of(run),

@@ -146,9 +146,11 @@ def train_shard(
         ids = layout.shard_ids(k, r, excluded)
         if ids:
             data = pool[0].subset([pool[1][i] for i in ids])
+            # no per-round test evaluation: nothing reads a slice's round utility (the
+            # ensemble's utility is measured by Sisa.prepare and the erase stage)
             result = train_federation(
                 _slice_recipe(scfg, sigma, len(ids)), ctx.bundle, {f"shard-{k:02d}": data},
-                ctx.test,
+                ctx.test.subset([]),
                 initial_state=current, seed=derive_seed(ctx.cfg.seed, "sisa", k, r),
                 engine=ctx.engine,
             )

@@ -240,8 +240,11 @@ class EraseStage:
             retain=RetainEvidence(utility_metric=metric, utility=value),  # type: ignore[arg-type]
             stopping_reason=outcome.stopping_reason,
             flags=list(outcome.flags),
-            dp_bound=ledgers.dp_bound(ctx.dp_guarantee, req,
-                                      client_level=ctx.cfg.privacy.dp.mode == "client"),
+            dp_bound=ledgers.dp_bound(
+                ctx.dp_guarantee, req, client_level=ctx.cfg.privacy.dp.mode == "client",
+                privacy=ctx.privacy, holders={
+                    c: sum(r in req.record_ids for r in d.record_ids)
+                    for c, d in ctx.clients.items()}),
             retained_epsilon=outcome.retained_epsilon,
         )
 
@@ -307,6 +310,7 @@ def erase_stage(
     resume: bool = False,
     dp_guarantee: tuple[float, float] | None = None,
     privacy: PrivacyOutcome | None = None,
+    audit_canary_ids: frozenset[str] = frozenset(),
 ) -> tuple[list[UnlearningResult], dict[str, float]]:
     """The pipeline's erase stage (after train, before attack): SISA training when 'sisa' is
     a method, then ``unlearning.requests``. On ``--resume`` it is skipped when its inputs
@@ -324,7 +328,7 @@ def erase_stage(
         cfg=cfg, bundle=bundle, data=data, clients=clients, test=test,
         nonmembers=encode(data.nonmembers), initial_state=initial_state,
         trained_state=trained_state, run=run, engine=engine, encode=encode,
-        dp_guarantee=dp_guarantee, privacy=privacy,
+        dp_guarantee=dp_guarantee, privacy=privacy, audit_canary_ids=audit_canary_ids,
     )
     results, seconds = run_erase(ctx, u.requests, u.methods, reporter, oracle=u.oracle)
     if not results:

@@ -16,8 +16,13 @@ the retained records before and after; the maths are the plain functions below.
   per-example losses on the forget set (``scipy.stats.ks_2samp``).
 - **Collateral**: the retained records' membership AUC after − before, and the utility drop.
 - **Flags**, each with the threshold that fired (``unlearning.verify``): ``under_unlearned`` /
-  ``over_unlearned`` when |PrivLeak| > ``privleak_band`` and the unlearned AUC's CI excludes the
-  oracle's AUC; ``utility_collapse`` when the utility drop exceeds ``utility_drop_max``.
+  ``over_unlearned`` when |PrivLeak| > ``privleak_band`` and the unlearned and oracle AUCs are
+  further apart than their sampling noise allows (:func:`~privaudit.unlearning.power.
+  auc_margin`); ``utility_collapse`` when the utility drop's paired-bootstrap interval lies
+  above ``utility_drop_max``. The oracle is the yardstick: it is never flagged.
+- **Power** (:mod:`privaudit.unlearning.power`): each result states the smallest PrivLeak,
+  AUC departure and KS p-value its sizes can show; a request whose PrivLeak floor is 100% or
+  more is NOT INFORMATIVE (not even total memorisation could be told from retraining).
 - **U-LiRA** (Hayes et al. 2024; :mod:`privaudit.unlearning.ulira`, where the construction
   is): per-example likelihood-ratio test against reference adapters that trained on each
   record then unlearned it with the same method vs never saw it; ``ulira_auc`` of the forget
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -61,9 +67,17 @@ from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet
-from privaudit.reports.schema import UnlearningResult, VerificationFlag
+from privaudit.reports.schema import ForgetEvidence, UnlearningResult, VerificationFlag
 from privaudit.unlearning.base import UnlearnedModel, Unlearner, UnlearningContext
-from privaudit.unlearning.evaluate import per_example_loss, utility
+from privaudit.unlearning.evaluate import per_example_loss, per_example_utility, utility
+from privaudit.unlearning.power import (
+    auc_floor,
+    auc_margin,
+    ks_pvalue_floor,
+    privleak_floor,
+    records_needed,
+    utility_drop_interval,
+)
 from privaudit.unlearning.requests import ResolvedRequest
 from privaudit.unlearning.ulira import ULiRA
 
@@ -122,33 +136,50 @@ def utility_drop(before: float, after: float, metric: str) -> float:
 
 
 def flags_for(
-    *, privleak_value: float | None, auc: AttackMetrics | None, auc_oracle: float | None,
-    drop: float | None, cfg: VerifyConfig,
+    *, privleak_value: float | None, auc_unlearned: float | None, auc_oracle: float | None,
+    margin: float, drop: float | None, drop_ci: tuple[float, float] | None, cfg: VerifyConfig,
+    ks_pvalue: float | None = None, loss_shift: float | None = None, alpha: float = 0.05,
 ) -> list[VerificationFlag]:
-    """Every flag that fires, with its threshold. PrivLeak flags need the unlearned AUC's CI
-    to exclude the oracle's AUC, so a tiny forget set cannot fire them on noise alone."""
+    """Every flag that fires, with its threshold.
+
+    A PrivLeak flag needs |PrivLeak| beyond the band *and* a significant difference from the
+    oracle, by either of two tests at α/2 each (Bonferroni: at most α on an exact retrain):
+    the two AUCs further apart than ``margin`` (:func:`~privaudit.unlearning.power.auc_margin`
+    at confidence 1 − α/2), or the KS test of the two models' forget-set losses below α/2 with
+    the losses shifted the same way (``loss_shift``: unlearned − oracle median loss; > 0 =
+    the forget records now cost more than under retraining). ``utility_collapse`` needs the
+    drop's paired-bootstrap interval to lie above the threshold."""
     out: list[VerificationFlag] = []
     band = cfg.privleak_band
-    if privleak_value is not None and auc is not None and auc_oracle is not None:
-        ci = f"[{auc.auc_ci_low:.3f}, {auc.auc_ci_high:.3f}]"
-        if privleak_value < -band and auc.auc_ci_low > auc_oracle:
+    ks = ks_pvalue is not None and loss_shift is not None and ks_pvalue < alpha / 2
+    if privleak_value is not None and auc_unlearned is not None and auc_oracle is not None:
+        gap = auc_unlearned - auc_oracle
+        for name, beyond, apart, shifted, side in (
+            ("under_unlearned", privleak_value < -band, gap > margin,
+             ks and loss_shift is not None and loss_shift < 0, "above"),
+            ("over_unlearned", privleak_value > band, -gap > margin,
+             ks and loss_shift is not None and loss_shift > 0, "below"),
+        ):
+            if not (beyond and (apart or shifted)):
+                continue
+            why = (f"the forget AUC {auc_unlearned:.3f} is {side} the oracle's "
+                   f"{auc_oracle:.3f} by more than the {margin:.3f} noise allows" if apart else
+                   f"the forget losses differ from the oracle's (KS p = {ks_pvalue:.2g} < "
+                   f"{alpha / 2:g}), {'lower' if side == 'above' else 'higher'} than under "
+                   "retraining")
+            sign = "<" if side == "above" else ">"
             out.append(VerificationFlag(
-                name="under_unlearned", value=privleak_value, threshold=-band,
+                name=name,  # type: ignore[arg-type]
+                value=privleak_value, threshold=-band if side == "above" else band,
                 parameter="unlearning.verify.privleak_band",
-                message=f"under_unlearned: PrivLeak {privleak_value:+.1f} < −{band:g} and the "
-                f"forget AUC CI {ci} lies above the oracle's {auc_oracle:.3f}"))
-        if privleak_value > band and auc.auc_ci_high < auc_oracle:
-            out.append(VerificationFlag(
-                name="over_unlearned", value=privleak_value, threshold=band,
-                parameter="unlearning.verify.privleak_band",
-                message=f"over_unlearned: PrivLeak {privleak_value:+.1f} > +{band:g} and the "
-                f"forget AUC CI {ci} lies below the oracle's {auc_oracle:.3f}"))
-    if drop is not None and drop > cfg.utility_drop_max:
+                message=f"{name}: PrivLeak {privleak_value:+.1f} {sign} "
+                f"{'−' if side == 'above' else '+'}{band:g} and {why}"))
+    if drop is not None and drop_ci is not None and drop_ci[0] > cfg.utility_drop_max:
         out.append(VerificationFlag(
             name="utility_collapse", value=drop, threshold=cfg.utility_drop_max,
             parameter="unlearning.verify.utility_drop_max",
-            message=f"utility_collapse: utility dropped {drop:.1%} > "
-            f"{cfg.utility_drop_max:.0%}"))
+            message=f"utility_collapse: utility dropped {drop:.1%} (at least {drop_ci[0]:.1%} "
+            f"with confidence) > {cfg.utility_drop_max:.0%}"))
     return out
 
 
@@ -159,26 +190,52 @@ def ulira_words(r: UnlearningResult) -> str:
     tail = ""
     if r.ulira_auc_ci_low is not None and r.ulira_auc_ci_high is not None:
         tail = f", CI {r.ulira_auc_ci_low:.2f} to {r.ulira_auc_ci_high:.2f}"
+    floor = r.forget.auc_floor
+    if floor is not None and floor >= 0.5:
+        return (f"U-LiRA AUC {r.ulira_auc:.2f}, NOT INFORMATIVE: {r.forget.n_records} forget "
+                f"record(s) cannot show any departure from 0.5 (floor ±{floor:.2f})")
+    if floor is not None:
+        tail += f"; shows departures beyond ±{floor:.2f} only"
     return f"U-LiRA AUC {r.ulira_auc:.2f} (0.5 = like never seen{tail})"
 
 
-def verdict_line(r: UnlearningResult) -> str:
-    """The evidence of one result in plain words."""
+def _ks_words(f: ForgetEvidence, alpha: float) -> str:
+    floor = f.ks_pvalue_floor
+    if f.ks_pvalue is None:
+        return "forget quality not measured"
+    if floor is not None and floor > alpha:
+        return (f"forget-quality p = {f.ks_pvalue:.2g} (not informative: with {f.n_records} "
+                f"record(s) KS cannot go below p = {floor:.2g})")
+    return f"forget-quality p = {f.ks_pvalue:.2g}"
+
+
+def verdict_line(r: UnlearningResult, *, alpha: float = 0.05) -> str:
+    """The evidence of one result in plain words (``alpha``: 1 − the run's confidence)."""
     f = r.forget
+    if r.method == "oracle":
+        return ("The reference: the federation retrained without the erased records. Every "
+                "method is judged against it; it is not judged itself.")
     if f.privleak is None and f.mia_auc_oracle is not None:
         return ("PrivLeak is undefined: even the oracle, which never saw the forget records, "
                 "ranks every one of them above every held-out record (membership AUC 1), so "
-                f"this forget set cannot be told apart by this attack; forget-quality p = "
-                f"{f.ks_pvalue:.2g}; {ulira_words(r)}.")
+                f"this forget set cannot be told apart by this attack; {_ks_words(f, alpha)}; "
+                f"{ulira_words(r)}.")
     if f.privleak is None:
         return "No oracle ran, so the erasure could not be compared with retraining."
     if r.verification_flags:
         head = "; ".join(v.name.replace("_", "-") for v in r.verification_flags)
-        return f"Not like retraining ({head}): PrivLeak {f.privleak:+.1f}%, forget-quality " \
-               f"p = {f.ks_pvalue:.2g}; {ulira_words(r)}."
+        return (f"Not like retraining ({head}): PrivLeak {f.privleak:+.1f}%, "
+                f"{_ks_words(f, alpha)}; {ulira_words(r)}.")
+    if f.informative is False:
+        return (f"NOT INFORMATIVE: with {f.n_records} forget and {f.n_nonmembers} held-out "
+                f"records PrivLeak can only show departures beyond ±{f.privleak_floor:.0f}%, "
+                "so not even a model that still remembers every erased record could be told "
+                f"from retraining (at least {f.records_needed} records needed); PrivLeak "
+                f"{f.privleak:+.1f}%, {_ks_words(f, alpha)}; {ulira_words(r)}.")
     return (f"Indistinguishable from retraining at this sample size: PrivLeak "
-            f"{f.privleak:+.1f}% (CI {f.privleak_ci_low:+.1f} to {f.privleak_ci_high:+.1f}), "
-            f"forget-quality p = {f.ks_pvalue:.2g}; {ulira_words(r)}.")
+            f"{f.privleak:+.1f}% (CI {f.privleak_ci_low:+.1f} to {f.privleak_ci_high:+.1f}; "
+            f"this test shows departures beyond ±{f.privleak_floor:.0f}% only), "
+            f"{_ks_words(f, alpha)}; {ulira_words(r)}.")
 
 
 def rank_results(results: Sequence[UnlearningResult]) -> None:
@@ -211,6 +268,7 @@ class Verifier:
     _ulira: ULiRA | None = None
     _canary_memo: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _canary_sets: tuple[EncodedSet, EncodedSet] | None = None
+    _utility_memo: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def cfg(self) -> VerifyConfig:
@@ -286,7 +344,8 @@ class Verifier:
 
     def retain_set(self, erased: frozenset[str]) -> EncodedSet:
         """Up to ``retain_sample`` retained training records, chosen by the run's seed."""
-        ids = sorted({r for d in self.ctx.clients.values() for r in d.record_ids} - erased)
+        ids = sorted({r for d in self.ctx.clients.values() for r in d.record_ids} - erased
+                     - self.ctx.audit_canary_ids)
         rng = np.random.default_rng(self.ctx.cfg.seed)
         if len(ids) > self.cfg.retain_sample:
             ids = sorted(rng.choice(ids, self.cfg.retain_sample, replace=False).tolist())
@@ -328,12 +387,19 @@ class Verifier:
         line (in place). ``unlearner`` and ``request``: the method and request that produced
         ``model``, which U-LiRA runs again on its reference models."""
         ctx = self.ctx
+        confidence = ctx.cfg.attacks.confidence
         trained = UnlearnedModel(states=[ctx.trained_state])
         non = self.losses(trained, ctx.nonmembers)
         f, r = result.forget, result.retain
         f.n_nonmembers = len(ctx.nonmembers)
+        f.privleak_band = self.cfg.privleak_band
         auc = auc_o = None
+        margin, shift = math.inf, None
+        half = 1 - (1 - confidence) / 2  # two tests of one claim, α/2 each (flags_for)
         if len(forget) and len(ctx.nonmembers):
+            n, m = len(forget), len(ctx.nonmembers)
+            margin = auc_margin(n, m, half)
+            f.auc_floor = auc_floor(n, m, confidence)
             l_before = self.losses(trained, forget)
             l_after = self.losses(model, forget)
             non_after = self.losses(model, ctx.nonmembers)
@@ -354,7 +420,12 @@ class Verifier:
                 f.privleak_ci_low = privleak(auc.auc_ci_high, auc_o.auc)
                 f.privleak_ci_high = privleak(auc.auc_ci_low, auc_o.auc)
                 f.ks_pvalue = forget_quality(l_after, l_oracle)
+                f.ks_pvalue_floor = ks_pvalue_floor(n, n)
                 f.vulnerability_oracle = vulnerability(l_oracle, non_oracle)
+                f.privleak_floor = privleak_floor(n, m, auc_o.auc, half)
+                f.records_needed = records_needed(m, auc_o.auc, half)
+                shift = float(np.median(l_after) - np.median(l_oracle))
+                f.informative = f.privleak_floor < 100.0
         retain = self.retain_set(erased)
         if len(retain) and len(ctx.nonmembers):
             after = self._auc(self.losses(model, retain), self.losses(model, ctx.nonmembers))
@@ -377,15 +448,43 @@ class Verifier:
         result.ulira_auc, result.ulira_auc_ci_low, result.ulira_auc_ci_high = \
             u.auc, u.ci_low, u.ci_high
         result.ulira_references, result.ulira_reason = u.references, u.reason
+        r.utility_before = self.trained_utility()[1]
+        result.utility_drop = utility_drop(r.utility_before, r.utility, r.utility_metric)
+        drop_ci = self.utility_drop_ci(model, r.utility_metric)
+        if drop_ci is not None:
+            result.utility_drop_ci_low, result.utility_drop_ci_high = drop_ci
+        if result.method != "oracle":  # the yardstick is never judged against itself
+            result.verification_flags = flags_for(
+                privleak_value=f.privleak, auc_unlearned=auc.auc if auc else None,
+                auc_oracle=auc_o.auc if auc_o else None, margin=margin,
+                drop=result.utility_drop, drop_ci=drop_ci, cfg=self.cfg,
+                ks_pvalue=f.ks_pvalue, loss_shift=shift, alpha=1 - confidence)
+        result.flags += [v.message for v in result.verification_flags]
+        result.verdict = verdict_line(result, alpha=(1 - confidence) / 2)
+        return result
+
+    def trained_utility(self) -> tuple[str, float]:
+        """The trained model's utility on the test split, once."""
+        ctx = self.ctx
         if self._utility_before is None:
             self._utility_before = utility(ctx.bundle.model, [ctx.trained_state], ctx.test,
                                            ctx.cfg.model.task)
             set_adapter_state(ctx.bundle.model, ctx.trained_state)
-        r.utility_before = self._utility_before[1]
-        result.utility_drop = utility_drop(r.utility_before, r.utility, r.utility_metric)
-        result.verification_flags = flags_for(
-            privleak_value=f.privleak, auc=auc, auc_oracle=auc_o.auc if auc_o else None,
-            drop=result.utility_drop, cfg=self.cfg)
-        result.flags += [v.message for v in result.verification_flags]
-        result.verdict = verdict_line(result)
-        return result
+        return self._utility_before
+
+    def _per_example_utility(self, model: UnlearnedModel) -> tuple[np.ndarray, np.ndarray]:
+        if model.sha256 not in self._utility_memo:
+            ctx = self.ctx
+            net = ctx.bundle.model
+            with preserved_adapter(net):
+                self._utility_memo[model.sha256] = per_example_utility(
+                    net, model.states, ctx.test, ctx.cfg.model.task)
+        return self._utility_memo[model.sha256]
+
+    def utility_drop_ci(self, model: UnlearnedModel, metric: str) -> tuple[float, float] | None:
+        """Paired-bootstrap interval of ``model``'s utility drop from the trained model's."""
+        a = self.ctx.cfg.attacks
+        trained = UnlearnedModel(states=[self.ctx.trained_state])
+        return utility_drop_interval(
+            self._per_example_utility(trained), self._per_example_utility(model), metric,
+            confidence=a.confidence, n_resamples=a.bootstrap, seed=self.ctx.cfg.seed)

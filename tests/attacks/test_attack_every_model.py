@@ -248,8 +248,11 @@ def test_the_gate_reads_the_federated_models_attack_unless_a_model_is_named(
     by_model = {a["model"]: a for a in doc["attacks"] if a["attack"] == "loss"}
     default = resolve_metric(doc, "attacks.loss.auc")
     assert [(o.target, o.point) for o in default] == [("federated", by_model["federated"]["auc"])]
-    tpr = resolve_metric(doc, "attacks.loss.tpr_at_fpr.0.01")
-    assert [o.target for o in tpr] == ["federated"]
+    # 40 non-members cannot resolve 1%: the gate reads the federated model's TPR and calls
+    # it not estimable (never another model's point)
+    with pytest.raises(MetricUnavailable, match=re.escape(
+            "'loss' on federated at FPR 0.01 is NOT ESTIMABLE: 40 held-out non-members")):
+        resolve_metric(doc, "attacks.loss.tpr_at_fpr.0.01")
     sisa = resolve_metric(doc, "attacks.loss.sisa/req-1.auc")
     assert [(o.target, o.point, o.ci_low) for o in sisa] == [
         ("sisa/req-1", by_model["sisa/req-1"]["auc"], by_model["sisa/req-1"]["auc_ci_low"])]

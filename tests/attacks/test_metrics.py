@@ -31,10 +31,10 @@ def _separated(n_neg: int = 1000) -> tuple[np.ndarray, np.ndarray]:
 def test_tpr_at_fpr_takes_the_best_threshold_whose_fpr_does_not_exceed_the_target() -> None:
     scores, y = _separated()
     m = evaluate_scores(scores, y, n_bootstrap=20)
-    # FPR <= 0.001 allows one false positive (0.999): threshold 0.9985 catches 35 members
-    assert m.tpr_at_fpr["0.001"].value == pytest.approx(0.35)
-    # FPR <= 0.01 allows ten false positives (down to 0.990): still 35 members
+    # FPR <= 0.01 allows ten false positives (down to 0.990): threshold 0.9985 catches 35
     assert m.tpr_at_fpr["0.01"].value == pytest.approx(0.35)
+    # FPR <= 0.001 would allow one false positive: 1000 non-members cannot resolve it, so
+    # there is no point (it would read 0.35, set by the top non-member alone), only bounds.
     # The interval brackets the true threshold by order statistics of the non-members: the
     # count above the 0.1%-threshold is Binomial(1000, 0.001) ≈ Poisson(1), P(≥ 5) = 0.004 ≤
     # α/4 but P(≥ 4) = 0.019, so the low bracket is the 5th-highest non-member (0.995, 35
@@ -42,8 +42,10 @@ def test_tpr_at_fpr_takes_the_best_threshold_whose_fpr_does_not_exceed_the_targe
     # > α/4, so no high bracket exists and the lower bound is 0.
     ref = binomtest(35, 100).proportion_ci(confidence_level=0.975, method="exact")
     ci = m.tpr_at_fpr["0.001"]
+    assert ci.value is None and not ci.estimable and "resolve FPRs down to 0.01 only" in (
+        ci.reason or "")
     assert (ci.ci_low, ci.ci_high) == pytest.approx((0.0, ref.high))
-    assert m.n_members == 100 and m.n_nonmembers == 1000
+    assert m.n_members == 100 and m.n_nonmembers == 1000 and m.min_resolvable_fpr == 0.01
     assert len(m.warnings) == 1 and "FPR=0.001" in m.warnings[0]  # 1000 < 10 / 0.001
 
 
@@ -68,9 +70,9 @@ def test_the_small_sample_warning_fires_below_ten_over_fpr_non_members() -> None
     y = np.r_[np.ones(100), np.zeros(999)]
     m = evaluate_scores(rng.normal(size=1099), y, n_bootstrap=20)
     assert m.warnings == [
-        "fewer than 10/FPR non-members (have 999, need 1000): TPR at FPR=0.01 is not measurable",
+        "fewer than 10/FPR non-members (have 999, need 1000): TPR at FPR=0.01 is not estimable",
         "fewer than 10/FPR non-members (have 999, need 10000): TPR at FPR=0.001 is not "
-        "measurable",
+        "estimable",
     ]
     y2 = np.r_[np.ones(100), np.zeros(1000)]
     m2 = evaluate_scores(rng.normal(size=1100), y2, fprs=(0.01,), n_bootstrap=20)
@@ -80,7 +82,8 @@ def test_the_small_sample_warning_fires_below_ten_over_fpr_non_members() -> None
 def test_perfect_separation_gives_auc_one_and_balanced_accuracy_one() -> None:
     m = evaluate_scores([5.0, 4.0, 1.0, 0.0], [1, 1, 0, 0], n_bootstrap=20)
     assert m.auc == 1.0 and m.balanced_accuracy == 1.0
-    assert m.tpr_at_fpr["0.01"].value == 1.0
+    # two non-members resolve no FPR below 1: no point at 1%, and its bound rules out nothing
+    assert m.tpr_at_fpr["0.01"].value is None and m.tpr_at_fpr["0.01"].ci_high == 1.0
 
 
 def test_swapping_the_sign_convention_would_be_caught() -> None:

@@ -176,3 +176,38 @@ def test_dry_run_states_the_dp_audits_ceiling_and_when_it_cannot_test_the_claim(
                                              "delta": 1e-5}},
                           "attacks": {"dp_audit": {"canaries": 200}}})
     assert len(dp_audit_power_lines(config_from_dict(honest))) == 1  # 1 < 2.57: testable
+
+
+def test_dry_run_states_the_smallest_fpr_the_nonmembers_resolve_and_what_is_not_estimable(
+) -> None:
+    import doctest
+
+    from privaudit.audit import estimate
+    from privaudit.audit.estimate import tpr_resolution_lines
+
+    cfg = config_from_dict(TINY)  # 40 held-out non-members
+    lines = tpr_resolution_lines(cfg, nonmembers=40)
+    assert lines[0] == "membership attacks: 40 held-out non-members resolve FPRs down to 0.25"
+    assert lines[1] == ("  TPR at FPR 0.01, 0.001 will be NOT ESTIMABLE (an upper bound only): "
+                        "0.001 needs at least 10000 held-out non-members")
+    assert tpr_resolution_lines(cfg, nonmembers=10_000) == [
+        "membership attacks: 10000 held-out non-members resolve FPRs down to 0.001"]
+    assert plan_run(cfg).notes[-2:] == lines  # printed by --dry-run before anything trains
+    assert doctest.testmod(estimate).failed == 0
+
+
+def test_dry_run_states_what_each_erasure_request_can_show_and_a_one_record_one_cannot(
+) -> None:
+    from privaudit.audit.estimate import erasure_power_lines
+    from tests.unlearning.conftest import data_of
+
+    data = data_of(config_from_dict(TINY))
+    one, ten = data.members[0].id, [r.id for r in data.members[1:11]]
+    cfg = config_from_dict(merge(TINY, {"unlearning": {"requests": [
+        {"id": "one", "kind": "record", "ids": [one]},
+        {"id": "ten", "kind": "record", "ids": ten}]}}))
+    lines = erasure_power_lines(cfg, data)
+    m = len(data.nonmembers)
+    assert lines[0].startswith(f"erasure one: 1 forget vs {m} held-out records")
+    assert "NOT INFORMATIVE" in lines[0] and "records needed" in lines[0]
+    assert lines[1].startswith("erasure ten: 10 forget") and "NOT INFORMATIVE" not in lines[1]

@@ -312,3 +312,41 @@ def test_a_gate_on_a_not_informative_dp_audit_exits_4_never_passes(
     result = _gate(capsys, monkeypatch, _write(tmp_path, "report.json", doc), policy)
     assert result.code == 4, result.err
     assert "NOT INFORMATIVE" in result.out + result.err
+
+
+def test_a_gate_rule_on_a_not_estimable_tpr_exits_4_never_passes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2000 non-members resolve 1% but not 0.1%: the report has only an upper bound there,
+    # which is below the limit, yet a rule on it is evidence incomplete, not a pass
+    doc = sample_report(nonmembers=2000).model_dump(mode="json")
+    assert doc["attacks"][0]["tpr_at_fpr"]["0.001"]["estimable"] is False
+    policy = _policy(tmp_path, [{"id": "mia", "metric": "attacks.loss.tpr_at_fpr.0.001",
+                                 "max": 0.05}])
+    result = _gate(capsys, monkeypatch, _write(tmp_path, "report.json", doc), policy)
+    assert result.code == 4, result.text
+    assert ("NOT ESTIMABLE: 2000 held-out non-members resolve FPRs down to 0.005 only (it "
+            "needs at least 10000)") in result.out + result.err
+    resolved = _check(doc, {"metric": "attacks.loss.tpr_at_fpr.0.01", "max": 0.05})
+    assert resolved.exit_code == 0  # the same report resolves 1%: gated on its bound
+
+
+def test_a_schema_0_4_point_on_too_few_nonmembers_is_not_estimable_for_the_gate() -> None:
+    doc = sample_report(nonmembers=2000).model_dump(mode="json")
+    doc["attacks"][0]["tpr_at_fpr"]["0.001"] = {"value": 0.0, "ci_low": 0.0, "ci_high": 0.01}
+    result = _check(doc, {"metric": "attacks.loss.tpr_at_fpr.0.001", "max": 0.05})
+    assert [c.status for c in result.checks] == ["missing"] and result.exit_code == 4
+
+
+@pytest.mark.parametrize("metric", ["unlearning.*.forget.privleak", "unlearning.sisa.ulira_auc",
+                                    "unlearning.req-1.forget.ks_pvalue"])
+def test_a_gate_on_an_erasure_test_too_small_to_show_anything_exits_4_never_passes(
+        metric: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = full_document()
+    doc["unlearning"][0]["forget"] |= {"n_records": 1, "informative": False,
+                                       "privleak_floor": 161.0, "ks_pvalue_floor": 1.0}
+    policy = _policy(tmp_path, [{"id": "erase", "metric": metric, "min": -100, "max": 100}])
+    result = _gate(capsys, monkeypatch, _write(tmp_path, "report.json", doc), policy)
+    assert result.code == 4, result.text
+    assert "NOT INFORMATIVE for request req-1 (sisa)" in result.out + result.err

@@ -53,7 +53,7 @@ def test_loss_attack_finds_members_of_an_overfitted_model(
     assert loss.auc >= MEMORISES_AUC, f"LOSS AUC {loss.auc:.3f} on a memorising model"
     assert loss.n_members == 40 and loss.n_nonmembers == 40
     assert set(loss.tpr_at_fpr) == {"0.01", "0.001"}
-    assert any("not measurable" in w for w in loss.warnings)  # 40 non-members < 10/0.01
+    assert any("not estimable" in w for w in loss.warnings)  # 40 non-members < 10/0.01
 
 
 def test_html_report_is_self_contained(tiny_config_dict: dict[str, Any], run_dir: Path) -> None:

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from privaudit.attacks.resolution import min_resolvable_fpr, resolves
 from privaudit.reports.schema import (
     AttackResult,
     DataGovernance,
@@ -20,6 +21,15 @@ from privaudit.reports.schema import (
 )
 
 H = "ab" * 32
+
+
+def _rate(value: float, low: float, high: float, nonmembers: int, fpr: float) -> RateCI:
+    """The rate as the metrics write it: no point where the non-members cannot resolve fpr."""
+    if resolves(nonmembers, fpr):
+        return RateCI(value=value, ci_low=low, ci_high=high)
+    return RateCI(value=None, ci_low=low, ci_high=high, estimable=False,
+                  reason=f"{nonmembers} non-members resolve FPRs down to "
+                         f"{min_resolvable_fpr(nonmembers):.3g} only")
 
 
 def sample_report(*, auc: float = 0.52, tpr: float = 0.012, ci: tuple[float, float] = (0.0,
@@ -42,9 +52,10 @@ def sample_report(*, auc: float = 0.52, tpr: float = 0.012, ci: tuple[float, flo
         attacks=[AttackResult(
             attack="loss", model="federated", auc=auc, auc_ci_low=auc - 0.03,
             auc_ci_high=auc + 0.03,
-            tpr_at_fpr={"0.01": RateCI(value=tpr, ci_low=ci[0], ci_high=ci[1]),
-                        "0.001": RateCI(value=tpr / 5, ci_low=0.0, ci_high=ci[1] / 2)},
+            tpr_at_fpr={"0.01": _rate(tpr, ci[0], ci[1], nonmembers, 0.01),
+                        "0.001": _rate(tpr / 5, 0.0, ci[1] / 2, nonmembers, 0.001)},
             n_members=2000, n_nonmembers=nonmembers,
+            min_resolvable_fpr=min_resolvable_fpr(nonmembers),
             roc=RocCurve(fpr=[min(f, 1.0) for f in fpr],
                          tpr=[min(1.0, f * (1 + 4 * (auc - 0.5))) for f in fpr]))],
         data=DataGovernance(source="synthetic", labels=["billing", "it", "hr", "legal"],
@@ -82,7 +93,9 @@ FULL_SECTIONS: dict[str, Any] = {
                     "model_sha256_before": H, "model_sha256_after": "cd" * 32,
                     "forget": {"n_records": 3, "mean_loss_before": 0.4,
                                "mean_loss_after": 1.3, "mia_auc": 0.5, "privleak": 2.0,
-                               "ks_pvalue": 0.7, "exposure_bits": 0.1},
+                               "ks_pvalue": 0.7, "exposure_bits": 0.1, "n_nonmembers": 200,
+                               "privleak_band": 10.0, "privleak_floor": 74.0,
+                               "records_needed": 3, "informative": True},
                     "retain": {"utility_metric": "accuracy", "utility": 0.7, "mia_auc": 0.52},
                     "flags": []}],
 }

@@ -42,11 +42,32 @@ def test_an_attack_that_finds_members_at_low_fpr_fails_the_membership_control() 
     assert "1.0% false alarms" in control.reason and "members" in control.reason
 
 
-def test_too_few_nonmembers_to_measure_low_fpr_warns_and_says_how_many_are_needed() -> None:
-    control = _control(sample_report(nonmembers=400).model_dump(mode="json"),
-                       "membership-inference")
-    assert control.status == "WARN"
-    assert "cannot be measured" in control.reason and "10000" in control.reason
+def test_too_few_nonmembers_to_measure_low_fpr_is_not_informative_and_says_how_many_are_needed(
+) -> None:
+    doc = sample_report(nonmembers=400).model_dump(mode="json")
+    control = _control(doc, "membership-inference")
+    assert control.status == "NOT INFORMATIVE"
+    assert evaluate_verdict(doc).status == "incomplete"  # never a PASS
+    assert "not estimable" in control.reason and "10000" in control.reason
+
+
+def test_a_tpr_the_nonmembers_cannot_resolve_is_called_not_estimable_with_its_upper_bound(
+) -> None:
+    # 2000 non-members resolve 1% (20 false positives) but not 0.1% (2)
+    doc = sample_report(nonmembers=2000, ci=(0.0, 0.03)).model_dump(mode="json")
+    assert doc["attacks"][0]["tpr_at_fpr"]["0.001"]["value"] is None
+    control = _control(doc, "membership-inference")
+    assert control.status == "NOT INFORMATIVE"
+    assert ("could not have shown an attack that finds members at 0.1% false alarms: the TPR "
+            "there is not estimable, as 2000 held-out records resolve FPRs down to 0.5% only "
+            "(0.1% needs at least 10000); the TPR there is at most 1.5%.") in control.reason
+
+
+def test_a_schema_0_4_report_with_a_point_on_too_few_nonmembers_is_not_estimable_too() -> None:
+    doc = sample_report(nonmembers=2000).model_dump(mode="json")
+    doc["attacks"][0]["tpr_at_fpr"]["0.001"] = {"value": 0.4, "ci_low": 0.3, "ci_high": 0.5}
+    control = _control(doc, "membership-inference")
+    assert control.status == "NOT INFORMATIVE" and "not estimable" in control.reason  # no FAIL
 
 
 def test_dp_off_warns_and_makes_the_dp_audit_not_applicable() -> None:
@@ -80,12 +101,49 @@ def test_encryption_below_128_bits_fails_and_no_encryption_warns() -> None:
     assert _control(doc, "secure-aggregation").status == "WARN"
 
 
-@pytest.mark.parametrize(("privleak", "status"), [(2.0, "PASS"), (-15.0, "WARN"),
-                                                  (-40.0, "FAIL")])
-def test_privleak_outside_its_band_warns_then_fails(privleak: float, status: str) -> None:
+def _flag(name: str) -> dict[str, Any]:
+    return {"name": name, "value": -40.0, "threshold": -10.0,
+            "parameter": "unlearning.verify.privleak_band", "message": f"{name}: fired"}
+
+
+def test_a_privleak_point_beyond_the_band_within_the_noise_passes_stating_what_it_can_show(
+) -> None:
     doc = _doc()
-    doc["unlearning"][0]["forget"]["privleak"] = privleak
-    assert _control(doc, "erasure").status == status
+    doc["unlearning"][0]["forget"]["privleak"] = -40.0  # no flag: within the noise margin
+    control = _control(doc, "erasure")
+    assert control.status == "PASS" and "±74%" in control.reason and "±10" in control.reason
+
+
+@pytest.mark.parametrize(("flag", "status"), [("under_unlearned", "FAIL"),
+                                              ("over_unlearned", "FAIL"),
+                                              ("utility_collapse", "WARN")])
+def test_a_verification_flag_fails_or_warns_the_erasure_control(flag: str, status: str) -> None:
+    doc = _doc()
+    doc["unlearning"][0]["verification_flags"] = [_flag(flag)]
+    doc["unlearning"][0]["flags"] = [f"{flag}: fired"]
+    control = _control(doc, "erasure")
+    assert control.status == status and control.reason.count(f"{flag}: fired") == 1
+
+
+def test_a_request_too_small_to_show_anything_is_not_informative_and_the_verdict_incomplete(
+) -> None:
+    doc = _doc()
+    doc["unlearning"][0]["forget"].update(n_records=1, informative=False, privleak_floor=161.0)
+    control = _control(doc, "erasure")
+    assert control.status == "NOT INFORMATIVE" and "at least 3" in control.reason
+    assert evaluate_verdict(doc).status == "incomplete"
+
+
+def test_the_oracle_is_the_yardstick_and_is_never_judged() -> None:
+    doc = _doc()
+    oracle = copy.deepcopy(doc["unlearning"][0]) | {
+        "method": "oracle", "verification_flags": [_flag("utility_collapse")],
+        "flags": ["utility_collapse: fired"]}
+    doc["unlearning"].append(oracle)
+    assert _control(doc, "erasure").status == "PASS"
+    doc["unlearning"] = [oracle]
+    control = _control(doc, "erasure")
+    assert control.status == "NOT EVALUATED" and not control.applicable
 
 
 def test_no_erasure_request_is_not_applicable_rather_than_missing() -> None:

@@ -74,6 +74,7 @@ def test_the_oracle_judged_against_itself_has_privleak_zero_and_ks_pvalue_one(
     assert r.forget.privleak == 0.0 and r.forget.ks_pvalue == 1.0
     assert r.forget.mia_auc == r.forget.mia_auc_oracle
     assert r.verification_flags == [] and r.verdict is not None
+    assert "not judged" in r.verdict and "utility_collapse" not in " ".join(r.flags)
     assert r.rank is None  # the oracle is the yardstick, not a ranked method
 
 
@@ -82,7 +83,8 @@ def test_the_untouched_trained_model_judged_as_unlearned_is_under_unlearned(
 ) -> None:
     ctx, oracle_result = overfit.ctx, overfit.results["oracle"]
     oracle = UnlearnedModel.load(overfit.run.path(oracle_result.model_path))
-    blank = oracle_result.model_copy(deep=True, update={"flags": [], "verification_flags": []})
+    blank = oracle_result.model_copy(deep=True, update={
+        "method": "untouched", "flags": [], "verification_flags": []})
     verifier = Verifier(ctx)
     judged = verifier.verify(blank, model=UnlearnedModel([ctx.trained_state]), oracle=oracle,
                              forget=ctx.records(overfit.forget_ids), erased=overfit.forget_ids)
@@ -170,16 +172,23 @@ def test_methods_tied_on_evidence_rank_by_examples_processed_never_by_wall_time(
     assert (twin.rank, slow_cheap.rank) == (1, 2)  # a full tie: by name
 
 
-def test_flags_need_the_auc_interval_to_exclude_the_oracle() -> None:
-    from privaudit.attacks.metrics import evaluate_scores
+def test_flags_need_the_auc_gap_beyond_the_noise_margin_and_a_significant_drop() -> None:
+    from privaudit.unlearning.power import auc_margin
 
-    m = evaluate_scores([0.9, 0.8, 0.3, 0.7, 0.6, 0.2], [1, 1, 1, 0, 0, 0], n_bootstrap=50)
-    leak = privleak(m.auc, 0.5)
+    cfg = VerifyConfig(utility_drop_max=0.3)
+    small = auc_margin(3, 3, 0.95)  # six records: a 0.33 gap is noise
+    leak = privleak(0.83, 0.5)
     assert leak < -10  # a big point estimate on six records ...
-    assert flags_for(privleak_value=leak, auc=m, auc_oracle=0.5, drop=0.0,
-                     cfg=VerifyConfig()) == []  # ... but its interval holds 0.5
-    fired = flags_for(privleak_value=None, auc=None, auc_oracle=None, drop=0.5,
-                      cfg=VerifyConfig(utility_drop_max=0.3))
+    assert flags_for(privleak_value=leak, auc_unlearned=0.83, auc_oracle=0.5, margin=small,
+                     drop=0.0, drop_ci=None, cfg=cfg) == []  # ... within the noise
+    big = flags_for(privleak_value=leak, auc_unlearned=0.83, auc_oracle=0.5,
+                    margin=auc_margin(100, 100, 0.95), drop=0.0, drop_ci=None, cfg=cfg)
+    assert [v.name for v in big] == ["under_unlearned"]
+    unsure = flags_for(privleak_value=None, auc_unlearned=None, auc_oracle=None, margin=small,
+                       drop=0.5, drop_ci=(0.1, 0.8), cfg=cfg)
+    assert unsure == []  # a large drop whose interval reaches below the threshold
+    fired = flags_for(privleak_value=None, auc_unlearned=None, auc_oracle=None, margin=small,
+                      drop=0.5, drop_ci=(0.35, 0.6), cfg=cfg)
     assert [(v.name, v.threshold) for v in fired] == [("utility_collapse", 0.3)]
     assert forget_quality([1.0, 2.0, 3.0], [7.0, 8.0, 9.0]) < 0.2
 

@@ -222,7 +222,8 @@ def test_dropouts_are_listed_per_round_in_the_report(
     assert per_round[0].dropouts == []
     [dropout] = per_round[1].dropouts
     assert dropout.client_id == "client-1" and dropout.reason == "raised"
-    assert set(per_round[1].train_loss) == {"client-0"}
+    assert per_round[0].participants == ["client-0", "client-1"]
+    assert per_round[1].participants == ["client-0"]  # the dropped client did not train
     html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "Round 2: dropped <code>client-1</code> (raised RuntimeError: client-1 lost power)" \
         in html

@@ -145,11 +145,52 @@ def suggest_metrics(name: str) -> list[str]:
     return difflib.get_close_matches(name, valid, n=2, cutoff=0.6)
 
 
+#: families whose last segments name a report field: checked against the report schema
+_FIELD_FAMILIES = {"dp_audit": "dp_audit", "secure_aggregation": "secure_aggregation"}
+
+
+def _schema_model(field: str) -> Any:
+    from privaudit.reports.schema import Report
+
+    annotation = Report.model_fields[field].annotation
+    return next(a for a in getattr(annotation, "__args__", (annotation,))
+                if hasattr(a, "model_fields"))
+
+
+def _check_field_path(name: str, model: Any, path: list[str], prefix: str) -> None:
+    """Raise ConfigError (with the close field names) unless ``path`` names a field of the
+    report-schema ``model``, nested models followed; the report may still lack it (exit 4)."""
+    for i, part in enumerate(path):
+        fields = getattr(model, "model_fields", None)
+        if fields is None:
+            return  # a mapping or a list below: its keys are data, not schema
+        if part not in fields:
+            close = difflib.get_close_matches(part, list(fields), n=2, cutoff=0.6)
+            head = ".".join([prefix, *path[:i]])
+            hint = f"did you mean {' or '.join(repr(f'{head}.{c}') for c in close)}? " \
+                if close else ""
+            raise ConfigError(f"unknown metric: {hint}{head} has no field {part!r} (fields: "
+                              f"{', '.join(sorted(fields))}; got {name!r})")
+        annotation = fields[part].annotation
+        model = next((a for a in getattr(annotation, "__args__", (annotation,))
+                      if hasattr(a, "model_fields")), annotation)
+
+
 def check_metric_name(name: str) -> None:
-    """Raise ConfigError for a malformed JSON pointer or a name no family registers."""
+    """Raise ConfigError for a malformed JSON pointer, a name no family registers, or a
+    field-generic name (``dp_audit.<field>``, ``secure_aggregation.<field>``,
+    ``unlearning.<selector>.<path>``) whose field the report schema does not have."""
     if name.startswith("/"):
         parse_pointer(name)
         return
+    family, _, rest = name.partition(".")
+    if family in _FIELD_FAMILIES and rest:
+        _check_field_path(name, _schema_model(_FIELD_FAMILIES[family]), rest.split("."), family)
+    elif family == "unlearning" and rest.count(".") >= 1:
+        selector, _, path = rest.partition(".")
+        from privaudit.reports.schema import UnlearningResult
+
+        _check_field_path(name, UnlearningResult, path.split("."), f"unlearning.{selector}")
     if find_metric(name) is None:
         close = suggest_metrics(name)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""

@@ -230,3 +230,26 @@ def test_a_misspelt_gate_metric_is_a_policy_error_suggesting_the_name(
     assert "rules.0.metric: unknown metric: did you mean 'dp.epsilon'?" in outcome.err
     assert "got 'dp.epsilom'" in outcome.err
     assert "PASSED" not in outcome.text
+
+
+@pytest.mark.parametrize(("metric", "suggested"), [
+    ("dp_audit.epsilom_lower_bound", "dp_audit.epsilon_lower_bound"),
+    ("secure_aggregation.securty_bits", "secure_aggregation.security_bits"),
+    ("unlearning.*.forget.privleek", "unlearning.*.forget.privleak"),
+    ("unlearning.sisa.retian.mia_auc", "unlearning.sisa.retain"),
+])
+def test_a_misspelt_report_field_in_a_field_generic_metric_is_a_policy_error(
+        tmp_path: Path, metric: str, suggested: str) -> None:
+    """`dp_audit.<field>`, `secure_aggregation.<field>`, `unlearning.<selector>.<path>`: a
+    field the report schema does not have exited 4 (evidence incomplete); it is exit 2,
+    naming the close fields. A known field the report lacks stays exit 4."""
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(full_document()), encoding="utf-8")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"rules: [{{id: r, metric: '{metric}', max: 3}}]\n", encoding="utf-8")
+    outcome = run_main("gate", report, "--policy", policy)
+    assert_contract(outcome, allowed=(2,))
+    assert f"did you mean '{suggested}" in outcome.err and f"got '{metric}'" in outcome.err
+    policy.write_text("rules: [{id: r, metric: 'unlearning.*.ulira_auc', max: 3}]\n",
+                      encoding="utf-8")
+    assert run_main("gate", report, "--policy", policy).code == 4

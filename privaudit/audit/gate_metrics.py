@@ -149,12 +149,16 @@ def suggest_metrics(name: str) -> list[str]:
 _FIELD_FAMILIES = {"dp_audit": "dp_audit", "secure_aggregation": "secure_aggregation"}
 
 
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model in a field's annotation (``X | None`` → X), else the annotation."""
+    return next((a for a in getattr(annotation, "__args__", (annotation,))
+                 if hasattr(a, "model_fields")), annotation)
+
+
 def _schema_model(field: str) -> Any:
     from privaudit.reports.schema import Report
 
-    annotation = Report.model_fields[field].annotation
-    return next(a for a in getattr(annotation, "__args__", (annotation,))
-                if hasattr(a, "model_fields"))
+    return _model_of(Report.model_fields[field].annotation)
 
 
 def _check_field_path(name: str, model: Any, path: list[str], prefix: str) -> None:
@@ -171,9 +175,7 @@ def _check_field_path(name: str, model: Any, path: list[str], prefix: str) -> No
                 if close else ""
             raise ConfigError(f"unknown metric: {hint}{head} has no field {part!r} (fields: "
                               f"{', '.join(sorted(fields))}; got {name!r})")
-        annotation = fields[part].annotation
-        model = next((a for a in getattr(annotation, "__args__", (annotation,))
-                      if hasattr(a, "model_fields")), annotation)
+        model = _model_of(fields[part].annotation)
 
 
 def check_metric_name(name: str) -> None:

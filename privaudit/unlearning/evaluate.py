@@ -88,29 +88,10 @@ def utility(
     if len(states) == 1:
         set_adapter_state(model, states[0])
         return evaluate_utility(model, test, task)
-    was_training = model.training
-    model.eval()
-    correct, total, nll, tokens = 0, 0, 0.0, 0.0
-    for batch in test.batches(64):
-        if task == "classification":
-            if batch.labels is None:
-                raise ValueError("classification batch without labels")
-            probs = torch.zeros(0)
-            for state in states:
-                set_adapter_state(model, state)
-                p = torch.softmax(forward(model, batch, task).logits.float(), -1)
-                probs = p if probs.numel() == 0 else probs + p
-            correct += int((probs.argmax(-1) == batch.labels).sum())
-            total += len(batch.labels)
-        else:
-            logp, mask = _mean_logprob(model, states, batch, task)
-            m = mask if mask is not None else torch.ones_like(logp)
-            nll -= float((logp * m).sum())
-            tokens += float(m.sum())
-    model.train(was_training)
+    values, weights = per_example_utility(model, states, test, task)
     if task == "classification":
-        return "accuracy", correct / max(total, 1)
-    return "perplexity", math.exp(nll / max(tokens, 1.0))
+        return "accuracy", float(values.sum()) / max(len(values), 1)
+    return "perplexity", math.exp(float(values.sum()) / max(float(weights.sum()), 1.0))
 
 
 @torch.no_grad()

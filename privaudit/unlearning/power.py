@@ -39,6 +39,7 @@ __all__ = [
     "auc_floor",
     "auc_margin",
     "ks_pvalue_floor",
+    "per_test_confidence",
     "privleak_floor",
     "records_needed",
     "utility_drop_interval",
@@ -50,6 +51,16 @@ _METHOD = "percentile"
 
 def _z(confidence: float) -> float:
     return float(norm.ppf((1 + confidence) / 2))
+
+
+def per_test_confidence(confidence: float) -> float:
+    """The confidence of each of the erasure flags' two tests (AUC gap, KS): α/2 each, so
+    together they err at most α (Bonferroni). Every floor is stated at this confidence.
+
+    >>> per_test_confidence(0.95)
+    0.975
+    """
+    return 1 - (1 - confidence) / 2
 
 
 def _null_se(n: int, m: int) -> float:

@@ -74,6 +74,7 @@ from privaudit.unlearning.power import (
     auc_floor,
     auc_margin,
     ks_pvalue_floor,
+    per_test_confidence,
     privleak_floor,
     records_needed,
     utility_drop_interval,
@@ -395,7 +396,7 @@ class Verifier:
         f.privleak_band = self.cfg.privleak_band
         auc = auc_o = None
         margin, shift = math.inf, None
-        half = 1 - (1 - confidence) / 2  # two tests of one claim, α/2 each (flags_for)
+        half = per_test_confidence(confidence)  # two tests of one claim (flags_for)
         if len(forget) and len(ctx.nonmembers):
             n, m = len(forget), len(ctx.nonmembers)
             margin = auc_margin(n, m, half)
@@ -460,7 +461,7 @@ class Verifier:
                 drop=result.utility_drop, drop_ci=drop_ci, cfg=self.cfg,
                 ks_pvalue=f.ks_pvalue, loss_shift=shift, alpha=1 - confidence)
         result.flags += [v.message for v in result.verification_flags]
-        result.verdict = verdict_line(result, alpha=(1 - confidence) / 2)
+        result.verdict = verdict_line(result, alpha=1 - half)
         return result
 
     def trained_utility(self) -> tuple[str, float]:

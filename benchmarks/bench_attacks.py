@@ -41,8 +41,8 @@ from privaudit.attacks.signals import compute_signals, length_batches
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, config_from_dict, merge_patch
 from privaudit.audit.pipeline import build_model, run_audit
-from privaudit.audit.progress import PlainReporter
-from privaudit.audit.rundir import RunDir
+from privaudit.core.progress import PlainReporter
+from privaudit.core.rundir import RunDir
 from privaudit.mechanisms import prefix
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.federated.privacy import PrivacyOutcome

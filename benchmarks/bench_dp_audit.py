@@ -21,7 +21,7 @@ from privaudit.attacks.dp_audit_stage import dp_audit_result, plant_dp_audit, sc
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, DpAuditConfig
 from privaudit.audit.pipeline import build_model
-from privaudit.audit.rundir import RunDir
+from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import adapter_state

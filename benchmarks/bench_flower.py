@@ -34,7 +34,7 @@ pytest.importorskip("ray")
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.pipeline import build_model
-from privaudit.audit.rundir import RunDir
+from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.dp import accounting
 from privaudit.mechanisms.dp.accounting import ClientAccountant

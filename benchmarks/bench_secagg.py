@@ -27,7 +27,7 @@ import torch
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.pipeline import build_model
-from privaudit.audit.rundir import RunDir
+from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.dp import DPConfig
 from privaudit.mechanisms.federated import (

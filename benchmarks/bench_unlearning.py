@@ -31,8 +31,8 @@ import yaml
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
-from privaudit.audit.rundir import RunDir
+from privaudit.core.progress import PlainReporter
+from privaudit.core.rundir import RunDir
 from privaudit.reports.schema import UnlearningResult
 from privaudit.unlearning.base import available_unlearners
 from privaudit.unlearning.ledger import erased_so_far, read_ledger

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from privaudit.audit.config import config_from_dict, merge_patch
-from privaudit.audit.rundir import RunDir
+from privaudit.core.rundir import RunDir
 from privaudit.unlearning import sisa
 from privaudit.unlearning.evaluate import utility
 from privaudit.unlearning.serve import open_run_context

@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 
 from hypothesis import settings  # noqa: E402
 
-from privaudit.audit.config import merge_patch  # noqa: E402  (after HF_HUB_OFFLINE is set)
+from privaudit.core.params import merge_patch  # noqa: E402  (after HF_HUB_OFFLINE is set)
 
 # CI runs the property tests on a fixed sequence of examples, so a red run is reproducible;
 # PRIVAUDIT_HYPOTHESIS_PROFILE=explore draws fresh examples on every run.

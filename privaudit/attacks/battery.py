@@ -43,8 +43,8 @@ from privaudit.attacks.scores import (
 from privaudit.attacks.signals import cached_signals
 from privaudit.attacks.validate import min_references
 from privaudit.audit.config import AttacksConfig, AttackSpec, AuditConfig
-from privaudit.audit.progress import Reporter
-from privaudit.audit.rundir import RunDir, write_json_atomic
+from privaudit.core.progress import Reporter
+from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.data import PreparedData
 from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record, records_sha256

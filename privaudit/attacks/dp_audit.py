@@ -41,7 +41,7 @@ from scipy.special import expit
 from scipy.stats import beta, binom
 from sklearn.metrics import roc_curve
 
-from privaudit.audit.errors import ConfigError, DataError, EvidenceIncomplete
+from privaudit.core.errors import ConfigError, DataError, EvidenceIncomplete
 
 __all__ = [
     "RocEpsilonBound",

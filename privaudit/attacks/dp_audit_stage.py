@@ -29,7 +29,7 @@ from privaudit.attacks.dp_audit import (
 from privaudit.attacks.scores.loss import loss_scores
 from privaudit.attacks.signals import compute_signals
 from privaudit.audit.config import AuditConfig
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.data.audit_canaries import (
     AuditCanaryPlan,
     plan_audit_canaries,

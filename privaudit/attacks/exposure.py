@@ -40,7 +40,7 @@ from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict
 from scipy.stats import norm, skewnorm
 
-from privaudit.audit.errors import ConfigError, DataError
+from privaudit.core.errors import ConfigError, DataError
 
 __all__ = ["ExposureEstimate", "estimate_exposure", "exposure_from_rank"]
 

@@ -48,7 +48,7 @@ from scipy.stats import beta, binom, rankdata
 from sklearn.metrics import roc_curve
 
 from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, resolves
-from privaudit.audit.errors import ConfigError, DataError, EvidenceIncomplete
+from privaudit.core.errors import ConfigError, DataError, EvidenceIncomplete
 
 __all__ = [
     "AttackMetrics",

@@ -41,9 +41,9 @@ from torch import nn
 
 from privaudit.attacks.validate import reference_recipe_dict
 from privaudit.audit.config import AuditConfig
-from privaudit.audit.errors import ConfigError
-from privaudit.audit.progress import Reporter
-from privaudit.audit.rundir import sha256_file, write_json_atomic
+from privaudit.core.errors import ConfigError
+from privaudit.core.progress import Reporter
+from privaudit.core.rundir import sha256_file, write_json_atomic
 from privaudit.mechanisms.data.partition import partition_records
 from privaudit.mechanisms.data.records import Record, records_sha256
 from privaudit.mechanisms.federated.train import train_federation

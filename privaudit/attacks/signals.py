@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from privaudit.attacks.scores.inputs import SignalSet
-from privaudit.audit.rundir import write_bytes_atomic
+from privaudit.core.rundir import write_bytes_atomic
 from privaudit.mechanisms import prefix
 from privaudit.mechanisms.models import AdapterState, set_adapter_state
 from privaudit.mechanisms.tasks import Batch, EncodedSet, forward

@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from privaudit.attacks.battery import AttackSetup, run_battery
-from privaudit.audit.progress import Reporter
-from privaudit.audit.rundir import RunDir
+from privaudit.core.progress import Reporter
+from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.models import AdapterState
 from privaudit.reports.schema import AttackResult, Exposure, UnlearningResult
 from privaudit.unlearning.base import UnlearnedModel

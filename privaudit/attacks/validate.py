@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from privaudit.attacks.scores import get_attack
-from privaudit.audit.config import merge_patch
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
+from privaudit.core.params import merge_patch
 
 if TYPE_CHECKING:
     from privaudit.audit.config import AuditConfig
@@ -66,7 +66,8 @@ def reference_recipe_dict(
 
 
 def _override_problems(cfg: AuditConfig) -> list[str]:
-    from privaudit.audit.config import AuditConfig, format_validation_error
+    from privaudit.audit.config import AuditConfig
+    from privaudit.core.params import format_validation_error
 
     if not cfg.attacks.references.overrides:
         return []

@@ -23,7 +23,7 @@ from rich.table import Table
 from privaudit.audit.cli_reports import SIGN_HELP, print_render_notes
 from privaudit.audit.cli_reports import register as register_report_commands
 from privaudit.audit.config import AuditConfig, config_from_dict, json_schema, load_config
-from privaudit.audit.errors import (
+from privaudit.core.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -31,7 +31,7 @@ from privaudit.audit.errors import (
     Interrupted,
     PrivauditError,
 )
-from privaudit.audit.progress import default_reporter
+from privaudit.core.progress import default_reporter
 
 app = typer.Typer(
     name="privaudit",

@@ -12,13 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from privaudit.audit.errors import EXIT_OK, ConfigError
 from privaudit.audit.outpaths import (
     check_outputs,
     output_dir_problems,
     output_file_problems,
     write_output,
 )
+from privaudit.core.errors import EXIT_OK, ConfigError
 
 out_console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -70,8 +70,8 @@ def verify(
 ) -> None:
     """Check every sha256 of manifest.json and of the report's artifacts[], the report's own
     hash and the signature."""
-    from privaudit.audit.commitment import SEED_OPENING
-    from privaudit.audit.provenance import verify_run
+    from privaudit.core.commitment import SEED_OPENING
+    from privaudit.core.provenance import verify_run
 
     result = verify_run(run, public_key)
     for warning in result.warnings:
@@ -94,7 +94,7 @@ def keygen(
     out: Annotated[Path, typer.Option("--out", help="directory for the key pair")],
 ) -> None:
     """Write a new Ed25519 key pair (PEM); the private key is readable by its owner only."""
-    from privaudit.audit.provenance import (
+    from privaudit.core.provenance import (
         generate_keypair,
         load_public_key,
         public_key_fingerprint,
@@ -112,7 +112,7 @@ def keygen(
 
 
 def _gate_table(result: object) -> None:
-    from privaudit.audit.gate import GateResult
+    from privaudit.gate.policy import GateResult
 
     if not isinstance(result, GateResult):
         return
@@ -154,8 +154,8 @@ def gate(
                                        "--policy and exit")] = False,
 ) -> None:
     """Fail a build on a privacy regression: check REPORT against the rules of --policy."""
-    from privaudit.audit.gate import run_gate, starter_policy
-    from privaudit.reports import ci
+    from privaudit.gate import ci
+    from privaudit.gate.policy import run_gate, starter_policy
 
     if init:
         write_output(policy, starter_policy(), "--policy", overwrite=False, parents=False)

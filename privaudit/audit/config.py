@@ -7,7 +7,6 @@ read ``path.to.field: reason (got VALUE)``. Unknown keys are errors everywhere.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from pathlib import Path
@@ -21,8 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-from privaudit.audit.errors import ConfigError
-from privaudit.audit.section import ConfigSection
+from privaudit.core.errors import ConfigError
+from privaudit.core.params import ConfigSection, format_validation_error
+from privaudit.core.params import describe_value as _describe
 from privaudit.mechanisms.dp.config import DPConfig
 from privaudit.mechanisms.secagg.config import SecureAggregationConfig
 from privaudit.unlearning.requests import ErasureRequest
@@ -572,27 +572,6 @@ class AuditConfig(ConfigSection):
         return hashlib.sha256(blob).hexdigest()
 
 
-def _describe(value: Any) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def format_validation_error(exc: ValidationError) -> list[str]:
-    """Every pydantic error as ``path.to.field: reason (got VALUE)``."""
-    problems = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        reason = err["msg"]
-        if err["type"] == "extra_forbidden":
-            reason = "unknown key (not part of the config schema)"
-        elif reason.startswith("Value error, "):
-            reason = reason[len("Value error, ") :]
-        got = err.get("input")
-        suffix = "" if err["type"] == "missing" else f" (got {_describe(got)})"
-        problems.append(f"{path}: {reason}{suffix}")
-    return problems
-
-
 def semantic_problems(cfg: AuditConfig, *, base_dir: Path | None = None) -> list[str]:
     """Cross-field checks that pydantic field constraints cannot express."""
     problems: list[str] = []
@@ -638,18 +617,6 @@ def semantic_problems(cfg: AuditConfig, *, base_dir: Path | None = None) -> list
     return problems
 
 
-def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of ``base`` with ``patch`` merged in: nested mappings merge key by key,
-    anything else in ``patch`` replaces (a config and its overrides, as parsed YAML)."""
-    out = copy.deepcopy(base)
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_patch(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def config_from_dict(raw: Any, *, base_dir: Path | None = None) -> AuditConfig:
     """Validate a parsed config; raise one ConfigError listing every problem."""
     if raw is None:
@@ -673,7 +640,7 @@ def config_from_dict(raw: Any, *, base_dir: Path | None = None) -> AuditConfig:
 
 def load_config(path: str | Path) -> AuditConfig:
     """Read and validate a YAML config file (``yaml.SafeLoader``, bounded: ``safe_yaml``)."""
-    from privaudit.audit.safe_yaml import load_yaml_file
+    from privaudit.core.safe_yaml import load_yaml_file
 
     path = Path(path)
     if not path.is_file():

@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from privaudit.audit.config import AuditConfig, FederationConfig
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.data.splits import PreparedData
 
 ASCENT_METHODS = ("gradient_ascent", "graddiff", "npo")

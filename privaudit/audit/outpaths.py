@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 
 
 def _ancestor_problem(path: Path, option: str, verb: str) -> str | None:

@@ -21,21 +21,21 @@ from privaudit.attacks.dp_audit_stage import (
     score_dp_audit,
 )
 from privaudit.attacks.stage import attacked_models, run_attack_stage
-from privaudit.audit.commitment import run_seed_commitment
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.preflight import preflight
-from privaudit.audit.progress import PlainReporter, Reporter
 from privaudit.audit.runclaim import claim_run_dir
-from privaudit.audit.rundir import (
+from privaudit.audit.threads import configure_threads
+from privaudit.core.commitment import run_seed_commitment
+from privaudit.core.hashing import ordered_ids_sha256
+from privaudit.core.progress import PlainReporter, Reporter
+from privaudit.core.rundir import (
     RunDir,
     sha256_file,
     verify_outputs,
     write_json_atomic,
     write_text_atomic,
 )
-from privaudit.audit.threads import configure_threads
 from privaudit.mechanisms.data import PreparedData, records_sha256
-from privaudit.mechanisms.data.records import ids_sha256
 from privaudit.mechanisms.federated import get_engine
 from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.federated.engine import RoundRecord
@@ -95,7 +95,8 @@ def _write_data_roles(run: RunDir, data: PreparedData) -> None:
         "excluded": [r.id for r in data.excluded],
     }
     for name, ids in roles.items():
-        write_json_atomic(run.path("data", f"{name}.json"), {"ids": ids, "sha256": ids_sha256(ids)})
+        write_json_atomic(run.path("data", f"{name}.json"),
+                          {"ids": ids, "sha256": ordered_ids_sha256(ids)})
 
 
 def build_model(cfg: AuditConfig, data: PreparedData, run: RunDir) -> ModelBundle:
@@ -191,7 +192,7 @@ def _train(
             "config": cfg.sha256(),
             "engine": engine,
             "base": bundle.base_sha256,
-            "clients": {c: ids_sha256(list(d.record_ids)) for c, d in clients.items()},
+            "clients": {c: ordered_ids_sha256(list(d.record_ids)) for c, d in clients.items()},
         },
         sort_keys=True,
     )

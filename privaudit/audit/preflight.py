@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from privaudit.attacks.dp_audit_stage import plant_dp_audit
 from privaudit.audit.config import AuditConfig
-from privaudit.audit.errors import ConfigError, DataError
+from privaudit.core.errors import ConfigError, DataError
 from privaudit.mechanisms.data import PreparedData, prepare_data
 from privaudit.mechanisms.federated.privacy import privacy_error, privacy_problems
 from privaudit.mechanisms.models import base_model_problems

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from privaudit.audit.config import AuditConfig, config_from_dict
-from privaudit.audit.errors import ConfigError, RunDirectoryError
-from privaudit.audit.rundir import RunDir
-from privaudit.audit.runlock import LOCK_NAME, run_dir_lock
-from privaudit.audit.safe_yaml import load_yaml_file
+from privaudit.core.errors import ConfigError, RunDirectoryError
+from privaudit.core.rundir import RunDir
+from privaudit.core.runlock import LOCK_NAME, run_dir_lock
+from privaudit.core.safe_yaml import load_yaml_file
 
 _SHOWN = 6  # entries / keys named in a refusal before "and N more"
 _MISSING = object()

@@ -26,7 +26,7 @@ import math
 import os
 from pathlib import Path
 
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 
 ENV = "PRIVAUDIT_THREADS"
 _CGROUP = Path("/sys/fs/cgroup")

@@ -41,7 +41,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from privaudit.audit.config import ModelConfig
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms import prefix
 
 AdapterState = dict[str, torch.Tensor]

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from privaudit.audit.config import ModelConfig
-from privaudit.audit.rundir import sha256_file, verify_outputs, write_json_atomic
+from privaudit.core.rundir import sha256_file, verify_outputs, write_json_atomic
 from privaudit.mechanisms.tasks import EncodedSet, forward
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from privaudit.audit.config import AuditConfig
-from privaudit.audit.provenance import capture_environment
+from privaudit.core.provenance import capture_environment
 from privaudit.mechanisms.data import PreparedData
 from privaudit.mechanisms.federated.flower.runinfo import flower_run
 from privaudit.mechanisms.federated.privacy import dp_card, secure_aggregation_report

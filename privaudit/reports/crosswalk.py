@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 
 Status = Literal["EVIDENCED", "PARTIAL", "NOT EVALUATED"]
 

@@ -34,7 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from privaudit.audit.errors import ConfigError, InternalError
+from privaudit.core.errors import ConfigError, InternalError
+from privaudit.core.rundir import write_bytes_atomic
 
 CHROMIUM_ENV = "PRIVAUDIT_CHROMIUM"
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
@@ -243,10 +244,7 @@ def _executable() -> str:
 
 
 def _write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data)
     return path
 
 

@@ -22,18 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from privaudit.audit.errors import ConfigError, PrivauditError
-from privaudit.audit.provenance import (
+from privaudit.core.errors import ConfigError, PrivauditError
+from privaudit.core.provenance import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
-    file_sha256,
     load_private_key,
     public_key_fingerprint,
     sign_manifest,
     write_manifest,
 )
-from privaudit.audit.rundir import RunDir, write_text_atomic
-from privaudit.audit.runguard import rewriting
+from privaudit.core.rundir import RunDir, sha256_file, write_text_atomic
+from privaudit.core.runguard import rewriting
 from privaudit.reports import pdf
 from privaudit.reports.html import RenderContext, SigningInfo, render_html
 from privaudit.reports.markdown import render_summary
@@ -167,7 +166,7 @@ def run_artifacts(run_dir: Path) -> list[Artifact]:
         if (rel in OWN_FILES or path.name.startswith(".") or path.is_symlink()
                 or not path.is_file()):
             continue
-        out.append(Artifact(path=rel, sha256=file_sha256(path)))
+        out.append(Artifact(path=rel, sha256=sha256_file(path)))
     return out
 
 

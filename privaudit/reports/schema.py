@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from privaudit.audit.errors import ConfigError
-from privaudit.mechanisms.dp.card import DPCard
-from privaudit.mechanisms.secagg.report import SecureAggregationReport
+from privaudit.core.errors import ConfigError
+from privaudit.core.params import format_validation_error
+from privaudit.mechanisms.dp.results import DPCard
+from privaudit.mechanisms.secagg.results import SecureAggregationReport
 from privaudit.reports.crosswalk import CrosswalkRow
 
 #: Semantic version of report.json: a minor bump only adds optional fields (older reports
@@ -541,8 +542,6 @@ def parse_report(document: Any, *, source: str = "report.json",
     try:
         return Report.model_validate(document)
     except ValidationError as exc:
-        from privaudit.audit.config import format_validation_error
-
         problems = format_validation_error(exc)
         newer = _minor(version) > _minor(SCHEMA_VERSION)
         hint = (f" (written by a newer privaudit: schema {version} > {SCHEMA_VERSION})"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, tpr_estimable
-from privaudit.audit.errors import ConfigError
-from privaudit.audit.provenance import report_content_hash
+from privaudit.core.errors import ConfigError
+from privaudit.core.provenance import report_content_hash
 from privaudit.reports.crosswalk import MISSING, evaluate_crosswalk, resolve_pointer
 from privaudit.reports.schema import Control, ControlStatus, Report, Verdict
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from privaudit.audit.config import AuditConfig, UnlearningConfig
-from privaudit.audit.errors import ConfigError
-from privaudit.audit.rundir import RunDir
+from privaudit.core.errors import ConfigError
+from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
 from privaudit.mechanisms.federated.privacy import FEDERATION, PrivacyOutcome

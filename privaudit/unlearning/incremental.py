@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.federated.engine import RoundRecord
 from privaudit.mechanisms.federated.strategy import FedAvg

@@ -9,12 +9,11 @@ trained on the request's records and which were produced after it (see ``stage.p
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from privaudit.audit.rundir import RunDir, write_json_atomic
+from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.dp.accounting import group_privacy
 from privaudit.mechanisms.dp.group import group_delta_is_vacuous, subject_epsilon
 from privaudit.mechanisms.federated.privacy import PrivacyOutcome
@@ -23,10 +22,6 @@ from privaudit.unlearning.requests import ResolvedRequest
 
 LEDGER = ("unlearning", "ledger.json")
 RESULTS = ("unlearning", "results.json")
-
-
-def ids_sha256(ids: Iterable[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
 
 
 def read_ledger(run: RunDir) -> dict[str, Any]:

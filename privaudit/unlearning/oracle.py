@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from privaudit.audit.errors import InternalError
+from privaudit.core.errors import InternalError
 from privaudit.mechanisms.data.splits import prepare_data
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.tasks import EncodedSet

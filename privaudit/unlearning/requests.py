@@ -12,7 +12,6 @@ This module imports nothing from the rest of privaudit at run time (the config i
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from privaudit.audit.errors import ConfigError
-from privaudit.audit.safe_yaml import load_yaml_file
+from privaudit.core.errors import ConfigError
+from privaudit.core.hashing import ordered_ids_sha256
+from privaudit.core.safe_yaml import load_yaml_file
 
 if TYPE_CHECKING:
     from privaudit.mechanisms.data.splits import PreparedData
@@ -81,7 +81,7 @@ class ResolvedRequest:
 
     @property
     def ids_sha256(self) -> str:
-        return hashlib.sha256("\n".join(self.record_ids).encode()).hexdigest()
+        return ordered_ids_sha256(self.record_ids)
 
 
 def _shown(ids: Collection[str]) -> str:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from privaudit.attacks.dp_audit_stage import plant_dp_audit
 from privaudit.audit.config import AuditConfig, config_from_dict
-from privaudit.audit.errors import ConfigError, VerificationError
-from privaudit.audit.progress import Reporter
-from privaudit.audit.rundir import RunDir
-from privaudit.audit.safe_yaml import load_yaml_file
+from privaudit.core.errors import ConfigError, VerificationError
+from privaudit.core.progress import Reporter
+from privaudit.core.rundir import RunDir
+from privaudit.core.safe_yaml import load_yaml_file
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData, prepare_data
 from privaudit.mechanisms.federated.privacy import PrivacyOutcome
@@ -131,8 +131,8 @@ def erase_finished_run(
     runs on the run's own engine unless ``engine`` names another. The run is locked against
     other writers, and must match its seal (a malformed config.yaml or report.json is named
     first, exit 2), before anything else is read or written."""
-    from privaudit.audit.runguard import require_intact
-    from privaudit.audit.runlock import run_dir_lock
+    from privaudit.core.runguard import require_intact
+    from privaudit.core.runlock import run_dir_lock
 
     run = RunDir(Path(run_dir))
     _require_finished(run)
@@ -147,7 +147,7 @@ def _erase(
     run: RunDir, read: tuple[AuditConfig, Report], request_file: Path, *,
     methods: Sequence[str] | None, reporter: Reporter, sign_key: Path | None, engine: str | None,
 ) -> list[UnlearningResult]:
-    from privaudit.audit.provenance import SIGNATURE_NAME
+    from privaudit.core.provenance import SIGNATURE_NAME
     from privaudit.reports.render import write_report
 
     opened = _open(run, read)

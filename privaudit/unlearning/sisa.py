@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from privaudit.audit.config import AuditConfig
-from privaudit.audit.rundir import write_json_atomic
+from privaudit.core.rundir import write_json_atomic
 from privaudit.mechanisms.dp.calibration import (
     calibrate_schedule,
     poisson_schedule,

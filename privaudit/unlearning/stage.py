@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from privaudit.audit.config import AuditConfig
-from privaudit.audit.errors import ConfigError, InternalError
-from privaudit.audit.progress import Reporter
-from privaudit.audit.rundir import RunDir, write_json_atomic
+from privaudit.core.errors import ConfigError, InternalError
+from privaudit.core.hashing import set_ids_sha256
+from privaudit.core.progress import Reporter
+from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
 from privaudit.mechanisms.federated.privacy import PrivacyOutcome
@@ -174,7 +175,7 @@ class EraseStage:
                 "method": name, "path": ctx.run.relative(path), "sha256": sha_after,
                 "files": [ctx.run.relative(p) for p in outcome.files],
                 "trained_records": len(outcome.trained_ids),
-                "trained_ids_sha256": ledgers.ids_sha256(outcome.trained_ids),
+                "trained_ids_sha256": set_ids_sha256(outcome.trained_ids),
                 "erased_records_trained_on": len(touched),
                 "erased_records_used_for_ascent": len(outcome.ascended_ids & erased),
             })

@@ -92,8 +92,8 @@ from privaudit.attacks.references import (
     reference_config,
     reference_seed,
 )
-from privaudit.audit.progress import Reporter
-from privaudit.audit.rundir import write_json_atomic
+from privaudit.core.progress import Reporter
+from privaudit.core.rundir import write_json_atomic
 from privaudit.mechanisms.data.partition import partition_records
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.tasks import EncodedSet

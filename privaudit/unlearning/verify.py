@@ -62,7 +62,7 @@ from privaudit.attacks.references import preserved_adapter
 from privaudit.attacks.scores.inputs import SignalSet
 from privaudit.attacks.signals import cached_signals, load_signals, save_signals, sequence_nll
 from privaudit.audit.config import VerifyConfig
-from privaudit.audit.progress import PlainReporter, Reporter
+from privaudit.core.progress import PlainReporter, Reporter
 from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import set_adapter_state

@@ -7,8 +7,8 @@ from pathlib import Path
 from privaudit.attacks.battery import AttackSetup, prepare_attacks
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.pipeline import build_model
-from privaudit.audit.progress import PlainReporter
-from privaudit.audit.rundir import RunDir
+from privaudit.core.progress import PlainReporter
+from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.models import ModelBundle, adapter_state
 from privaudit.mechanisms.tasks import EncodedSet, attach_features, encode_records

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from tests.conftest import TINY, merge
 
 

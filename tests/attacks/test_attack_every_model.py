@@ -21,8 +21,8 @@ from privaudit.attacks.figures import roc_figure
 from privaudit.attacks.signals import compute_signals, sequence_nll
 from privaudit.audit import cli
 from privaudit.audit.config import CanaryConfig, ModelConfig, config_from_dict
-from privaudit.audit.gate_metrics import MetricUnavailable, resolve_metric
 from privaudit.audit.pipeline import AuditOutcome, run_audit
+from privaudit.gate.metrics import MetricUnavailable, resolve_metric
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.data.canaries import Canary
 from privaudit.mechanisms.data.corpus import LABELS, generate_corpus

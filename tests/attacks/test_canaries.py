@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from privaudit.audit.config import CanaryConfig, config_from_dict
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.data.canaries import candidate_texts, insert_canaries, make_canaries
 from privaudit.mechanisms.data.records import Record

@@ -10,7 +10,7 @@ import pytest
 
 from privaudit.attacks.metrics import evaluate_scores
 from privaudit.attacks.scores import AttackInputs, SignalSet, available_attacks, get_attack
-from privaudit.audit.errors import EvidenceIncomplete
+from privaudit.core.errors import EvidenceIncomplete
 
 VARIANTS: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in available_attacks()] + [
     ("lira", {"mode": "offline"}),

@@ -16,7 +16,7 @@ from privaudit.attacks.dp_audit import (
     one_run_epsilon_lower_bound,
     roc_epsilon_lower_bound,
 )
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(("r", "expected"), [(100, 3.49), (1000, 5.81)])

@@ -11,7 +11,7 @@ from scipy import stats
 
 from privaudit.attacks.dp_audit_stage import plant_dp_audit, score_dp_audit
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import ConfigError, InternalError
+from privaudit.core.errors import ConfigError, InternalError
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.data.audit_canaries import (
     SealedInclusion,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.gate_metrics import resolve_metric
 from privaudit.audit.pipeline import run_audit
+from privaudit.gate.metrics import resolve_metric
 from privaudit.mechanisms.federated import record_dp
 from privaudit.reports.verdict import evaluate_verdict
 from tests.conftest import OVERFIT_PATCH, TINY, merge

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import skewnorm
 
 from privaudit.attacks.exposure import estimate_exposure, exposure_from_rank
-from privaudit.audit.errors import ConfigError, DataError
+from privaudit.core.errors import ConfigError, DataError
 
 
 @pytest.mark.parametrize(("rank", "space", "bits"), [

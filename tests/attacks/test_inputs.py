@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from privaudit.attacks.scores import AttackInputs, SignalSet
-from privaudit.audit.errors import DataError
+from privaudit.core.errors import DataError
 
 
 def test_signal_arrays_of_different_lengths_are_refused_by_name() -> None:

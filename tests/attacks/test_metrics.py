@@ -10,7 +10,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
 from privaudit.attacks.metrics import clopper_pearson, evaluate_scores
-from privaudit.audit.errors import ConfigError, DataError, EvidenceIncomplete
+from privaudit.core.errors import ConfigError, DataError, EvidenceIncomplete
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (17, 250), (1, 1000)])

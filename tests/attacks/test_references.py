@@ -12,9 +12,9 @@ import pytest
 from privaudit.attacks import references as references_module
 from privaudit.attacks.references import balanced_keep, reference_config
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import ConfigError
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
+from privaudit.core.errors import ConfigError
+from privaudit.core.progress import PlainReporter
 from tests.attacks.helpers import attack_setup
 from tests.conftest import merge
 

@@ -16,7 +16,7 @@ from privaudit.attacks.scores import (
     register_attack,
 )
 from privaudit.attacks.scores.loss import LossAttack
-from privaudit.audit.errors import ConfigError, EvidenceIncomplete
+from privaudit.core.errors import ConfigError, EvidenceIncomplete
 
 
 def test_unknown_attack_name_is_a_config_error_listing_the_available_ones() -> None:

@@ -18,7 +18,7 @@ from privaudit.attacks.scores import (
     token_moments,
     tune_offline_a,
 )
-from privaudit.audit.errors import EvidenceIncomplete
+from privaudit.core.errors import EvidenceIncomplete
 
 
 def _phi(x: float) -> float:

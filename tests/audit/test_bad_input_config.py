@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from privaudit.audit.config import AuditConfig, config_from_dict, merge_patch
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from tests.audit.bad_input_helpers import TREES, assert_contract, run_main, yaml_bytes
 from tests.conftest import TINY
 

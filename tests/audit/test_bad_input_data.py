@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from privaudit.audit.errors import DataError
+from privaudit.core.errors import DataError
 from privaudit.mechanisms.data import load_records
 from tests.audit.bad_input_helpers import TREES, assert_contract, run_main, yaml_bytes
 from tests.conftest import TINY

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from privaudit.audit.gate_metrics import find_metric
+from privaudit.gate.metrics import find_metric
 from tests.audit.bad_input_helpers import TREES, assert_contract, run_main, yaml_bytes
 from tests.reports.samples import full_document
 

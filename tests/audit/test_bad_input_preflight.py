@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from privaudit.audit.section import ConfigSection
+from privaudit.core.params import ConfigSection
 from tests.audit.bad_input_helpers import assert_contract, run_main
 from tests.conftest import TINY, merge
 from tests.reports.samples import full_document

@@ -94,7 +94,7 @@ def test_swapping_the_public_key_fails_with_wrong_key(
 def test_rewriting_the_manifest_to_hide_a_change_breaks_the_signature(
         run: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from privaudit.audit.provenance import write_manifest
+    from privaudit.core.provenance import write_manifest
 
     _flip(run / ADAPTER)
     write_manifest(run)

@@ -11,7 +11,7 @@ import yaml
 
 from privaudit.audit.cli import load_preset, main
 from privaudit.audit.config import AuditConfig, config_from_dict
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 
 
 def _write(tmp_path: Path, cfg: Any, name: str = "config.yaml") -> Path:

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import ConfigError
 from privaudit.audit.estimate import budget_problems, check_budget, estimate_run, plan_run
+from privaudit.core.errors import ConfigError
 from tests.audit.bad_input_helpers import assert_contract, run_main
 from tests.conftest import TINY, merge
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from privaudit.audit.gate import Policy, evaluate, load_policy, starter_policy
-from privaudit.audit.gate_metrics import resolve_metric
+from privaudit.gate.metrics import resolve_metric
+from privaudit.gate.policy import Policy, evaluate, load_policy, starter_policy
 from tests.reports.cli_helpers import CliResult, run_cli
 from tests.reports.samples import full_document, sample_report
 
@@ -88,7 +88,7 @@ def test_exit_2_when_the_report_is_malformed_naming_the_field(
 
 def test_exit_3_on_an_internal_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import privaudit.audit.gate as gate
+    import privaudit.gate.policy as gate
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("bug")
@@ -161,7 +161,7 @@ def test_statistical_metrics_are_gated_on_the_bound_by_default() -> None:
 
 def test_a_ci_statistic_on_a_metric_without_an_interval_is_a_policy_error(
         tmp_path: Path) -> None:
-    from privaudit.audit.errors import ConfigError
+    from privaudit.core.errors import ConfigError
 
     path = _policy(tmp_path, [{"id": "r", "metric": "dp.epsilon", "max": 3,
                                "statistic": "ci_high"}])
@@ -276,7 +276,7 @@ def test_an_expired_waiver_no_longer_applies_and_the_output_says_so(
 
 
 def test_a_waiver_for_an_unknown_rule_is_a_policy_error(tmp_path: Path) -> None:
-    from privaudit.audit.errors import ConfigError
+    from privaudit.core.errors import ConfigError
 
     path = _policy(tmp_path, [{"id": "a", "metric": "dp.epsilon", "max": 1}],
                    [{"rule": "b", "reason": "x", "owner": "y", "expires": "2030-01-01"}])

@@ -14,7 +14,7 @@ import pytest
 from privaudit.attacks.dp_audit_stage import plant_dp_audit
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import AuditOutcome, run_audit
-from privaudit.audit.rundir import RunDir
+from privaudit.core.rundir import RunDir
 from privaudit.reports.schema import RoundUtility
 from privaudit.unlearning.ledger import trained_on
 from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest

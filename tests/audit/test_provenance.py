@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from privaudit.audit import provenance as pv
-from privaudit.audit.errors import ConfigError
+from privaudit.core import provenance as pv
+from privaudit.core.errors import ConfigError
+from privaudit.core.rundir import sha256_file
 
 REPORT = {
     "schema_version": "1.0.0",
@@ -119,7 +120,7 @@ def test_manifest_lists_every_file_sorted_with_size_and_hash(run: Path) -> None:
     assert paths == sorted(paths) == ["config.yaml", "data/partitions.json", ADAPTER,
                                       "report.json"]
     adapter = next(f for f in manifest["files"] if f["path"] == ADAPTER)
-    assert adapter["bytes"] == 4096 and adapter["sha256"] == pv.file_sha256(run / ADAPTER)
+    assert adapter["bytes"] == 4096 and adapter["sha256"] == sha256_file(run / ADAPTER)
     assert manifest["report_sha256"] == pv.report_content_hash(REPORT)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from privaudit.audit.provenance import report_file_digest
+from privaudit.core.provenance import report_file_digest
 from tests.conftest import TINY, merge
 
 # 3 rounds of a few local epochs (each round lasts long enough to be killed in); 4 reference

@@ -10,8 +10,8 @@ import pytest
 
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
-from privaudit.audit.provenance import report_digest, report_file_digest
+from privaudit.core.progress import PlainReporter
+from privaudit.core.provenance import report_digest, report_file_digest
 from tests.conftest import TINY
 
 

@@ -13,10 +13,10 @@ import yaml
 
 from privaudit.audit.cli import main
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import VerificationError
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
-from privaudit.audit.rundir import RunDir, sha256_file, verify_outputs
+from privaudit.core.errors import VerificationError
+from privaudit.core.progress import PlainReporter
+from privaudit.core.rundir import RunDir, sha256_file, verify_outputs
 from tests.conftest import TINY
 
 QUIET = PlainReporter(quiet=True)

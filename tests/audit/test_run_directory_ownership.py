@@ -18,9 +18,9 @@ import yaml
 
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
-from privaudit.audit.provenance import sign_manifest, write_manifest
-from privaudit.audit.runlock import LOCK_NAME
+from privaudit.core.progress import PlainReporter
+from privaudit.core.provenance import sign_manifest, write_manifest
+from privaudit.core.runlock import LOCK_NAME
 from privaudit.mechanisms.federated import engine
 from privaudit.reports.markdown import render_summary
 from privaudit.reports.verdict import finalize_report
@@ -113,7 +113,7 @@ def test_a_second_writer_on_the_same_run_directory_exits_2_naming_the_holders_pi
 def test_report_and_erase_refuse_a_run_another_process_is_writing(
         tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from privaudit.audit.runlock import run_dir_lock
+    from privaudit.core.runlock import run_dir_lock
 
     sample = write_sample_run(tmp_path / "sample", sign_key=keys[0])
     before = _files(sample)

@@ -25,8 +25,8 @@ import yaml
 
 import privaudit
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import ConfigError
-from privaudit.audit.rundir import RunDir
+from privaudit.core.errors import ConfigError
+from privaudit.core.rundir import RunDir
 from tests.audit.bad_input_helpers import assert_contract, run_main
 from tests.conftest import TINY, merge
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from privaudit.audit import provenance as pv
-from privaudit.audit.commitment import (
+from privaudit.core import provenance as pv
+from privaudit.core.commitment import (
     SEED_OPENING,
     opening_problem,
     run_seed_commitment,
     verify_seed_commitment,
 )
-from privaudit.audit.rundir import RunDir
+from privaudit.core.rundir import RunDir
 
 
 def _run(root: Path, *, config_seed: int, committed_seed: int) -> RunDir:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from privaudit.audit.errors import ConfigError
 from privaudit.audit.threads import available_cpus, configure_threads, thread_count
+from privaudit.core.errors import ConfigError
 
 
 def _affinity() -> int:

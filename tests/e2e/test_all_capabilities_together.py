@@ -7,7 +7,7 @@ from typing import Any
 
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
+from privaudit.core.progress import PlainReporter
 from privaudit.unlearning.base import available_unlearners
 from tests.conftest import merge
 

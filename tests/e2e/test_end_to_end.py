@@ -10,7 +10,7 @@ import yaml
 from privaudit.audit.cli import main
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
+from privaudit.core.progress import PlainReporter
 from privaudit.reports.schema import Report
 from tests.conftest import MEMORISES_AUC
 

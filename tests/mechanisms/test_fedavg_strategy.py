@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.federated import ClientUpdate, FedAvg
 
 

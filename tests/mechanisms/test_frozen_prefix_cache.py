@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.models import (
     adapter_state,

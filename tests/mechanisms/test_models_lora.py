@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import (

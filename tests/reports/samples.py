@@ -112,7 +112,7 @@ def full_document(**changes: Any) -> dict[str, Any]:
 def write_sample_run(root: Path, *, formats: tuple[str, ...] = ("html", "md"),
                      sign_key: Path | None = None, report: Report | None = None) -> Path:
     """A run directory: an adapter, a config, the finalized report, renderings, manifest."""
-    from privaudit.audit.rundir import RunDir
+    from privaudit.core.rundir import RunDir
     from privaudit.reports.render import write_report
 
     run = RunDir(root).create()

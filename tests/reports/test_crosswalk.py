@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.reports.crosswalk import (
     CLAUSES,
     MISSING,

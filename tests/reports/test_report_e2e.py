@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from privaudit.audit.commitment import verify_seed_commitment
+from privaudit.core.commitment import verify_seed_commitment
 from privaudit.reports.pdf import find_chromium, screenshot_html
 from tests.reports.cli_helpers import run_cli
 

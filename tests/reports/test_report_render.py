@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from privaudit.audit.provenance import report_content_hash
+from privaudit.core.provenance import report_content_hash
 from privaudit.reports.html import render_html
 from privaudit.reports.markdown import render_summary
 from privaudit.reports.pdf import external_references
@@ -113,7 +113,7 @@ def test_an_older_report_without_verdict_or_crosswalk_still_renders_and_says_so(
         old.pop(key, None)
     old["schema_version"] = "0.1.0"
     (run / "report.json").write_text(json.dumps(old, indent=2))
-    from privaudit.audit.provenance import write_manifest
+    from privaudit.core.provenance import write_manifest
 
     write_manifest(run)  # sealed as the older version wrote it (an edited run is not re-sealed)
     result = run_cli(capsys, monkeypatch, "report", run, "--format", "html,md")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.reports.schema import Control
 from privaudit.reports.verdict import evaluate_verdict, register_control
 from tests.reports.samples import full_document, sample_report

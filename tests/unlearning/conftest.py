@@ -17,7 +17,7 @@ import torch
 
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.rundir import RunDir
+from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import PreparedData, prepare_data
 from privaudit.mechanisms.tasks import Batch, EncodedSet
 from privaudit.reports.schema import Report
@@ -144,7 +144,7 @@ def erased_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErasedRun]:
 def _memorised(cfg: AuditConfig, data: PreparedData, probe: Path) -> tuple[str, str]:
     """The client-0 subject and the client-1 record the trained model fits best: training
     is deterministic, so a probe run without requests shows what the real run memorises."""
-    from privaudit.audit.progress import PlainReporter
+    from privaudit.core.progress import PlainReporter
     from privaudit.unlearning.evaluate import per_example_loss
 
     run_audit(cfg.model_copy(update={"unlearning": cfg.unlearning.model_copy(
@@ -176,7 +176,7 @@ def sisa_run(tmp_path_factory: pytest.TempPathFactory) -> SisaRun:
     cfg = config_from_dict(merge(TINY, {"unlearning": {
         "methods": ["sisa"], "sisa": {"shards": 2, "slices": 3, "epochs_per_slice": 2}}}))
     run_dir = tmp_path_factory.mktemp("sisa") / "run"
-    from privaudit.audit.progress import PlainReporter
+    from privaudit.core.progress import PlainReporter
 
     run_audit(cfg, run_dir, reporter=PlainReporter(quiet=True))
     run = RunDir(run_dir)

@@ -9,7 +9,7 @@ import pytest
 
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
+from privaudit.core.progress import PlainReporter
 from privaudit.mechanisms.federated import privacy as privacy_module
 from privaudit.mechanisms.federated.privacy import FEDERATION, PrivacyOutcome
 from privaudit.mechanisms.federated.train import train_federation
@@ -65,7 +65,7 @@ def test_the_runs_own_accountants_are_untouched_by_retraining(
     dp_erased: tuple[Report, Path],
 ) -> None:
     report, out = dp_erased
-    from privaudit.audit.rundir import RunDir
+    from privaudit.core.rundir import RunDir
 
     privacy = privacy_of(RunDir(out))
     assert privacy is not None

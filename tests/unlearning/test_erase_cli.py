@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from privaudit.audit.cli import main
-from privaudit.audit.errors import EXIT_USAGE
-from privaudit.audit.rundir import RunDir
+from privaudit.core.errors import EXIT_USAGE
+from privaudit.core.rundir import RunDir
 from privaudit.reports.schema import Report
 from privaudit.unlearning.ledger import erased_so_far, read_ledger
 from tests.unlearning.conftest import ErasedRun
@@ -113,7 +113,7 @@ def test_erase_refuses_sisa_on_a_run_without_sisa_shards(
     # refuses a run that does not match its seal before it reads the ledger)
     from privaudit.audit.config import config_from_dict
     from privaudit.audit.pipeline import run_audit
-    from privaudit.audit.progress import PlainReporter
+    from privaudit.core.progress import PlainReporter
     from tests.conftest import TINY
 
     plain = run_audit(config_from_dict(TINY), tmp_path / "plain",

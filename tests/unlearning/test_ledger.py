@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import RunDirectoryError
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
+from privaudit.core.errors import RunDirectoryError
+from privaudit.core.progress import PlainReporter
 from privaudit.unlearning.ledger import dp_bound
 from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest
 from tests.conftest import TINY, merge

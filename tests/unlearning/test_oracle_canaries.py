@@ -12,7 +12,7 @@ import pytest
 from privaudit.attacks.dp_audit_stage import plant_dp_audit
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.rundir import RunDir
+from privaudit.core.rundir import RunDir
 from privaudit.unlearning.oracle import oracle_clients
 from privaudit.unlearning.serve import open_run_context
 from tests.attacks.helpers import QUIET

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import EXIT_USAGE, ConfigError
+from privaudit.core.errors import EXIT_USAGE, ConfigError
 from privaudit.mechanisms.data import PreparedData
 from privaudit.unlearning.requests import ErasureRequest, load_requests, resolve_requests
 from tests.conftest import TINY
@@ -122,7 +122,7 @@ def test_request_file_holds_one_request_or_a_list(tmp_path: Path) -> None:
 
 def test_invalid_request_in_the_config_fails_before_any_training(tmp_path: Path) -> None:
     from privaudit.audit.pipeline import run_audit
-    from privaudit.audit.progress import PlainReporter
+    from privaudit.core.progress import PlainReporter
 
     cfg = config_from_dict(dict(TINY, unlearning={"requests": [
         {"id": "r1", "kind": "client", "ids": ["client-5"]}]}))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from privaudit.audit.config import AuditConfig, config_from_dict
-from privaudit.audit.progress import PlainReporter
+from privaudit.core.progress import PlainReporter
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.calibration import calibrate_noise, poisson_schedule
 from privaudit.mechanisms.federated.privacy import training_federation

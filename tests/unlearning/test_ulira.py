@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from privaudit.attacks.metrics import evaluate_scores
 from privaudit.audit.config import VerifyConfig, config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
-from privaudit.audit.rundir import RunDir
+from privaudit.core.progress import PlainReporter
+from privaudit.core.rundir import RunDir
 from privaudit.unlearning.base import UnlearnedModel, UnlearningContext, get_unlearner
 from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest, resolve_requests
 from privaudit.unlearning.serve import open_run_context
@@ -169,7 +169,7 @@ def _blank_result(ctx: UnlearningContext, method: str):  # type: ignore[no-untyp
 
 
 def test_gate_metric_ulira_auc_resolves_once_evaluated() -> None:
-    from privaudit.audit.gate_metrics import resolve_metric
+    from privaudit.gate.metrics import resolve_metric
 
     doc = {"unlearning": [{"request_id": "r1", "method": "npo", "ulira_auc": 0.62,
                            "ulira_auc_ci_low": 0.51, "ulira_auc_ci_high": 0.73}]}

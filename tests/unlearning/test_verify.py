@@ -13,8 +13,8 @@ import pytest
 
 from privaudit.audit.config import VerifyConfig, config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.progress import PlainReporter
-from privaudit.audit.rundir import RunDir
+from privaudit.core.progress import PlainReporter
+from privaudit.core.rundir import RunDir
 from privaudit.reports.schema import UnlearningResult
 from privaudit.unlearning.base import UnlearnedModel, UnlearningContext
 from privaudit.unlearning.requests import ErasureRequest
@@ -196,7 +196,7 @@ def test_flags_need_the_auc_gap_beyond_the_noise_margin_and_a_significant_drop()
 def test_the_report_ranks_the_methods_and_draws_the_forget_set_vulnerability(
     tmp_path: Path,
 ) -> None:
-    from privaudit.audit.gate_metrics import resolve_metric
+    from privaudit.gate.metrics import resolve_metric
     from privaudit.reports.html import render_html
 
     cfg = merge(TINY, {"unlearning": {
@@ -227,7 +227,7 @@ def test_the_report_ranks_the_methods_and_draws_the_forget_set_vulnerability(
 
 
 def test_gate_metrics_of_issue_10_resolve_with_their_confidence_intervals() -> None:
-    from privaudit.audit.gate_metrics import MetricUnavailable, metric_has_ci, resolve_metric
+    from privaudit.gate.metrics import MetricUnavailable, metric_has_ci, resolve_metric
 
     doc = {"unlearning": [{
         "request_id": "r1", "method": "npo", "ulira_auc": None, "utility_drop": 0.05,

@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from privaudit.attacks.scores.inputs import AttackInputs, SignalSet
-from privaudit.audit.errors import ConfigError, DataError, EvidenceIncomplete, InternalError
+from privaudit.core.errors import ConfigError, DataError, EvidenceIncomplete, InternalError
 
 __all__ = [
     "Attack",

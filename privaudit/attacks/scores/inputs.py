@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from privaudit.audit.errors import DataError
+from privaudit.core.errors import DataError
 
 _TOKEN_FIELDS = ("token_logprobs", "token_mu", "token_sigma")
 _SCALAR_FIELDS = ("phi", "prob_true", "nbytes_text", "zlib_len")

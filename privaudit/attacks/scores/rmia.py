@@ -48,7 +48,7 @@ from privaudit.attacks.scores.base import (
     register_attack,
     required,
 )
-from privaudit.audit.errors import EvidenceIncomplete
+from privaudit.core.errors import EvidenceIncomplete
 
 __all__ = ["RMIAAttack", "RMIAParams", "marginal_prob", "rmia_scores", "tune_offline_a"]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from privaudit.audit.errors import ConfigError, InternalError
+from privaudit.core.errors import ConfigError, InternalError
 from privaudit.mechanisms.data.records import Record
 
 __all__ = [

@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass, replace
 
 from privaudit.audit.config import CanaryConfig
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.data.records import Record
 
 __all__ = [

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.data.records import Record
 
 

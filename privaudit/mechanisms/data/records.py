@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from privaudit.audit.errors import DataError
+from privaudit.core.errors import DataError
 
 REQUIRED = ("id", "subject_id", "text")
 #: label texts that mean "no value" (NaN, null, pandas' <NA>); never a class name
@@ -55,10 +55,6 @@ def records_sha256(records: Iterable[Record]) -> str:
             h.update(b"\x1f")
         h.update(b"\x1e")
     return h.hexdigest()
-
-
-def ids_sha256(ids: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
 
 
 def _blank(value: object) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from privaudit.audit.config import CanaryConfig, DataConfig
-from privaudit.audit.errors import ConfigError, DataError
+from privaudit.core.errors import ConfigError, DataError
 from privaudit.mechanisms.data.canaries import Canary, insert_canaries
 from privaudit.mechanisms.data.corpus import LABELS, generate_corpus
 from privaudit.mechanisms.data.partition import partition_records

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from opacus.accountants import create_accountant
 
-from privaudit.audit.errors import InternalError, PrivacyBudgetError
+from privaudit.core.errors import InternalError, PrivacyBudgetError
 
 ACCOUNTANTS = ("prv", "rdp", "gdp")
 _FORMAT = 1

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from opacus.accountants.utils import get_noise_multiplier
 
-from privaudit.audit.errors import PrivacyBudgetError
+from privaudit.core.errors import PrivacyBudgetError
 from privaudit.mechanisms.dp.accounting import ACCOUNTANTS, ClientAccountant
 from privaudit.mechanisms.dp.config import DPConfig
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from privaudit.audit.errors import InternalError, PrivacyBudgetError
+from privaudit.core.errors import InternalError, PrivacyBudgetError
 
 _NORM_SLACK = 1e-5
 

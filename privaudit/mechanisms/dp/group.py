@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from scipy.stats import binom
 
-from privaudit.audit.errors import PrivacyBudgetError
+from privaudit.core.errors import PrivacyBudgetError
 
 __all__ = ["group_delta_is_vacuous", "subject_epsilon", "subject_table"]
 

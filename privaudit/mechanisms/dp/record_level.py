@@ -50,7 +50,7 @@ from opacus.optimizers import DPOptimizer, get_optimizer_class
 from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
 from torch.utils.data import DataLoader
 
-from privaudit.audit.errors import InternalError, PrivacyBudgetError
+from privaudit.core.errors import InternalError, PrivacyBudgetError
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.validate import check_model_for_opacus
 

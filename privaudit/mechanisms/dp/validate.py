@@ -1,7 +1,7 @@
 """Checks run before any training: they collect every problem and return them as a list.
 
 Each problem reads ``privacy.dp.<field>: reason (got VALUE)``; the caller raises one
-:class:`~privaudit.audit.errors.PrivacyBudgetError` with all of them (exit 2). Whether a
+:class:`~privaudit.core.errors.PrivacyBudgetError` with all of them (exit 2). Whether a
 ``target_epsilon`` is reachable is checked by calibration
 (:func:`~privaudit.mechanisms.dp.calibration.record_noise_multipliers`), which raises.
 """

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from privaudit.audit.config import FederationConfig
-from privaudit.audit.errors import InternalError
+from privaudit.core.errors import InternalError
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.client_level import (
     add_noise_to_sum,

@@ -15,8 +15,8 @@ one after another in this thread, so a slow client cannot be pre-empted: its wal
 measured and it is dropped AFTER it returns. The Flower engine has its own deadline
 (``round_timeout`` of ``Grid.send_and_receive``) and aggregates the replies that arrived
 within it; it does not list dropouts (train_federation warns when these settings are set).
-A :class:`~privaudit.audit.errors.ConfigError` raised by a client is a settings problem that
-every client shares, and an :class:`~privaudit.audit.errors.InternalError` a broken invariant
+A :class:`~privaudit.core.errors.ConfigError` raised by a client is a settings problem that
+every client shares, and an :class:`~privaudit.core.errors.InternalError` a broken invariant
 (e.g. DP-SGD steps not matching the loop's): neither is a client failure, both stop the run
 (exit 2, exit 3).
 """
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Literal
 from torch import nn
 
 from privaudit.audit.config import FederationConfig
-from privaudit.audit.errors import ConfigError, EvidenceIncomplete, InternalError
+from privaudit.core.errors import ConfigError, EvidenceIncomplete, InternalError
 from privaudit.mechanisms.federated.client import (
     ClientFn,
     ClientState,

@@ -28,7 +28,7 @@ from typing import Any
 from torch import nn
 
 from privaudit.audit.config import AuditConfig, FederationConfig
-from privaudit.audit.errors import ConfigError, PrivacyBudgetError, SecureAggregationError
+from privaudit.core.errors import ConfigError, PrivacyBudgetError, SecureAggregationError
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.calibration import client_noise_multiplier, record_noise_multipliers
 from privaudit.mechanisms.dp.card import DPCard, build_dp_card

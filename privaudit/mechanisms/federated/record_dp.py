@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from privaudit.audit.config import FederationConfig
-from privaudit.audit.errors import InternalError
+from privaudit.core.errors import InternalError
 from privaudit.mechanisms import prefix
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.config import DPConfig

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from privaudit.audit.errors import SecureAggregationError
+from privaudit.core.errors import SecureAggregationError
 from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.federated.strategy import Strategy, WeightedMean, check_wrappable
 from privaudit.mechanisms.models import AdapterState

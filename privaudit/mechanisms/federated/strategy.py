@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from privaudit.audit.errors import ConfigError, InternalError
+from privaudit.core.errors import ConfigError, InternalError
 from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.models import AdapterState
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 import tenseal as ts
 
-from privaudit.audit.errors import SecureAggregationError
+from privaudit.core.errors import SecureAggregationError
 from privaudit.mechanisms.secagg.context import load_context, slots_per_ciphertext
 from privaudit.mechanisms.secagg.manifest import EncryptedUpdate, UpdateManifest
 from privaudit.mechanisms.secagg.packing import ArrayLike, chunk_bounds, flatten

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from privaudit.audit.section import ConfigSection
+from privaudit.core.params import ConfigSection
 
 
 class SecureAggregationConfig(ConfigSection):

@@ -11,7 +11,7 @@ from typing import Literal
 
 import tenseal as ts
 
-from privaudit.audit.errors import SecureAggregationError
+from privaudit.core.errors import SecureAggregationError
 
 Role = Literal["client", "server", "key_holder"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tenseal as ts
 
-from privaudit.audit.errors import SecureAggregationError
+from privaudit.core.errors import SecureAggregationError
 from privaudit.mechanisms.secagg.config import SecureAggregationConfig
 from privaudit.mechanisms.secagg.context import slots_per_ciphertext
 from privaudit.mechanisms.secagg.manifest import EncryptedSum

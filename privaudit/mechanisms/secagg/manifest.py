@@ -13,23 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from privaudit.mechanisms.secagg.packing import ArrayLike, TensorLayout
-
-RejectionReason = Literal[
-    "stale_round",
-    "config_hash_mismatch",
-    "duplicate_client",
-    "layout_mismatch",
-    "invalid_weight",
-    "ciphertext_count_mismatch",
-    "ciphertext_digest_mismatch",
-    "undecodable_ciphertext",
-    "invalid_ciphertext",
-]
+from privaudit.mechanisms.secagg.results import RejectionReason
 
 
 class UpdateManifest(BaseModel):

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from privaudit.audit.errors import SecureAggregationError
+from privaudit.core.errors import SecureAggregationError
 from privaudit.mechanisms.secagg.manifest import EncryptedUpdate
 from privaudit.mechanisms.secagg.packing import ArrayLike, TensorLayout, flatten, unflatten
 

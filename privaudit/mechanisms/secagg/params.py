@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from privaudit.audit.errors import SecureAggregationError
+from privaudit.core.errors import SecureAggregationError
 from privaudit.mechanisms.secagg.config import SecureAggregationConfig
 
 #: Largest total coefficient-modulus bits per N for 128-bit security (HE standard, table 1).

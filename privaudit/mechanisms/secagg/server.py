@@ -14,9 +14,8 @@ import hashlib
 import math
 
 import tenseal as ts
-from pydantic import BaseModel, ConfigDict
 
-from privaudit.audit.errors import SecureAggregationError
+from privaudit.core.errors import SecureAggregationError
 from privaudit.mechanisms.secagg.context import load_context, slots_per_ciphertext
 from privaudit.mechanisms.secagg.manifest import (
     EncryptedSum,
@@ -26,17 +25,7 @@ from privaudit.mechanisms.secagg.manifest import (
     manifest_problem,
 )
 from privaudit.mechanisms.secagg.packing import chunk_bounds
-
-
-class Rejection(BaseModel):
-    """One refused update: who sent it, in which round, why (a code) and the detail."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    client_id: str
-    round: int
-    reason: RejectionReason
-    detail: str
+from privaudit.mechanisms.secagg.results import Rejection
 
 
 class SecureAggregator:

@@ -5,7 +5,7 @@ from collections import defaultdict
 import pytest
 
 from privaudit.audit.config import AuditConfig, DataConfig
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.data import (
     PreparedData,
     generate_corpus,

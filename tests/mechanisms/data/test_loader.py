@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from privaudit.audit.errors import DataError
+from privaudit.core.errors import DataError
 from privaudit.mechanisms.data import Record, load_records
 
 

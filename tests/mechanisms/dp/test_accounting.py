@@ -11,7 +11,7 @@ import pytest
 from opacus.accountants import GaussianAccountant, PRVAccountant, RDPAccountant
 from opacus.accountants.analysis import rdp as rdp_analysis
 
-from privaudit.audit.errors import PrivacyBudgetError
+from privaudit.core.errors import PrivacyBudgetError
 from privaudit.mechanisms.dp import (
     ClientAccountant,
     federation_epsilon,

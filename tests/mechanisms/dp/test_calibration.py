@@ -7,7 +7,7 @@ import torch
 from opacus.data_loader import DPDataLoader
 from torch.utils.data import DataLoader, TensorDataset
 
-from privaudit.audit.errors import PrivacyBudgetError
+from privaudit.core.errors import PrivacyBudgetError
 from privaudit.mechanisms.dp import (
     ClientAccountant,
     DPConfig,

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-from privaudit.audit.errors import InternalError
+from privaudit.core.errors import InternalError
 from privaudit.mechanisms.dp import (
     ClientAccountant,
     DPCard,

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privaudit.audit.errors import InternalError, PrivacyBudgetError
+from privaudit.core.errors import InternalError, PrivacyBudgetError
 from privaudit.mechanisms.dp import (
     add_noise_to_sum,
     clip_delta,

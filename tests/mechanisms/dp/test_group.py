@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from privaudit.audit.errors import PrivacyBudgetError
+from privaudit.core.errors import PrivacyBudgetError
 from privaudit.mechanisms.dp.accounting import ClientAccountant, group_privacy
 from privaudit.mechanisms.dp.group import subject_epsilon, subject_table
 
@@ -61,7 +61,7 @@ def test_a_meaningless_subject_size_or_delta_is_refused(k: int, delta: float) ->
 
 
 def test_a_gate_on_the_subject_level_epsilon_sees_no_guarantee_as_infinite() -> None:
-    from privaudit.audit.gate_metrics import resolve_metric
+    from privaudit.gate.metrics import resolve_metric
 
     doc = {"privacy": {"dp": {"enabled": True, "epsilon": 8.0, "delta": 1e-5,
                               "subject_level_none": "group privacy over 4 units gives δ = 1"}}}

@@ -14,7 +14,7 @@ from opacus.grad_sample import AbstractGradSampleModule
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from privaudit.audit.errors import PrivacyBudgetError
+from privaudit.core.errors import PrivacyBudgetError
 from privaudit.mechanisms.dp import ClientAccountant, PrivateTraining, make_private, unwrap
 
 Loader = Callable[[int, int], DataLoader[tuple[Tensor, ...]]]

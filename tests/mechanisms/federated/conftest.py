@@ -12,7 +12,7 @@ import pytest
 
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.pipeline import build_model
-from privaudit.audit.rundir import RunDir
+from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import PreparedData, prepare_data
 from privaudit.mechanisms.models import ModelBundle, adapter_state
 from privaudit.mechanisms.tasks import EncodedSet, attach_features, encode_records

@@ -10,7 +10,7 @@ import pytest
 import torch
 from opacus.accountants import RDPAccountant
 
-from privaudit.audit.errors import InternalError
+from privaudit.core.errors import InternalError
 from privaudit.mechanisms.dp import ClientAccountant
 from privaudit.mechanisms.dp.client_level import global_norm
 from privaudit.mechanisms.federated import (

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from privaudit.audit.config import config_from_dict
-from privaudit.audit.errors import EvidenceIncomplete, InternalError, PrivacyBudgetError
+from privaudit.core.errors import EvidenceIncomplete, InternalError, PrivacyBudgetError
 from privaudit.mechanisms.federated.client import ClientFn, ClientState, ClientUpdate
 from privaudit.mechanisms.federated.engine import RoundRecord
 from privaudit.mechanisms.federated.train import quorum, train_federation
@@ -198,7 +198,7 @@ def test_quorum_is_the_stricter_of_federation_and_secure_aggregation() -> None:
 
 
 def test_min_clients_above_the_federation_is_a_config_error() -> None:
-    from privaudit.audit.errors import ConfigError
+    from privaudit.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         config_from_dict(merge(TINY, {"federation": {"min_clients": 3}}))
@@ -209,7 +209,7 @@ def test_dropouts_are_listed_per_round_in_the_report(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from privaudit.audit import pipeline
-    from privaudit.audit.progress import PlainReporter
+    from privaudit.core.progress import PlainReporter
 
     monkeypatch.setattr(pipeline, "train_federation", functools.partial(
         train_federation, wrap_client=failing_in("client-1", 2)))

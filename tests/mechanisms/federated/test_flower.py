@@ -19,7 +19,7 @@ from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
 
-from privaudit.audit.errors import ConfigError, SecureAggregationError
+from privaudit.core.errors import ConfigError, SecureAggregationError
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.federated import get_engine
 from privaudit.mechanisms.federated.client import ClientState

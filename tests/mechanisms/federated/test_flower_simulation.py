@@ -18,7 +18,7 @@ pytest.importorskip("ray")
 from privaudit.audit.cli import main
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import run_audit
-from privaudit.audit.rundir import RunDir
+from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.models import load_adapter
 from tests.conftest import TINY, merge
 

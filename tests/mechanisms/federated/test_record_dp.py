@@ -13,7 +13,7 @@ import pytest
 import torch
 from opacus.accountants import PRVAccountant, RDPAccountant
 
-from privaudit.audit.errors import PrivacyBudgetError
+from privaudit.core.errors import PrivacyBudgetError
 from privaudit.mechanisms.dp import ClientAccountant, DPConfig, make_private
 from privaudit.mechanisms.federated import ClientState, ExampleLoss, RecordLevelDP
 from privaudit.mechanisms.federated.privacy import check_privacy, client_sizes_of, dp_card

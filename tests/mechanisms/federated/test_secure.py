@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tenseal as ts
 
-from privaudit.audit.errors import SecureAggregationError
+from privaudit.core.errors import SecureAggregationError
 from privaudit.mechanisms.federated import secure
 from privaudit.mechanisms.federated.privacy import secure_aggregation_report
 from privaudit.mechanisms.federated.train import train_federation

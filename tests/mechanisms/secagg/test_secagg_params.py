@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from privaudit.audit.errors import ConfigError, SecureAggregationError
+from privaudit.core.errors import ConfigError, SecureAggregationError
 from privaudit.mechanisms.secagg import (
     InsecureParametersWarning,
     KeyHolder,

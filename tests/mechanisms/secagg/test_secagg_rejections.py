@@ -10,7 +10,7 @@ import weakref
 import numpy as np
 import pytest
 
-from privaudit.audit.errors import SecureAggregationError
+from privaudit.core.errors import SecureAggregationError
 from privaudit.mechanisms.secagg import (
     EncryptedSum,
     EncryptedUpdate,

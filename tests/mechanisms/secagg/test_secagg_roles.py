@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import tenseal as ts
 
-from privaudit.audit.errors import SecureAggregationError
+from privaudit.core.errors import SecureAggregationError
 from privaudit.mechanisms.secagg import SecureAggregator, encrypt_update
 
 

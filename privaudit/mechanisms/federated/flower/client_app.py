@@ -23,7 +23,7 @@ import tenseal as ts
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from privaudit.audit.errors import InternalError, SecureAggregationError
+from privaudit.core.errors import InternalError, SecureAggregationError
 from privaudit.mechanisms.federated.client import ClientState
 from privaudit.mechanisms.federated.flower import codec
 from privaudit.mechanisms.federated.flower.workload import ClientSide, keep_update

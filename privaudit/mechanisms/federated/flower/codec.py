@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord
 
-from privaudit.audit.errors import InternalError
+from privaudit.core.errors import InternalError
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.federated.client import ClientState
 from privaudit.mechanisms.models import AdapterState

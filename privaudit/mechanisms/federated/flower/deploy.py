@@ -35,7 +35,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from privaudit.audit.config import AuditConfig
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.federated.client import ClientState
 from privaudit.mechanisms.federated.engine import TrainingJob
 from privaudit.mechanisms.federated.flower import codec
@@ -114,7 +114,7 @@ class PreparedSides:
 def prepare_sides(cfg: AuditConfig, out: Path) -> PreparedSides:
     """Prepare ``cfg``'s federation as ``privaudit run`` does; ``out/build`` caches the base."""
     from privaudit.audit.pipeline import build_model
-    from privaudit.audit.rundir import RunDir
+    from privaudit.core.rundir import RunDir
     from privaudit.mechanisms.data import prepare_data
     from privaudit.mechanisms.tasks import attach_features, encode_records
 

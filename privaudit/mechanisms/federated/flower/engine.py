@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from privaudit.audit.errors import ConfigError, InternalError, PrivauditError
+from privaudit.core.errors import ConfigError, InternalError, PrivauditError
 from privaudit.mechanisms.federated.client import ClientState
 from privaudit.mechanisms.federated.engine import (
     Engine,

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from privaudit.audit.errors import InternalError
+from privaudit.core.errors import InternalError
 from privaudit.mechanisms.federated.flower.deploy import JOB_KEY, SILO_KEY
 
 

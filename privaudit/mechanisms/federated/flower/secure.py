@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from privaudit.audit.errors import InternalError, SecureAggregationError
+from privaudit.core.errors import InternalError, SecureAggregationError
 from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.federated.flower.workload import ClientCrypto, ServerCrypto
 from privaudit.mechanisms.federated.secure import Channel, SecureAggregation, SecureRoundLog

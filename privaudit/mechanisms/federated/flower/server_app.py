@@ -21,7 +21,7 @@ import torch
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from privaudit.audit.errors import InternalError
+from privaudit.core.errors import InternalError
 from privaudit.mechanisms.federated.client import ClientState, ClientUpdate, local_seed
 from privaudit.mechanisms.federated.flower import codec
 from privaudit.mechanisms.federated.flower.secure import (

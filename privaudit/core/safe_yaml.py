@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 
 MAX_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 64

@@ -20,12 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from privaudit.audit.errors import ConfigError, VerificationError
+from privaudit.core.errors import ConfigError, VerificationError
 
 _TMP = re.compile(r"^\..+\.tmp-(\d+)$")
 
 
 def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks: the one file hash of privaudit."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -71,13 +72,21 @@ def _remove_stale_temporaries(root: Path) -> None:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """The one atomic writer: ``data`` to ``.<name>.tmp-<pid>`` beside ``path``, fsync, rename.
+
+    A reader sees the old file or the new one, never half of one; the temporary of a process
+    killed mid-write is swept when the run directory is opened again."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:

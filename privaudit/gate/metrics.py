@@ -52,7 +52,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, tpr_estimable
-from privaudit.audit.errors import ConfigError
+from privaudit.core.errors import ConfigError
 from privaudit.reports.crosswalk import MISSING, parse_pointer, resolve_pointer
 
 Document = Mapping[str, Any]

@@ -17,9 +17,9 @@ import json
 import os
 from pathlib import Path
 
-from privaudit.audit.errors import ConfigError, DataError
-from privaudit.audit.rundir import RunDir, write_json_atomic
-from privaudit.audit.safe_yaml import load_yaml_file
+from privaudit.core.errors import ConfigError, DataError
+from privaudit.core.rundir import RunDir, write_json_atomic
+from privaudit.core.safe_yaml import load_yaml_file
 
 SEED_OPENING = ("data", "seed-opening.json")
 _SEED_DOMAIN = b"privaudit/seed-commitment/v1\x00"

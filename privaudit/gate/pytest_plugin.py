@@ -72,8 +72,8 @@ class GatePolicy(pytest.File):
     """The policy file as a collector of :class:`GateItem`."""
 
     def collect(self) -> list[GateItem]:
-        from privaudit.audit.errors import PrivauditError
-        from privaudit.audit.gate import run_gate
+        from privaudit.core.errors import PrivauditError
+        from privaudit.gate.policy import run_gate
 
         options = self.config.option
         report = Path(options.privaudit_report)

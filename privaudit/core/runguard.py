@@ -16,9 +16,9 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from privaudit.audit.errors import VerificationError
-from privaudit.audit.provenance import MANIFEST_NAME, Finding, verify_run
-from privaudit.audit.runlock import run_dir_lock
+from privaudit.core.errors import VerificationError
+from privaudit.core.provenance import MANIFEST_NAME, Finding, verify_run
+from privaudit.core.runlock import run_dir_lock
 
 _REGENERABLE = ("missing", "changed", "added")
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from privaudit.audit.errors import RunDirectoryError
+from privaudit.core.errors import RunDirectoryError
 
 LOCK_NAME = ".lock"
 

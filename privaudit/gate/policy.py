@@ -52,9 +52,10 @@ from pydantic import (
     model_validator,
 )
 
-from privaudit.audit.config import format_validation_error
-from privaudit.audit.errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK, ConfigError
-from privaudit.audit.gate_metrics import (
+from privaudit.core.errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK, ConfigError
+from privaudit.core.params import format_validation_error
+from privaudit.core.safe_yaml import load_yaml_file
+from privaudit.gate.metrics import (
     MetricUnavailable,
     Observation,
     UnknownMetric,
@@ -63,7 +64,6 @@ from privaudit.audit.gate_metrics import (
     metric_has_ci,
     resolve_metric,
 )
-from privaudit.audit.safe_yaml import load_yaml_file
 from privaudit.reports.schema import parse_report
 
 Statistic = Literal["point", "ci_low", "ci_high"]
@@ -203,7 +203,7 @@ def load_report_document(path: Path | str, *, what: str = "report") -> dict[str,
 
 def starter_policy() -> str:
     """The commented starter policy written by ``privaudit gate --init``."""
-    return resources.files("privaudit.audit.presets").joinpath("privacy-gate.yaml").read_text(
+    return resources.files("privaudit.gate").joinpath("privacy-gate.yaml").read_text(
         encoding="utf-8")
 
 

@@ -1,0 +1,119 @@
+# Debt of #18: may only shrink. Regenerate only to remove entries; a new entry needs a
+# reason in review.
+#
+# Regenerate: python -m tests.test_architecture --write-allowlist
+"""What tests/test_architecture.py tolerates today (see its docstring for the rule)."""
+
+from __future__ import annotations
+
+ALLOWED_VIOLATIONS: frozenset[str] = frozenset(
+    {
+        "privaudit.attacks.battery -> privaudit.audit.config",
+        "privaudit.attacks.battery -> privaudit.reports.schema",
+        "privaudit.attacks.canary_exposure -> privaudit.audit.config",
+        "privaudit.attacks.canary_exposure -> privaudit.reports.schema",
+        "privaudit.attacks.dp_audit_stage -> privaudit.audit.config",
+        "privaudit.attacks.dp_audit_stage -> privaudit.reports.schema",
+        "privaudit.attacks.figures -> privaudit.reports.schema",
+        "privaudit.attacks.references -> privaudit.audit.config",
+        "privaudit.attacks.stage -> privaudit.reports.schema",
+        "privaudit.attacks.stage -> privaudit.unlearning.base",
+        "privaudit.attacks.stage -> privaudit.unlearning.ledger",
+        "privaudit.attacks.validate -> privaudit.audit.config",
+        "privaudit.mechanisms.data.canaries -> privaudit.audit.config",
+        "privaudit.mechanisms.data.splits -> privaudit.audit.config",
+        "privaudit.mechanisms.federated.canary_client -> privaudit.audit.config",
+        "privaudit.mechanisms.federated.client -> privaudit.audit.config",
+        "privaudit.mechanisms.federated.client_dp -> privaudit.audit.config",
+        "privaudit.mechanisms.federated.engine -> privaudit.audit.config",
+        "privaudit.mechanisms.federated.engine -> privaudit.mechanisms.federated.flower.engine",
+        "privaudit.mechanisms.federated.flower.deploy -> privaudit.audit.config",
+        "privaudit.mechanisms.federated.flower.deploy -> privaudit.audit.pipeline",
+        "privaudit.mechanisms.federated.flower.workload -> privaudit.audit.config",
+        "privaudit.mechanisms.federated.privacy -> privaudit.audit.config",
+        "privaudit.mechanisms.federated.record_dp -> privaudit.audit.config",
+        "privaudit.mechanisms.federated.train -> privaudit.audit.config",
+        "privaudit.mechanisms.models -> privaudit.audit.config",
+        "privaudit.mechanisms.pretrain -> privaudit.audit.config",
+        "privaudit.mechanisms.tasks -> privaudit.mechanisms.data.records",
+        "privaudit.reports.build -> privaudit.audit.config",
+        "privaudit.reports.build -> privaudit.audit.pipeline",
+        "privaudit.unlearning.ascent -> privaudit.audit.config",
+        "privaudit.unlearning.base -> privaudit.audit.config",
+        "privaudit.unlearning.base -> privaudit.reports.schema",
+        "privaudit.unlearning.figures -> privaudit.reports.plots",
+        "privaudit.unlearning.ledger -> privaudit.reports.schema",
+        "privaudit.unlearning.serve -> privaudit.audit.config",
+        "privaudit.unlearning.serve -> privaudit.audit.pipeline",
+        "privaudit.unlearning.serve -> privaudit.reports.render",
+        "privaudit.unlearning.serve -> privaudit.reports.schema",
+        "privaudit.unlearning.sisa -> privaudit.audit.config",
+        "privaudit.unlearning.stage -> privaudit.audit.config",
+        "privaudit.unlearning.stage -> privaudit.reports.schema",
+        "privaudit.unlearning.verify -> privaudit.audit.config",
+        "privaudit.unlearning.verify -> privaudit.reports.schema",
+    }
+)
+
+ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
+    {
+        frozenset(
+            {
+                "privaudit.attacks.validate",
+                "privaudit.audit.config",
+                "privaudit.mechanisms.data.canaries",
+                "privaudit.mechanisms.data.splits",
+                "privaudit.mechanisms.federated.canary_client",
+                "privaudit.mechanisms.federated.client",
+                "privaudit.mechanisms.federated.client_dp",
+                "privaudit.mechanisms.federated.privacy",
+                "privaudit.mechanisms.federated.record_dp",
+                "privaudit.mechanisms.federated.secure",
+                "privaudit.mechanisms.federated.strategy",
+                "privaudit.mechanisms.models",
+                "privaudit.mechanisms.tasks",
+                "privaudit.unlearning.base",
+                "privaudit.unlearning.requests",
+            }
+        ),
+        frozenset(
+            {
+                "privaudit.audit.pipeline",
+                "privaudit.reports.build",
+            }
+        ),
+        frozenset(
+            {
+                "privaudit.mechanisms.federated.engine",
+                "privaudit.mechanisms.federated.flower.engine",
+            }
+        ),
+    }
+)
+
+LONG_MODULES: dict[str, int] = {
+    "privaudit/audit/config.py": 654,
+    "privaudit/audit/pipeline.py": 447,
+    "privaudit/core/provenance.py": 488,
+    "privaudit/gate/metrics.py": 444,
+    "privaudit/gate/policy.py": 438,
+    "privaudit/mechanisms/federated/flower/deploy.py": 403,
+    "privaudit/reports/pdf.py": 402,
+    "privaudit/reports/schema.py": 566,
+    "privaudit/reports/verdict.py": 404,
+    "privaudit/unlearning/ulira.py": 404,
+    "privaudit/unlearning/verify.py": 491,
+}
+
+LONG_FUNCTIONS: dict[str, int] = {
+    "privaudit/attacks/battery.py::run_battery": 108,
+    "privaudit/attacks/references.py::train_references": 105,
+    "privaudit/audit/pipeline.py::_audit": 124,
+    "privaudit/audit/pipeline.py::_train": 123,
+    "privaudit/mechanisms/data/splits.py::prepare_data": 86,
+    "privaudit/mechanisms/dp/record_level.py::make_private": 93,
+    "privaudit/mechanisms/federated/flower/engine.py::simulate": 81,
+    "privaudit/mechanisms/federated/train.py::train_federation": 95,
+    "privaudit/reports/build.py::build_report": 83,
+    "privaudit/unlearning/verify.py::Verifier.verify": 84,
+}

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from privaudit.attacks.dp_audit_stage import dp_audit_result, plant_dp_audit, score_dp_audit
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, DpAuditConfig
 from privaudit.audit.pipeline import build_model
+from privaudit.audit.stages.dp_audit import dp_audit_result, plant_dp_audit, score_dp_audit
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.federated.train import train_federation

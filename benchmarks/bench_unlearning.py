@@ -30,13 +30,13 @@ import yaml
 
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, config_from_dict
+from privaudit.audit.erase_run import erase_finished_run
 from privaudit.audit.pipeline import run_audit
 from privaudit.core.progress import PlainReporter
 from privaudit.core.rundir import RunDir
 from privaudit.reports.schema import UnlearningResult
 from privaudit.unlearning.base import available_unlearners
 from privaudit.unlearning.ledger import erased_so_far, read_ledger
-from privaudit.unlearning.serve import erase_finished_run
 from tests.conftest import TINY, merge
 
 GOALS = {"gradient_ascent": 20.0, "npo": 20.0, "federaser": 4.0}

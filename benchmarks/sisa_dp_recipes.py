@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from privaudit.audit.config import config_from_dict, merge_patch
+from privaudit.audit.erase_run import open_run_context
 from privaudit.core.rundir import RunDir
 from privaudit.unlearning import sisa
 from privaudit.unlearning.evaluate import utility
-from privaudit.unlearning.serve import open_run_context
 
 README_RECIPES = [
     {"unlearning": {"sisa": {"slices": 2, "epochs_per_slice": 1, "learning_rate": 0.05}}},

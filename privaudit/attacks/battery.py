@@ -6,7 +6,7 @@ Two steps, so that everything that does not depend on the attacked model is done
   non-members of every model), the reference models (:mod:`privaudit.attacks.references`,
   trained or loaded from the run directory), the secret canaries' candidate sentences.
 - :func:`run_battery` (once per model: the federated model, each unlearned model, each
-  oracle — see :mod:`privaudit.attacks.stage`): signals of the model (one adapter, or a SISA
+  oracle — see :mod:`privaudit.audit.stages.attack`): signals of the model (one adapter, or a SISA
   ensemble of shards, ``states=``) — and of the references and the base model, cached — on
   the audited records and the population; every configured attack on them; metrics with
   confidence intervals; canary exposure for a causal LM. ``members``/``nonmembers`` default

@@ -163,8 +163,8 @@ def erase(
     sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
 ) -> None:
     """Serve an erasure request on a finished run: unlearned models, results, report again."""
+    from privaudit.audit.erase_run import erase_finished_run
     from privaudit.audit.threads import configure_threads
-    from privaudit.unlearning.serve import erase_finished_run
 
     configure_threads()
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None

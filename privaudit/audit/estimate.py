@@ -320,7 +320,7 @@ def dp_audit_power_lines(cfg: AuditConfig) -> list[str]:
     guesses, confidence, δ), against the claimed ε when the config fixes it: printed before
     anything trains, so an audit that cannot test the claim is known before it runs."""
     from privaudit.attacks.dp_audit import canaries_needed, max_provable_epsilon
-    from privaudit.attacks.dp_audit_stage import guess_counts
+    from privaudit.audit.stages.dp_audit import guess_counts
 
     audit, dp = cfg.attacks.dp_audit, cfg.privacy.dp
     if audit is None or not audit.canaries:

@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from privaudit.attacks.battery import prepare_attacks
-from privaudit.attacks.dp_audit_stage import (
+from privaudit.audit.config import AuditConfig
+from privaudit.audit.preflight import preflight
+from privaudit.audit.runclaim import claim_run_dir
+from privaudit.audit.stages.attack import attacked_models, run_attack_stage
+from privaudit.audit.stages.dp_audit import (
     canary_clients,
     dp_audit_result,
     plant_dp_audit,
     score_dp_audit,
 )
-from privaudit.attacks.stage import attacked_models, run_attack_stage
-from privaudit.audit.config import AuditConfig
-from privaudit.audit.preflight import preflight
-from privaudit.audit.runclaim import claim_run_dir
+from privaudit.audit.stages.erase import erase_stage
 from privaudit.audit.threads import configure_threads
 from privaudit.core.commitment import run_seed_commitment
 from privaudit.core.hashing import ordered_ids_sha256
@@ -65,7 +66,6 @@ from privaudit.reports.build import build_report
 from privaudit.reports.render import RenderOutcome, write_report
 from privaudit.reports.schema import ClientDropout, Report, RoundUtility
 from privaudit.unlearning.ledger import dp_guarantee
-from privaudit.unlearning.stage import erase_stage
 
 
 @dataclass

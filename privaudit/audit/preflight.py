@@ -18,13 +18,13 @@ What needs the built model (Opacus' layer checks) stays with training.
 
 from __future__ import annotations
 
-from privaudit.attacks.dp_audit_stage import plant_dp_audit
 from privaudit.audit.config import AuditConfig
+from privaudit.audit.stages.dp_audit import plant_dp_audit
+from privaudit.audit.stages.erase import check_requests
 from privaudit.core.errors import ConfigError, DataError
 from privaudit.mechanisms.data import PreparedData, prepare_data
 from privaudit.mechanisms.federated.privacy import privacy_error, privacy_problems
 from privaudit.mechanisms.models import base_model_problems
-from privaudit.unlearning.stage import check_requests
 
 
 def preflight(cfg: AuditConfig) -> PreparedData:

@@ -16,8 +16,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from pydantic import ValidationError
 
-from privaudit.reports import plots
 from privaudit.reports.crosswalk import MISSING, evaluate_crosswalk, evidence_gap, resolve_pointer
+from privaudit.reports.figures import plots
+from privaudit.reports.figures.unlearning import unlearning_figures
 from privaudit.reports.schema import AttackResult, DpAuditResult, Exposure, Report, RoundUtility
 from privaudit.reports.sections import (
     Section,
@@ -26,7 +27,6 @@ from privaudit.reports.sections import (
     section_of,
 )
 from privaudit.reports.verdict import evaluate_verdict, evaluation_document
-from privaudit.unlearning.figures import unlearning_figures
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@
   (sharded, exact), :mod:`incremental` (fine-tune on retained data, FedEraser) and
   :mod:`oracle` (retrain from scratch without the erased data);
 - :mod:`evaluate` — loss and utility of one adapter or of SISA's averaged shards;
-- :mod:`~privaudit.unlearning.stage` — the pipeline's erase stage; :mod:`ledger` — what the
-  run directory remembers (served requests, lineage, the DP bound); :mod:`serve` —
-  ``privaudit erase`` on a finished run.
+- :mod:`ledger` — what the run directory remembers (served requests, lineage, the DP bound).
+
+The pipeline's erase stage is :mod:`privaudit.audit.stages.erase`, and ``privaudit erase`` on a
+finished run is :mod:`privaudit.audit.erase_run`.
 
 This package's ``__init__`` imports nothing: the config imports
 :class:`~privaudit.unlearning.requests.ErasureRequest`, and the methods import the config.

@@ -17,7 +17,6 @@ from sklearn.metrics import roc_auc_score
 
 from privaudit.attacks import battery as battery_module
 from privaudit.attacks.canary_exposure import exposure_of
-from privaudit.attacks.figures import roc_figure
 from privaudit.attacks.signals import compute_signals, sequence_nll
 from privaudit.audit import cli
 from privaudit.audit.config import CanaryConfig, ModelConfig, config_from_dict
@@ -34,6 +33,7 @@ from privaudit.mechanisms.models import (
     set_adapter_state,
 )
 from privaudit.mechanisms.tasks import encode_records
+from privaudit.reports.figures.attacks import roc_figure
 from privaudit.reports.html import render_html
 from privaudit.reports.schema import Report
 from privaudit.unlearning.base import UnlearnedModel

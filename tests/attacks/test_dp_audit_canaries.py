@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from privaudit.attacks.dp_audit_stage import plant_dp_audit, score_dp_audit
 from privaudit.audit.config import config_from_dict
+from privaudit.audit.stages.dp_audit import plant_dp_audit, score_dp_audit
 from privaudit.core.errors import ConfigError, InternalError
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.data.audit_canaries import (

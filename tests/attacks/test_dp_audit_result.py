@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from privaudit.attacks.dp_audit_stage import dp_audit_result
 from privaudit.audit.config import config_from_dict
+from privaudit.audit.stages.dp_audit import dp_audit_result
 from privaudit.mechanisms.data.audit_canaries import AuditCanaryPlan, plan_audit_canaries
-from privaudit.reports.plots import privacy_region_figure
+from privaudit.reports.figures.plots import privacy_region_figure
 from privaudit.reports.schema import DpAuditResult
 from privaudit.reports.verdict import evaluate_verdict
 from tests.conftest import TINY, merge

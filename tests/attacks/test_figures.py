@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from privaudit.attacks.figures import exposure_figure, roc_figure
 from privaudit.attacks.metrics import evaluate_scores
+from privaudit.reports.figures.attacks import exposure_figure, roc_figure
 from privaudit.reports.schema import (
     AttackResult,
     CanaryExposure,

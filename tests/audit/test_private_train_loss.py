@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from privaudit.attacks.dp_audit_stage import plant_dp_audit
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import AuditOutcome, run_audit
+from privaudit.audit.stages.dp_audit import plant_dp_audit
 from privaudit.core.rundir import RunDir
 from privaudit.reports.schema import RoundUtility
 from privaudit.unlearning.ledger import trained_on

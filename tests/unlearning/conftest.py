@@ -16,13 +16,13 @@ import pytest
 import torch
 
 from privaudit.audit.config import AuditConfig, config_from_dict
+from privaudit.audit.erase_run import open_run_context
 from privaudit.audit.pipeline import run_audit
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import PreparedData, prepare_data
 from privaudit.mechanisms.tasks import Batch, EncodedSet
 from privaudit.reports.schema import Report
 from privaudit.unlearning.base import UnlearningContext, available_unlearners
-from privaudit.unlearning.serve import open_run_context
 from tests.conftest import TINY, merge
 
 ALL_METHODS = available_unlearners()

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from privaudit.audit.config import config_from_dict
+from privaudit.audit.erase_run import privacy_of
 from privaudit.audit.pipeline import run_audit
 from privaudit.core.progress import PlainReporter
 from privaudit.mechanisms.federated import privacy as privacy_module
 from privaudit.mechanisms.federated.privacy import FEDERATION, PrivacyOutcome
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.reports.schema import Report
-from privaudit.unlearning.serve import privacy_of
 from tests.conftest import TINY, merge
 from tests.unlearning.conftest import data_of
 
@@ -75,9 +75,9 @@ def test_the_runs_own_accountants_are_untouched_by_retraining(
 def test_train_federation_with_fixed_noise_does_not_calibrate(
     monkeypatch: pytest.MonkeyPatch, tiny_config_dict: dict[str, Any]
 ) -> None:
+    from privaudit.audit.erase_run import make_encoder
     from privaudit.audit.pipeline import build_model
     from privaudit.mechanisms.models import adapter_state
-    from privaudit.unlearning.serve import make_encoder
 
     cfg = config_from_dict(merge(tiny_config_dict, {"privacy": {"dp": DP}}))
     data = data_of(cfg)

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from privaudit.attacks.dp_audit_stage import plant_dp_audit
 from privaudit.audit.config import config_from_dict
+from privaudit.audit.erase_run import open_run_context
 from privaudit.audit.pipeline import run_audit
+from privaudit.audit.stages.dp_audit import plant_dp_audit
 from privaudit.core.rundir import RunDir
 from privaudit.unlearning.oracle import oracle_clients
-from privaudit.unlearning.serve import open_run_context
 from tests.attacks.helpers import QUIET
 from tests.conftest import TINY, merge
 from tests.unlearning.conftest import data_of

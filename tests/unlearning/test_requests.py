@@ -132,7 +132,7 @@ def test_invalid_request_in_the_config_fails_before_any_training(tmp_path: Path)
 
 
 def test_client_request_below_the_secure_aggregation_minimum_is_refused() -> None:
-    from privaudit.unlearning.stage import check_requests
+    from privaudit.audit.stages.erase import check_requests
 
     raw = dict(TINY, federation=dict(TINY["federation"], clients=3),
                secure_aggregation={"enabled": True, "min_clients": 3},

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from privaudit.audit.config import AuditConfig, config_from_dict
+from privaudit.audit.stages.erase import run_erase
 from privaudit.core.progress import PlainReporter
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.calibration import calibrate_noise, poisson_schedule
@@ -30,7 +31,6 @@ from privaudit.unlearning.sisa import (
     shard_recipe,
     train_shard,
 )
-from privaudit.unlearning.stage import run_erase
 from tests.conftest import TINY, merge
 from tests.unlearning.conftest import SisaRun
 

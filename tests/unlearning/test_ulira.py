@@ -12,12 +12,12 @@ from pydantic import ValidationError
 
 from privaudit.attacks.metrics import evaluate_scores
 from privaudit.audit.config import VerifyConfig, config_from_dict
+from privaudit.audit.erase_run import open_run_context
 from privaudit.audit.pipeline import run_audit
 from privaudit.core.progress import PlainReporter
 from privaudit.core.rundir import RunDir
 from privaudit.unlearning.base import UnlearnedModel, UnlearningContext, get_unlearner
 from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest, resolve_requests
-from privaudit.unlearning.serve import open_run_context
 from privaudit.unlearning.ulira import pooled_sigma, ulira_scores
 from privaudit.unlearning.verify import Verifier
 from tests.conftest import OVERFIT_PATCH, TINY, check_memorises, merge
@@ -182,9 +182,9 @@ def test_erasing_a_canary_carrier_reports_its_exposure_before_after_and_under_th
 ) -> None:
     """A causal LM whose forget set holds every carrier of one secret canary: the certificate
     gives the canary's exposure under the trained model, the unlearned one and the oracle."""
+    from privaudit.audit.stages.erase import run_erase
     from privaudit.mechanisms.data import prepare_data
     from privaudit.reports.html import render_html
-    from privaudit.unlearning.stage import run_erase
 
     lm = merge(TINY, {
         "data": {"public_records": 20},

@@ -6,12 +6,12 @@ import math
 
 import pytest
 
+from privaudit.audit.stages.erase import make_target
 from privaudit.reports.schema import UnlearningResult
 from privaudit.unlearning.ascent import GradientAscent
 from privaudit.unlearning.base import ErasureTarget, available_unlearners, get_unlearner
 from privaudit.unlearning.ledger import erased_so_far, read_ledger
 from privaudit.unlearning.requests import ErasureRequest, resolve_requests
-from privaudit.unlearning.stage import make_target
 from tests.unlearning.conftest import SisaRun
 
 

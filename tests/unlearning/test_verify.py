@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from privaudit.audit.config import VerifyConfig, config_from_dict
+from privaudit.audit.erase_run import open_run_context
 from privaudit.audit.pipeline import run_audit
+from privaudit.audit.stages.erase import run_erase
 from privaudit.core.progress import PlainReporter
 from privaudit.core.rundir import RunDir
 from privaudit.reports.schema import UnlearningResult
 from privaudit.unlearning.base import UnlearnedModel, UnlearningContext
 from privaudit.unlearning.requests import ErasureRequest
-from privaudit.unlearning.serve import open_run_context
-from privaudit.unlearning.stage import run_erase
 from privaudit.unlearning.verify import (
     Verifier,
     flags_for,

@@ -15,8 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from privaudit.attacks.dp_audit_stage import plant_dp_audit
 from privaudit.audit.config import AuditConfig, config_from_dict
+from privaudit.audit.stages.dp_audit import plant_dp_audit
+from privaudit.audit.stages.erase import (
+    check_requests,
+    erase_inputs_sha256,
+    record_erase_stage,
+    run_erase,
+)
 from privaudit.core.errors import ConfigError, VerificationError
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir
@@ -30,12 +36,6 @@ from privaudit.reports.schema import Report, UnlearningResult
 from privaudit.unlearning import ledger as ledgers
 from privaudit.unlearning.base import UnlearningContext, available_unlearners, get_unlearner
 from privaudit.unlearning.requests import load_requests
-from privaudit.unlearning.stage import (
-    check_requests,
-    erase_inputs_sha256,
-    record_erase_stage,
-    run_erase,
-)
 
 
 def make_encoder(
@@ -190,7 +190,7 @@ def _attack_new_models(
     """The battery against the models this request produced (every model a run produces is
     attacked): references and signals come from the run's caches."""
     from privaudit.attacks.battery import prepare_attacks
-    from privaudit.attacks.stage import FEDERATED, attacked_models, run_attack_stage
+    from privaudit.audit.stages.attack import FEDERATED, attacked_models, run_attack_stage
 
     setup = prepare_attacks(
         ctx.cfg, bundle=ctx.bundle, data=ctx.data, encode=ctx.encode, run=ctx.run,

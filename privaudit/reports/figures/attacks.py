@@ -1,7 +1,7 @@
 """Figures of the attack results, for the report (matplotlib, Agg).
 
 Each function takes report-schema values and returns a matplotlib ``Figure`` (the caller
-embeds it, e.g. with ``privaudit.reports.plots.to_data_uri``), or None when there is nothing
+embeds it, e.g. with ``privaudit.reports.figures.plots.to_data_uri``), or None when there is nothing
 to draw.
 
 - :func:`roc_figure`: ROC curves on log-log axes (Carlini et al., S&P 2022: the low-FPR

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from privaudit.reports.plots import to_data_uri
+from privaudit.reports.figures.plots import to_data_uri
 
 __all__ = ["unlearning_figures", "vulnerability_figure"]
 

@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from privaudit.attacks import figures as attack_figures
 from privaudit.attacks.dp_audit import max_tpr_under_dp
+from privaudit.reports.figures import attacks as attack_figures
 from privaudit.reports.schema import AttackResult, DpAuditResult, Exposure, RoundUtility
 
 
@@ -33,14 +33,14 @@ def to_data_uri(fig: Figure) -> str:
 def roc_figure(attacks: Sequence[AttackResult]) -> str | None:
     """ROC curves on log-log axes, one panel per attacked model, with the diagonal (a blind
     guess), the TPR at each reported FPR marked with its confidence interval, and the
-    pointwise band when recorded (:func:`privaudit.attacks.figures.roc_figure`)."""
+    pointwise band when recorded (:func:`privaudit.reports.figures.attacks.roc_figure`)."""
     fig = attack_figures.roc_figure(attacks)
     return to_data_uri(fig) if fig is not None else None
 
 
 def exposure_figure(exposure: Exposure | None) -> str | None:
     """Each secret canary's exposure against its insertions
-    (:func:`privaudit.attacks.figures.exposure_figure`)."""
+    (:func:`privaudit.reports.figures.attacks.exposure_figure`)."""
     fig = attack_figures.exposure_figure(exposure)
     return to_data_uri(fig) if fig is not None else None
 

@@ -1,0 +1,1 @@
+"""The report's figures (matplotlib, embedded as data URIs): attacks, unlearning, training."""

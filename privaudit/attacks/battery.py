@@ -34,6 +34,7 @@ from torch import nn
 from privaudit.attacks.canary_exposure import measure_exposure
 from privaudit.attacks.metrics import evaluate_scores
 from privaudit.attacks.references import ReferenceSet, preserved_adapter, train_references
+from privaudit.attacks.results import AttackResult, Exposure, ReferenceModels
 from privaudit.attacks.scores import (
     AttackInputs,
     SignalSet,
@@ -50,13 +51,6 @@ from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record, records_sha256
 from privaudit.mechanisms.models import AdapterState, ModelBundle, set_adapter_state, state_sha256
 from privaudit.mechanisms.tasks import EncodedSet
-from privaudit.reports.schema import (
-    AttackResult,
-    Exposure,
-    RateCI,
-    ReferenceModels,
-    RocCurve,
-)
 
 __all__ = ["AttackSetup", "BatteryResult", "prepare_attacks", "run_battery", "validate_battery"]
 
@@ -252,13 +246,13 @@ def _result(
         auc=m.auc,
         auc_ci_low=m.auc_ci_low,
         auc_ci_high=m.auc_ci_high,
-        tpr_at_fpr={k: RateCI(**v.model_dump()) for k, v in m.tpr_at_fpr.items()},
+        tpr_at_fpr=dict(m.tpr_at_fpr),
         balanced_accuracy=m.balanced_accuracy,
         n_members=m.n_members,
         n_nonmembers=m.n_nonmembers,
         min_resolvable_fpr=m.min_resolvable_fpr,
         warnings=list(m.warnings),
-        roc=RocCurve(**m.roc.model_dump()),
+        roc=m.roc,
         params=params,
         n_references=n_refs,
     )

@@ -16,13 +16,13 @@ import numpy as np
 from torch import nn
 
 from privaudit.attacks.exposure import estimate_exposure
+from privaudit.attacks.results import CanaryExposure, Exposure
 from privaudit.attacks.signals import sequence_nll
 from privaudit.audit.config import CanaryConfig
 from privaudit.mechanisms.data.canaries import Canary, secret_space_size
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.tasks import EncodedSet
-from privaudit.reports.schema import CanaryExposure, Exposure
 
 __all__ = ["exposure_of", "measure_exposure"]
 

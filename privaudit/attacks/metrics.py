@@ -48,6 +48,7 @@ from scipy.stats import beta, binom, rankdata
 from sklearn.metrics import roc_curve
 
 from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, resolves
+from privaudit.attacks.results import RateCI, RocCurve
 from privaudit.core.errors import ConfigError, DataError, EvidenceIncomplete
 
 __all__ = [
@@ -62,28 +63,6 @@ __all__ = [
 ]
 
 _MAX_ROC_POINTS = 200
-
-
-class RateCI(BaseModel):
-    """A rate with its interval at the stated confidence. Not ``estimable``: ``value`` is
-    None, ``reason`` says why, ``ci_low``/``ci_high`` still bound the rate."""
-
-    model_config = ConfigDict(frozen=True)
-    value: float | None
-    ci_low: float
-    ci_high: float
-    estimable: bool = True
-    reason: str | None = None
-
-
-class RocCurve(BaseModel):
-    """≤ 200 ROC points for plotting (log-log friendly: FPR > 0), TPR with Clopper–Pearson band."""
-
-    model_config = ConfigDict(frozen=True)
-    fpr: list[float]
-    tpr: list[float]
-    tpr_ci_low: list[float]
-    tpr_ci_high: list[float]
 
 
 class AttackMetrics(BaseModel):

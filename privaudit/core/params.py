@@ -25,6 +25,12 @@ class ConfigSection(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+class ReportModel(BaseModel):
+    """A part of ``report.json``: unknown keys refused (a misspelt field is an error)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def describe_value(value: Any) -> str:
     """A value as an error message quotes it: JSON (strings repr'd), cut at 80 characters."""
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)

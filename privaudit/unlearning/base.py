@@ -27,8 +27,8 @@ from privaudit.mechanisms.federated.privacy import FEDERATION, PrivacyOutcome
 from privaudit.mechanisms.models import AdapterState, ModelBundle, load_adapter, save_adapter
 from privaudit.mechanisms.models import state_sha256 as _state_sha256
 from privaudit.mechanisms.tasks import EncodedSet
-from privaudit.reports.schema import UnlearningResult
 from privaudit.unlearning.requests import ResolvedRequest
+from privaudit.unlearning.results import UnlearningResult
 
 Exactness = Literal["exact", "approximate"]
 

@@ -17,8 +17,8 @@ from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.dp.accounting import group_privacy
 from privaudit.mechanisms.dp.group import group_delta_is_vacuous, subject_epsilon
 from privaudit.mechanisms.federated.privacy import PrivacyOutcome
-from privaudit.reports.schema import DPBound, UnlearningResult
 from privaudit.unlearning.requests import ResolvedRequest
+from privaudit.unlearning.results import DPBound, UnlearningResult
 
 LEDGER = ("unlearning", "ledger.json")
 RESULTS = ("unlearning", "results.json")

@@ -67,7 +67,6 @@ from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet
-from privaudit.reports.schema import ForgetEvidence, UnlearningResult, VerificationFlag
 from privaudit.unlearning.base import UnlearnedModel, Unlearner, UnlearningContext
 from privaudit.unlearning.evaluate import per_example_loss, per_example_utility, utility
 from privaudit.unlearning.power import (
@@ -80,6 +79,7 @@ from privaudit.unlearning.power import (
     utility_drop_interval,
 )
 from privaudit.unlearning.requests import ResolvedRequest
+from privaudit.unlearning.results import ForgetEvidence, UnlearningResult, VerificationFlag
 from privaudit.unlearning.ulira import ULiRA
 
 __all__ = [

@@ -1,0 +1,148 @@
+"""What the attack family reports (``report.json`` → ``attacks[]``, ``exposure``,
+``references``, ``dp_audit``): the result types, composed by :mod:`privaudit.reports.schema`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from privaudit.core.params import ReportModel
+
+
+class RateCI(ReportModel):
+    """A rate with its interval. Not ``estimable`` (schema 0.5): too few non-members resolve
+    the FPR (fewer than 10/FPR), so there is no point (``value`` None), ``reason`` says why,
+    and ``ci_high`` is a valid upper bound of the TPR at that FPR (``ci_low`` a valid lower
+    one, usually 0)."""
+
+    value: float | None = Field(description="None when not estimable")
+    ci_low: float
+    ci_high: float
+    estimable: bool = True
+    reason: str | None = Field(default=None, description="why it is not estimable")
+
+
+class RocCurve(ReportModel):
+    """At most ~200 points of the ROC, with a pointwise Clopper–Pearson band on the TPR."""
+
+    fpr: list[float]
+    tpr: list[float]
+    tpr_ci_low: list[float] | None = None
+    tpr_ci_high: list[float] | None = None
+
+
+class AttackResult(ReportModel):
+    attack: str
+    model: str
+    auc: float
+    auc_ci_low: float | None = None
+    auc_ci_high: float | None = None
+    tpr_at_fpr: dict[str, RateCI]
+    balanced_accuracy: float | None = None
+    n_members: int
+    n_nonmembers: int
+    min_resolvable_fpr: float | None = Field(
+        default=None, description="the smallest FPR the non-members resolve, 10/n_nonmembers "
+        "(1 with fewer than ten): TPR at a smaller FPR is not estimable (schema 0.5)")
+    warnings: list[str] = Field(default_factory=list)
+    roc: RocCurve | None = None
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the attack's parameters as run (tuned ones included)"
+    )
+    n_references: int = Field(default=0, description="reference models the attack used")
+    model_sha256: str | None = Field(
+        default=None, description="sha256 of the attacked adapter (a SISA ensemble: of its "
+        "shards, as stored under models/)")
+    members_erased: int = Field(
+        default=0, description="audit members left out because an erasure request served "
+        "before this model was produced erased them (schema 0.3)")
+
+
+class CanaryExposure(ReportModel):
+    """One secret canary's exposure (its secret is never written to the report)."""
+
+    canary_id: str
+    insertions: int = Field(description="training records that carried it")
+    bits: float = Field(description="log2|R| - log2 rank")
+    rank: float = Field(description="estimated rank among all |R| secrets (1 = most likely)")
+
+
+class Exposure(ReportModel):
+    """Secret-canary exposure (Carlini et al., The Secret Sharer, 2019) of ``model``."""
+
+    model: str
+    mean_bits: float
+    max_bits: float
+    log2_space_size: float = Field(description="log2|R|: the most exposure can be")
+    secret_format: str
+    method: str = Field(description="how ranks are extrapolated from the sampled candidates")
+    n_candidates: int
+    canaries: list[CanaryExposure]
+    per_model: dict[str, float] = Field(
+        default_factory=dict, description="mean bits of every model attacked"
+    )
+
+
+class ReferenceModels(ReportModel):
+    """The reference (shadow) models LiRA, RMIA and the reference attack used."""
+
+    count: int
+    population: str = Field(description="what the random halves are drawn from")
+    population_size: int
+    population_sha256: str
+    recipe_sha256: str = Field(description="training recipe: model, federation, privacy")
+    keep_sha256: str = Field(description="of the stored keep masks (which half each trained on)")
+    adapter_sha256: list[str]
+    utility_metric: str
+    utility: list[float] = Field(description="each on records it did not train on")
+    seconds: float = Field(description="training time spent in this run (0 when reused)")
+    reused: int = Field(description="adapters loaded from the run directory's cache")
+
+
+class DpAuditPoint(ReportModel):
+    """One measured (FPR, TPR) of the canary attack, for the privacy-region figure."""
+
+    fpr: float
+    tpr: float
+    label: str
+
+
+class DpAuditResult(ReportModel):
+    """Empirical audit of the DP claim with canaries designed into training (DESIGN.md)."""
+
+    method: str = Field(description="one-run (Steinke, Nasr, Jagielski 2023) + ROC bound")
+    attack: str | None = Field(
+        default=None, description="the attack whose scores ranked the canaries"
+    )
+    kind: str | None = Field(default=None, description="mislabeled | secret")
+    claimed_epsilon: float | None = Field(description="the accountant's ε; None without DP")
+    delta: float = 0.0
+    epsilon_lower_bound: float = Field(description="the larger of the two bounds")
+    one_run_epsilon_lower_bound: float | None = None
+    roc_epsilon_lower_bound: float | None = None
+    confidence: float | None = None
+    n_canaries: int
+    n_included: int | None = None
+    guesses: int = Field(description="r = k+ + k-, fixed before scoring")
+    guesses_positive: int | None = None
+    guesses_negative: int | None = None
+    correct: int
+    violation: bool = Field(description="epsilon_lower_bound > claimed_epsilon")
+    max_provable_epsilon: float | None = Field(
+        default=None, description="the largest ε lower bound this design (canaries, guesses, "
+        "confidence, δ) can print whatever the training does: the larger of the one-run and "
+        "ROC ceilings")
+    informative: bool | None = Field(
+        default=None, description="False when the claimed ε is at or beyond "
+        "max_provable_epsilon: the audit could not have failed (NOT INFORMATIVE)")
+    canaries_needed: int | None = Field(
+        default=None, description="canaries (same guess fraction) whose ceiling exceeds the "
+        "claimed ε; None when none can or the audit is informative")
+    canaries_needed_all_guessed: int | None = Field(
+        default=None, description="the same with every canary guessed")
+    interpretation: str = ""
+    commitment_sha256: str | None = Field(
+        default=None, description="sha256 commitment to the inclusion bits"
+    )
+    points: list[DpAuditPoint] = Field(default_factory=list)

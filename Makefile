@@ -50,8 +50,10 @@ demo: $(STAMP) chromium
 	$(BIN)/privaudit demo --out runs/demo --sign $(DEMO_KEY)
 	$(BIN)/privaudit verify runs/demo --public-key runs/keys/privaudit-ed25519.pub.pem
 
-test: $(STAMP) chromium
+# The whole check: lint (ruff), types (mypy), the test suite, then every module's doctests.
+test: $(STAMP) chromium lint
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules privaudit
 
 # Headless Chromium renders report.pdf and runs the report's screenshot test. Installed from
 # Debian only when missing and running as root; never fails the build (those tests then skip).

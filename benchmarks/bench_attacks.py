@@ -39,8 +39,9 @@ import torch
 from privaudit.attacks.battery import prepare_attacks, run_battery
 from privaudit.attacks.signals import compute_signals, length_batches
 from privaudit.audit.cli import load_preset
-from privaudit.audit.config import AuditConfig, config_from_dict, merge_patch
+from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.pipeline import build_model, run_audit
+from privaudit.core.params import merge_patch
 from privaudit.core.progress import PlainReporter
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms import prefix

@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from privaudit.audit.config import config_from_dict, merge_patch
+from privaudit.audit.config import config_from_dict
 from privaudit.audit.erase_run import open_run_context
+from privaudit.core.params import merge_patch
 from privaudit.core.rundir import RunDir
 from privaudit.unlearning import sisa
 from privaudit.unlearning.evaluate import utility

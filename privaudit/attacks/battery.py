@@ -32,6 +32,7 @@ import numpy as np
 from torch import nn
 
 from privaudit.attacks.canary_exposure import measure_exposure
+from privaudit.attacks.config import AttacksConfig, AttackSpec
 from privaudit.attacks.metrics import evaluate_scores
 from privaudit.attacks.references import ReferenceSet, preserved_adapter, train_references
 from privaudit.attacks.results import AttackResult, Exposure, ReferenceModels
@@ -43,7 +44,7 @@ from privaudit.attacks.scores import (
 )
 from privaudit.attacks.signals import cached_signals
 from privaudit.attacks.validate import min_references
-from privaudit.audit.config import AttacksConfig, AttackSpec, AuditConfig
+from privaudit.audit.config import AuditConfig
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.data import PreparedData

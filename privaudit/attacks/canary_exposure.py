@@ -18,8 +18,8 @@ from torch import nn
 from privaudit.attacks.exposure import estimate_exposure
 from privaudit.attacks.results import CanaryExposure, Exposure
 from privaudit.attacks.signals import sequence_nll
-from privaudit.audit.config import CanaryConfig
 from privaudit.mechanisms.data.canaries import Canary, secret_space_size
+from privaudit.mechanisms.data.config import CanaryConfig
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.tasks import EncodedSet
@@ -37,7 +37,7 @@ def exposure_of(
 ) -> Exposure:
     """The report's exposure section from log-perplexities (pure; see :func:`measure_exposure`).
 
-    >>> from privaudit.audit.config import CanaryConfig
+    >>> from privaudit.mechanisms.data.config import CanaryConfig
     >>> c = Canary(id="canary-000", secret="1 2 3", text="pin 1 2 3.", insertions=4)
     >>> e = exposure_of([0.5], np.arange(1.0, 100.0), [c],
     ...                 CanaryConfig(count=1, digits=3, method="empirical"), model_name="m")

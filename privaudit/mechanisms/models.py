@@ -40,9 +40,9 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from privaudit.audit.config import ModelConfig
 from privaudit.core.errors import ConfigError
 from privaudit.mechanisms import prefix
+from privaudit.mechanisms.model.config import ModelConfig
 
 AdapterState = dict[str, torch.Tensor]
 

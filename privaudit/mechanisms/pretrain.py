@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from privaudit.audit.config import ModelConfig
 from privaudit.core.rundir import sha256_file, verify_outputs, write_json_atomic
+from privaudit.mechanisms.model.config import ModelConfig
 from privaudit.mechanisms.tasks import EncodedSet, forward
 
 

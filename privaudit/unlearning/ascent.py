@@ -24,7 +24,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from privaudit.audit.config import AscentConfig
 from privaudit.mechanisms.federated.client import make_optimizer
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import AdapterState, adapter_state, set_adapter_state
@@ -40,6 +39,7 @@ from privaudit.unlearning.base import (
     register_unlearner,
     with_federation,
 )
+from privaudit.unlearning.config import AscentConfig
 from privaudit.unlearning.evaluate import per_example_loss
 
 CHECK_RECORDS = 64  # the stopping rule is evaluated on at most this many forget records

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from privaudit.audit.config import AuditConfig, UnlearningConfig
+from privaudit.audit.config import AuditConfig
 from privaudit.core.errors import ConfigError
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data.records import Record
@@ -27,6 +27,7 @@ from privaudit.mechanisms.federated.privacy import FEDERATION, PrivacyOutcome
 from privaudit.mechanisms.models import AdapterState, ModelBundle, load_adapter, save_adapter
 from privaudit.mechanisms.models import state_sha256 as _state_sha256
 from privaudit.mechanisms.tasks import EncodedSet
+from privaudit.unlearning.config import UnlearningConfig
 from privaudit.unlearning.requests import ResolvedRequest
 from privaudit.unlearning.results import UnlearningResult
 

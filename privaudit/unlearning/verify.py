@@ -61,13 +61,13 @@ from privaudit.attacks.metrics import AttackMetrics, evaluate_scores
 from privaudit.attacks.references import preserved_adapter
 from privaudit.attacks.scores.inputs import SignalSet
 from privaudit.attacks.signals import cached_signals, load_signals, save_signals, sequence_nll
-from privaudit.audit.config import VerifyConfig
 from privaudit.core.progress import PlainReporter, Reporter
 from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.unlearning.base import UnlearnedModel, Unlearner, UnlearningContext
+from privaudit.unlearning.config import VerifyConfig
 from privaudit.unlearning.evaluate import per_example_loss, per_example_utility, utility
 from privaudit.unlearning.power import (
     auc_floor,

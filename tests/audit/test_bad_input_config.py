@@ -19,8 +19,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from privaudit.audit.config import AuditConfig, config_from_dict, merge_patch
+from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.core.errors import ConfigError
+from privaudit.core.params import merge_patch
 from tests.audit.bad_input_helpers import TREES, assert_contract, run_main, yaml_bytes
 from tests.conftest import TINY
 

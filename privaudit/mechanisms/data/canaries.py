@@ -8,7 +8,7 @@ start, so truncation to ``model.max_length`` never cuts it); no record carries t
 and held-out records never carry one. Everything is a function of the run's seed, so an oracle
 or a resumed run prepares the same canaries in the same records.
 
->>> from privaudit.audit.config import CanaryConfig
+>>> from privaudit.mechanisms.data.config import CanaryConfig
 >>> cfg = CanaryConfig(count=2, insertions=[1, 3], digits=4)
 >>> records = [Record(id=f"r{i}", subject_id="s", text=f"text {i}") for i in range(6)]
 >>> new, canaries = insert_canaries(records, cfg, seed=0)
@@ -24,8 +24,8 @@ import hashlib
 import random
 from dataclasses import dataclass, replace
 
-from privaudit.audit.config import CanaryConfig
 from privaudit.core.errors import ConfigError
+from privaudit.mechanisms.data.config import CanaryConfig
 from privaudit.mechanisms.data.records import Record
 
 __all__ = [

@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from privaudit.audit.config import CanaryConfig, DataConfig
 from privaudit.core.errors import ConfigError, DataError
 from privaudit.mechanisms.data.canaries import Canary, insert_canaries
+from privaudit.mechanisms.data.config import CanaryConfig, DataConfig
 from privaudit.mechanisms.data.corpus import LABELS, generate_corpus
 from privaudit.mechanisms.data.partition import partition_records
 from privaudit.mechanisms.data.records import Record, load_records, records_sha256

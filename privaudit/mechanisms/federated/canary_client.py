@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from privaudit.audit.config import FederationConfig
 from privaudit.mechanisms.data.audit_canaries import CANARY_CLIENT_PREFIX
 from privaudit.mechanisms.federated.client import ClientFn, ClientState, ClientUpdate
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.tasks import EncodedSet
 

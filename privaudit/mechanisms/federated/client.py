@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from privaudit.audit.config import FederationConfig
 from privaudit.mechanisms.dp.accounting import ClientAccountant
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.models import AdapterState, adapter_state, set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet, forward
 

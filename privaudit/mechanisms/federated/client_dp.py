@@ -16,7 +16,6 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from privaudit.audit.config import FederationConfig
 from privaudit.core.errors import InternalError
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.client_level import (
@@ -26,6 +25,7 @@ from privaudit.mechanisms.dp.client_level import (
     sample_clients,
 )
 from privaudit.mechanisms.federated.client import ClientFn, ClientState, ClientUpdate
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.strategy import (
     AggregationLog,
     Strategy,

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Literal
 
 from torch import nn
 
-from privaudit.audit.config import FederationConfig
 from privaudit.core.errors import ConfigError, EvidenceIncomplete, InternalError
 from privaudit.mechanisms.federated.client import (
     ClientFn,
@@ -40,6 +39,7 @@ from privaudit.mechanisms.federated.client import (
     client_update,
     local_seed,
 )
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.strategy import AggregationLog, Strategy
 from privaudit.mechanisms.models import AdapterState, set_adapter_state, state_sha256
 from privaudit.mechanisms.tasks import EncodedSet, evaluate_utility

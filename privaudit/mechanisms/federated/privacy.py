@@ -27,7 +27,7 @@ from typing import Any
 
 from torch import nn
 
-from privaudit.audit.config import AuditConfig, FederationConfig
+from privaudit.audit.config import AuditConfig
 from privaudit.core.errors import ConfigError, PrivacyBudgetError, SecureAggregationError
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.calibration import client_noise_multiplier, record_noise_multipliers
@@ -36,6 +36,7 @@ from privaudit.mechanisms.dp.validate import check_dp_config, check_model_for_op
 from privaudit.mechanisms.federated.canary_client import CanaryClient
 from privaudit.mechanisms.federated.client import ClientFn, client_update
 from privaudit.mechanisms.federated.client_dp import ClippedClient, DPFedAvg
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.record_dp import RecordLevelDP
 from privaudit.mechanisms.federated.secure import Channel, SecureAggregation, SecureRoundLog
 from privaudit.mechanisms.federated.strategy import FedAvg, Strategy

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from privaudit.audit.config import FederationConfig
 from privaudit.core.errors import InternalError
 from privaudit.mechanisms import prefix
 from privaudit.mechanisms.dp.accounting import ClientAccountant
@@ -38,6 +37,7 @@ from privaudit.mechanisms.federated.client import (
     make_optimizer,
     start_local,
 )
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.tasks import EncodedSet
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from privaudit.audit.config import FederationConfig
 from privaudit.mechanisms.federated.client import ClientFn, ClientState, ClientUpdate
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.strategy import AggregationLog, Strategy
 from privaudit.mechanisms.models import AdapterState, load_adapter, save_adapter
 from privaudit.mechanisms.secagg import SecureAggregationConfig

@@ -1,0 +1,1 @@
+"""The model: base model and LoRA per family (``config.py``: the ``model`` section)."""

@@ -60,11 +60,10 @@ ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
 LONG_MODULES: dict[str, int] = {
     "privaudit/audit/pipeline.py": 447,
     "privaudit/core/provenance.py": 488,
-    "privaudit/gate/metrics.py": 444,
+    "privaudit/gate/metrics.py": 443,
     "privaudit/gate/policy.py": 438,
     "privaudit/mechanisms/federated/flower/deploy.py": 403,
     "privaudit/reports/pdf.py": 402,
-    "privaudit/reports/verdict.py": 404,
     "privaudit/unlearning/ulira.py": 404,
     "privaudit/unlearning/verify.py": 491,
 }

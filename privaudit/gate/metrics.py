@@ -53,6 +53,7 @@ from typing import Any
 
 from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, tpr_estimable
 from privaudit.core.errors import ConfigError
+from privaudit.core.registry import Registry
 from privaudit.reports.crosswalk import MISSING, parse_pointer, resolve_pointer
 
 Document = Mapping[str, Any]
@@ -95,27 +96,25 @@ class MetricSpec:
     names: tuple[str, ...] = ()
 
 
-_METRICS: dict[str, MetricSpec] = {}
+#: The gate's metric families, by pattern, in registration order (first match wins).
+METRICS: Registry[MetricSpec] = Registry("metric", where="gate rules")
 
 
 def register_metric(pattern: str, regex: str, resolve: Resolver, *, has_ci: bool = False,
                     description: str = "", names: tuple[str, ...] = ()) -> MetricSpec:
     """Register a metric family; ``regex`` must match the whole name. ``names``: the family's
     whole names when it has a fixed few (suggested for a misspelt one)."""
-    if pattern in _METRICS:
-        raise ConfigError(f"metric {pattern!r} is already registered")
     spec = MetricSpec(pattern, re.compile(regex), resolve, has_ci, description, names)
-    _METRICS[pattern] = spec
-    return spec
+    return METRICS.register(pattern, spec)
 
 
 def registered_metrics() -> list[MetricSpec]:
-    return list(_METRICS.values())
+    return METRICS.values()
 
 
 def find_metric(name: str) -> tuple[MetricSpec, re.Match[str]] | None:
     """The registered family ``name`` belongs to (first registered wins), or None."""
-    for spec in _METRICS.values():
+    for spec in METRICS.values():
         if match := spec.regex.fullmatch(name):
             return spec, match
     return None
@@ -135,7 +134,7 @@ def suggest_metrics(name: str) -> list[str]:
     ``<selector>``) taken from ``name`` (``attacks.loss.aucc`` → ``attacks.loss.auc``)."""
     parts = name.split(".")
     candidates: set[str] = set()
-    for spec in _METRICS.values():
+    for spec in METRICS.values():
         candidates.update(spec.names)
         segments = spec.pattern.split(".")
         if len(segments) == len(parts):
@@ -198,7 +197,7 @@ def check_metric_name(name: str) -> None:
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
         raise ConfigError(
             f"unknown metric: {hint}(allowed: a registered name — "
-            + ", ".join(s.pattern for s in _METRICS.values())
+            + ", ".join(s.pattern for s in METRICS.values())
             + f" — or a JSON pointer starting with '/'; got {name!r})")
 
 
@@ -210,7 +209,7 @@ def resolve_metric(doc: Document, name: str) -> list[Observation]:
     if found is None:
         raise UnknownMetric(f"unknown metric {name!r}: not a registered name nor a JSON "
                             "pointer (registered: "
-                            + ", ".join(s.pattern for s in _METRICS.values()) + ")")
+                            + ", ".join(s.pattern for s in METRICS.values()) + ")")
     spec, match = found
     observations = spec.resolve(doc, match)
     if not observations:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from privaudit.core.errors import ConfigError
+from privaudit.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -33,32 +33,28 @@ class Section:
     always: bool = False  # render even when its data is missing (the template handles it)
 
 
-_SECTIONS: dict[str, Section] = {}
+#: The report's sections, by id (:class:`~privaudit.core.registry.Registry`).
+SECTIONS: Registry[Section] = Registry(
+    "report section", where="report sections", unknown="{where}: unknown report section {name}; "
+    "registered: {names}")
 
 
 def register_section(section: Section) -> Section:
-    if section.id in _SECTIONS:
-        raise ConfigError(f"report section {section.id!r} is already registered")
-    _SECTIONS[section.id] = section
-    return section
+    return SECTIONS.register(section.id, section)
 
 
 def get_section(section_id: str) -> Section:
-    try:
-        return _SECTIONS[section_id]
-    except KeyError:
-        raise ConfigError(f"unknown report section {section_id!r}; registered: "
-                          f"{', '.join(_SECTIONS)}") from None
+    return SECTIONS.get(section_id)
 
 
 def registered_sections() -> list[Section]:
-    return sorted(_SECTIONS.values(), key=lambda s: (s.order, s.id))
+    return sorted(SECTIONS.values(), key=lambda s: (s.order, s.id))
 
 
 def section_of(pointer: str) -> str | None:
     """The id of the section that draws ``pointer`` (the longest registered pointer that is
     it or contains it), or None; the crosswalk links its evidence there."""
-    found = [(len(p), s.id) for s in _SECTIONS.values() for p in s.pointers
+    found = [(len(p), s.id) for s in SECTIONS.values() for p in s.pointers
              if p and (pointer == p or pointer.startswith(p + "/"))]
     return max(found)[1] if found else None
 
@@ -66,7 +62,7 @@ def section_of(pointer: str) -> str | None:
 def claimed_fields() -> set[str]:
     """Top-level report fields that some section (or the page header) draws."""
     header = {"schema_version", "report_id", "created_at", "title", "report_sha256", "privacy"}
-    return header | {p.split("/")[1] for s in _SECTIONS.values() for p in s.pointers if p}
+    return header | {p.split("/")[1] for s in SECTIONS.values() for p in s.pointers if p}
 
 
 _MECH, _EMP, _CONTEXT = "Privacy mechanisms", "Empirical privacy", "Utility, data and limits"

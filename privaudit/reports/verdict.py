@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, tpr_estimable
-from privaudit.core.errors import ConfigError
 from privaudit.core.provenance import report_content_hash
+from privaudit.core.registry import Registry
 from privaudit.reports.crosswalk import MISSING, evaluate_crosswalk, resolve_pointer
 from privaudit.reports.schema import Control, ControlStatus, Report, Verdict
 
@@ -48,27 +48,23 @@ DERIVED_FIELDS = frozenset({"verdict", "crosswalk", "report_sha256"})
 
 Document = Mapping[str, Any]
 ControlFn = Callable[[Document], Control]
-_CONTROLS: dict[str, ControlFn] = {}
+#: The verdict's controls, by id, in the order the verdict lists them.
+CONTROLS: Registry[ControlFn] = Registry(
+    "control", where="verdict controls",
+    unknown="{where}: unknown control {name}; registered: {names}")
 
 
 def register_control(control_id: str, fn: ControlFn) -> ControlFn:
     """Add a control to the verdict; a duplicate id is an error."""
-    if control_id in _CONTROLS:
-        raise ConfigError(f"control {control_id!r} is already registered")
-    _CONTROLS[control_id] = fn
-    return fn
+    return CONTROLS.register(control_id, fn)
 
 
 def get_control(control_id: str) -> ControlFn:
-    try:
-        return _CONTROLS[control_id]
-    except KeyError:
-        raise ConfigError(f"unknown control {control_id!r}; registered: "
-                          f"{', '.join(_CONTROLS)}") from None
+    return CONTROLS.get(control_id)
 
 
 def registered_controls() -> list[str]:
-    return list(_CONTROLS)
+    return list(CONTROLS)
 
 
 def control(control_id: str) -> Callable[[ControlFn], ControlFn]:
@@ -372,7 +368,7 @@ def evaluation_document(report: Mapping[str, Any]) -> dict[str, Any]:
 def evaluate_verdict(doc: Mapping[str, Any]) -> Verdict:
     """Run every registered control over ``doc`` (a parsed report.json)."""
     doc = evaluation_document(doc)
-    controls = [fn(doc) for fn in _CONTROLS.values()]
+    controls = [fn(doc) for fn in CONTROLS.values()]
     statuses = [c.status for c in controls]
     unevaluated = [c for c in controls
                    if c.status in ("NOT EVALUATED", "NOT INFORMATIVE") and c.applicable]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from privaudit.audit.config import AuditConfig
-from privaudit.core.errors import ConfigError
+from privaudit.core.registry import Registry
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
@@ -266,7 +266,6 @@ class Unlearner(ABC):
         """Remove ``target.forget`` from ``target.start``; never train on ``target.erased``."""
 
 
-_UNLEARNERS: dict[str, type[Unlearner]] = {}
 _BUILTIN = (
     "privaudit.unlearning.ascent",
     "privaudit.unlearning.sisa",
@@ -280,24 +279,23 @@ def _load_builtin() -> None:
         importlib.import_module(module)  # each registers its classes on import
 
 
+#: The unlearning methods, by name (:class:`~privaudit.core.registry.Registry`); the
+#: built-in ones are imported on first lookup.
+UNLEARNERS: Registry[type[Unlearner]] = Registry(
+    "unlearner", where="unlearning.methods", unknown="{where}: must be among {names} (got {name})",
+    load=_load_builtin)
+
+
 def register_unlearner(name: str, cls: type[Unlearner]) -> None:
-    if name in _UNLEARNERS and _UNLEARNERS[name] is not cls:
-        raise ValueError(f"unlearner {name!r} is already registered")
-    _UNLEARNERS[name] = cls
+    UNLEARNERS.register(name, cls)
 
 
 def get_unlearner(name: str, *, where: str = "unlearning.methods") -> type[Unlearner]:
     """The unlearner registered as ``name``; an unknown name is a ConfigError naming ``where``
     (the config field, or the CLI option that gave it)."""
-    _load_builtin()
-    if name not in _UNLEARNERS:
-        raise ConfigError(
-            f"{where}: must be among {', '.join(sorted(_UNLEARNERS))} (got {name!r})"
-        )
-    return _UNLEARNERS[name]
+    return UNLEARNERS.get(name, where=where)
 
 
 def available_unlearners() -> list[str]:
     """Every registered method name except the oracle (which always runs first)."""
-    _load_builtin()
-    return sorted(n for n in _UNLEARNERS if n != "oracle")
+    return [n for n in UNLEARNERS.names() if n != "oracle"]

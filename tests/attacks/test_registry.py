@@ -48,18 +48,18 @@ def test_registering_under_a_name_other_than_the_class_name_is_refused() -> None
     assert "other" not in available_attacks()
 
 
-def test_a_new_attack_is_usable_by_name_once_registered(monkeypatch) -> None:
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))  # restored after the test
-
+def test_a_new_attack_is_usable_by_name_once_registered() -> None:
     class Doubled(Attack):
         name = "test_doubled_loss"
 
         def compute(self, inputs: AttackInputs) -> np.ndarray:
             return -2 * inputs.target.loss
 
-    register_attack("test_doubled_loss", Doubled)
-    scores = get_attack("test_doubled_loss").score(AttackInputs(target=SignalSet(loss=[1.0])))
-    assert scores.tolist() == [-2.0]
+    with base.ATTACKS.scoped():  # the registration is undone after the block
+        register_attack("test_doubled_loss", Doubled)
+        scores = get_attack("test_doubled_loss").score(AttackInputs(target=SignalSet(loss=[1.0])))
+        assert scores.tolist() == [-2.0]
+    assert "test_doubled_loss" not in available_attacks()
 
 
 def test_an_unknown_parameter_names_itself_and_the_allowed_ones() -> None:

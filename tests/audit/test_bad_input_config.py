@@ -189,9 +189,9 @@ def test_a_malformed_reference_override_names_the_field(override: dict[str, Any]
 
 
 def _attack_params() -> dict[str, list[str]]:
-    from privaudit.attacks.scores.base import _REGISTRY, available_attacks
+    from privaudit.attacks.scores.base import ATTACKS, available_attacks
 
-    return {n: sorted(_REGISTRY[n].Params.model_fields) for n in available_attacks()}
+    return {n: sorted(ATTACKS.get(n).Params.model_fields) for n in available_attacks()}
 
 
 ATTACK_PARAMS = _attack_params()

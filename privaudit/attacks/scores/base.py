@@ -18,7 +18,6 @@ calibration); each module cites its own paper.
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from privaudit.attacks.scores.inputs import AttackInputs, SignalSet
 from privaudit.core.errors import ConfigError, DataError, EvidenceIncomplete, InternalError
+from privaudit.core.registry import Registry
 
 __all__ = [
     "Attack",
@@ -161,13 +161,9 @@ def required(value: T | None, what: str) -> T:
     return value
 
 
-_REGISTRY: dict[str, type[Attack]] = {}
-
-
-def _same_definition(a: type, b: type) -> bool:
-    file_a = getattr(sys.modules.get(a.__module__), "__file__", None)
-    file_b = getattr(sys.modules.get(b.__module__), "__file__", None)
-    return a.__qualname__ == b.__qualname__ and file_a is not None and file_a == file_b
+#: The attacks, by name (:class:`~privaudit.core.registry.Registry`).
+ATTACKS: Registry[type[Attack]] = Registry(
+    "attack", where="attacks", unknown="{where}: unknown attack {name}; available: {names}")
 
 
 def register_attack(name: str, cls: type[Attack]) -> None:
@@ -177,25 +173,14 @@ def register_attack(name: str, cls: type[Attack]) -> None:
     if cls.name != name:
         raise ConfigError(f"register_attack: name {name!r} differs from {cls.__name__}.name "
                           f"= {cls.name!r}")
-    if name in _REGISTRY:
-        if _same_definition(_REGISTRY[name], cls):
-            return  # the same source imported under a second module name (e.g. by a test runner)
-        raise ConfigError(
-            f"attack {name!r} is already registered (by {_REGISTRY[name].__module__}."
-            f"{_REGISTRY[name].__name__})"
-        )
-    _REGISTRY[name] = cls
+    ATTACKS.register(name, cls)
 
 
 def get_attack(name: str, **params: Any) -> Attack:
     """The registered attack ``name`` built with ``params`` (ConfigError on a bad name/param)."""
-    if name not in _REGISTRY:
-        raise ConfigError(
-            f"attacks: unknown attack {name!r}; available: {', '.join(available_attacks())}"
-        )
-    return _REGISTRY[name](**params)
+    return ATTACKS.get(name)(**params)
 
 
 def available_attacks() -> list[str]:
     """The registered attack names, sorted."""
-    return sorted(_REGISTRY)
+    return ATTACKS.names()

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Literal
 from torch import nn
 
 from privaudit.core.errors import ConfigError, EvidenceIncomplete, InternalError
+from privaudit.core.registry import Registry
 from privaudit.mechanisms.federated.client import (
     ClientFn,
     ClientState,
@@ -269,25 +270,20 @@ class InProcessEngine(Engine):
         )
 
 
-_ENGINES: dict[str, type[Engine]] = {}
+#: The training engines, by name (:class:`~privaudit.core.registry.Registry`).
+ENGINES: Registry[type[Engine]] = Registry("engine", where="--engine")
 
 
 def register_engine(name: str, cls: type[Engine]) -> None:
-    if name in _ENGINES:
-        raise ValueError(f"engine {name!r} is already registered")
-    _ENGINES[name] = cls
+    ENGINES.register(name, cls)
 
 
 def get_engine(name: str) -> Engine:
-    if name not in _ENGINES:
-        raise ConfigError(
-            f"--engine: must be one of {', '.join(sorted(_ENGINES))} (got {name!r})"
-        )
-    return _ENGINES[name]()
+    return ENGINES.get(name)()
 
 
 def available_engines() -> list[str]:
-    return sorted(_ENGINES)
+    return ENGINES.names()
 
 
 register_engine(InProcessEngine.name, InProcessEngine)

@@ -40,10 +40,8 @@ from privaudit.attacks.scores import (
     AttackInputs,
     SignalSet,
     get_attack,
-    tune_offline_a,
 )
 from privaudit.attacks.signals import cached_signals
-from privaudit.attacks.validate import min_references
 from privaudit.audit.config import AuditConfig
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir, write_json_atomic
@@ -217,15 +215,12 @@ def _reference_model_source(setup: AttackSetup) -> str:
 def _needs(setup: AttackSetup) -> tuple[bool, bool, bool]:
     """(reference signals, base-model signals, population points) needed by the battery."""
     refs = base = pop = False
+    source = _reference_model_source(setup)
     for spec in setup.cfg.battery:
         attack = get_attack(spec.name, **spec.params)
-        if min_references(spec.name, spec.params, attack.requires):
-            refs = True
+        refs = refs or attack.uses_references(source)
+        base = base or attack.uses_base_model(source)
         pop = pop or any(r.startswith("population") for r in attack.requires)
-        if spec.name == "reference":
-            source = _reference_model_source(setup)
-            refs = refs or source == "references"
-            base = base or source == "base"
     return refs and setup.references is not None, base, pop
 
 
@@ -349,14 +344,10 @@ def run_battery(
             reference_model=reference_model,
         )
         results = []
+        source = _reference_model_source(setup)
         for spec in cfg.battery:
-            params = dict(spec.params)
-            if (spec.name == "rmia" and params.get("mode") == "offline" and "a" not in params
-                    and n_refs >= 4):
-                params["a"] = tune_offline_a(inputs, gamma=float(params.get("gamma", 1.0)))
-            attack = get_attack(spec.name, **params)
-            uses_refs = bool(min_references(spec.name, params, attack.requires)) or (
-                spec.name == "reference" and _reference_model_source(setup) == "references")
+            attack = get_attack(spec.name, **spec.params).tune(inputs)
+            uses_refs = attack.uses_references(source)
             scores = attack.score(inputs)
             result = _result(spec, attack.params.model_dump(), model_name, scores, is_member,
                              cfg, setup.seed, n_refs if uses_refs else 0)

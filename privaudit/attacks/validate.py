@@ -19,7 +19,7 @@ from privaudit.core.params import merge_patch
 if TYPE_CHECKING:
     from privaudit.audit.config import AuditConfig
 
-__all__ = ["TASK_SIGNALS", "attack_problems", "min_references", "reference_recipe_dict"]
+__all__ = ["TASK_SIGNALS", "attack_problems", "reference_recipe_dict"]
 
 #: The per-example signals ``attacks/signals.py`` produces for each task.
 TASK_SIGNALS: dict[str, frozenset[str]] = {
@@ -28,17 +28,6 @@ TASK_SIGNALS: dict[str, frozenset[str]] = {
         {"loss", "token_logprobs", "token_mu", "token_sigma", "nbytes_text", "zlib_len"}
     ),
 }
-
-
-def min_references(name: str, params: dict[str, Any], requires: tuple[str, ...]) -> int:
-    """How many reference models an attack needs (0 = none), with complementary pairs.
-
-    LiRA fits an IN and an OUT Gaussian per example, so each side needs 2 references (4 in
-    all); RMIA needs one OUT reference per point (2 in all).
-    """
-    if not any(r.startswith(("references", "keep", "population")) for r in requires):
-        return 0
-    return 4 if name == "lira" else 2
 
 
 def reference_recipe_dict(
@@ -97,9 +86,7 @@ def attack_problems(cfg: AuditConfig) -> list[str]:
             problems.append(
                 f"{where}: needs {', '.join(lacking)}, which a {task} model does not produce"
             )
-        need_refs = min_references(spec.name, spec.params, needs)
-        if spec.name == "reference" and attacks.reference_model == "references":
-            need_refs = 2
+        need_refs = attack.references_needed(attacks.reference_model)
         if need_refs > count:
             problems.append(
                 f"attacks.references.count: attack {spec.key!r} needs at least {need_refs} "

@@ -160,14 +160,14 @@ def _erase(
     ledger = ledgers.read_ledger(run)
     check_requests(cfg, opened[1], requests, erased=ledgers.erased_so_far(ledger),
                    where=f"--request {request_file.name}")
-    trained_sisa = "sisa" in ledger
     chosen = list(methods or cfg.unlearning.methods or
-                  [m for m in available_unlearners() if m != "sisa" or trained_sisa])
+                  [m for m in available_unlearners() if not get_unlearner(m).trains or m in ledger])
     for m in chosen:
-        get_unlearner(m, where="--methods" if methods else "unlearning.methods")
-    if "sisa" in chosen and not trained_sisa:
-        raise ConfigError("--methods: sisa needs a run trained in SISA mode ('sisa' in "
-                          "unlearning.methods when it was trained); this run has no SISA shards")
+        trains = get_unlearner(m, where="--methods" if methods else "unlearning.methods").trains
+        if trains and m not in ledger:  # what it trains ahead is made when the run trains
+            raise ConfigError(f"--methods: {m} needs a run trained in {m.upper()} mode ('{m}' "
+                              f"in unlearning.methods when it was trained); this run has no "
+                              f"{trains}")
     ctx, report = open_run_context(run, engine=engine or opened[2].run.engine, opened=opened)
     results, seconds = run_erase(ctx, requests, chosen, reporter, oracle=cfg.unlearning.oracle)
     # the erase stage's manifest now covers the served request too: `run --resume` keeps it

@@ -40,8 +40,6 @@ from privaudit.audit.config import AuditConfig, FederationConfig
 from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.data.splits import PreparedData
 
-ASCENT_METHODS = ("gradient_ascent", "graddiff", "npo")
-
 
 @dataclass(frozen=True)
 class Estimate:
@@ -133,6 +131,8 @@ def _spread(total: int, k: int) -> dict[str, int]:
 def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,
                  nonmembers: int | None = None) -> Estimate:
     """Steps of ``cfg``'s run for clients of ``client_sizes`` records (see module)."""
+    from privaudit.unlearning.base import get_unlearner  # here: the unlearners load torch
+
     fed = _training_federation(cfg)
     sizes = dict(client_sizes)
     k = max(1, len(sizes))
@@ -167,18 +167,19 @@ def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,
                              batch_size=fed.batch_size)
     per_round = plain // fed.rounds
     sisa_shards = sisa_steps = 0
-    if "sisa" in u.methods:
-        sisa_shards = u.sisa.shards
-        sisa_steps = _sisa_steps(cfg, sizes, fed)
     other: dict[str, int] = {}
     for method in u.methods:
-        if n_req and method != "sisa":
-            other[method] = n_req * _method_steps(cfg, method, clients=k, per_round=per_round,
-                                                  retraining=plain)
+        unlearner = get_unlearner(method)(u)
+        if unlearner.trains:  # SISA: its shards, trained ahead and retrained per request
+            shards, steps = unlearner.estimate_training(sizes, fed, u.requests)
+            sisa_shards, sisa_steps = sisa_shards + shards, sisa_steps + steps
+        elif n_req:
+            other[method] = n_req * unlearner.estimate_steps(
+                fed, clients=k, per_round=per_round, retraining=plain)
     for method in ulira:  # each of the 2·P references unlearns with the method, per request
-        other[f"U-LiRA {method}"] = n_req * 2 * u.verify.ulira_references * _method_steps(
-            cfg, method, clients=rfed.clients, per_round=one_ref // rfed.rounds,
-            retraining=one_ref)
+        other[f"U-LiRA {method}"] = n_req * 2 * u.verify.ulira_references * get_unlearner(
+            method)(u).estimate_steps(rfed, clients=rfed.clients,
+                                      per_round=one_ref // rfed.rounds, retraining=one_ref)
     return Estimate(
         clients=sizes,
         batch_size=fed.batch_size,
@@ -192,51 +193,6 @@ def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,
         sisa_steps=sisa_steps,
         unlearning_steps=other,
     )
-
-
-def _method_steps(cfg: AuditConfig, method: str, *, clients: int, per_round: int,
-                  retraining: int) -> int:
-    """At most how many steps ``method`` takes for one request on a federation of
-    ``clients`` clients whose one round takes ``per_round`` steps."""
-    u, fed = cfg.unlearning, cfg.federation
-    if method in ASCENT_METHODS:
-        return u.ascent.max_steps * clients + u.ascent.recovery_rounds * per_round
-    if method == "finetune_retain":
-        return u.finetune_retain.rounds * per_round
-    if method == "federaser":
-        replayed = math.ceil(fed.rounds / u.federaser.interval)
-        return math.ceil(replayed * per_round * u.federaser.epoch_ratio)
-    return retraining  # a registered method this estimate does not know: a retraining
-
-
-def _sisa_steps(cfg: AuditConfig, sizes: Mapping[str, int], fed: FederationConfig) -> int:
-    """Every shard trained once (slice r on slices 1..r), plus per request the affected
-    shards retrained in full (and once more when ``sisa.verify`` checks exactness)."""
-    conf = cfg.unlearning.sisa
-    epochs = conf.epochs(fed)
-    if conf.shard_by == "clients":
-        shard_sizes = list(sizes.values())
-    else:
-        shard_sizes = list(_spread(sum(sizes.values()), conf.shards).values())
-
-    def shard_steps(n: int) -> int:
-        total = 0
-        for r in range(1, conf.slices + 1):
-            n_r = math.ceil(n * r / conf.slices)
-            if n_r:
-                total += epochs * math.ceil(n_r / min(fed.batch_size, n_r))
-        return total
-
-    train = sum(shard_steps(n) for n in shard_sizes)
-    largest = shard_steps(max(shard_sizes, default=0))
-    retrain = 0
-    for req in cfg.unlearning.requests:
-        if req.kind == "client" and conf.shard_by == "records":
-            touched = len(shard_sizes)
-        else:
-            touched = min(len(req.ids), len(shard_sizes))
-        retrain += touched * largest * (2 if conf.verify else 1)
-    return train + retrain
 
 
 def budget_problems(cfg: AuditConfig, est: Estimate) -> list[str]:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from privaudit.mechanisms.federated.client import make_optimizer
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import AdapterState, adapter_state, set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet, ForwardOutput, forward
@@ -102,6 +103,11 @@ class AscentUnlearner(Unlearner):
 
     exactness = "approximate"
     uses_retain = False
+
+    def estimate_steps(self, fed: FederationConfig, *, clients: int, per_round: int,
+                       retraining: int) -> int:
+        """Each client's ascent steps, then the recovery rounds."""
+        return self.cfg.ascent.max_steps * clients + self.cfg.ascent.recovery_rounds * per_round
 
     @abstractmethod
     def objective(

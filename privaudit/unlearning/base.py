@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from privaudit.audit.config import AuditConfig
+from privaudit.core.errors import ConfigError
 from privaudit.core.registry import Registry
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.privacy import FEDERATION, PrivacyOutcome
 from privaudit.mechanisms.models import AdapterState, ModelBundle, load_adapter, save_adapter
 from privaudit.mechanisms.models import state_sha256 as _state_sha256
 from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.unlearning.config import UnlearningConfig
-from privaudit.unlearning.requests import ResolvedRequest
+from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest
 from privaudit.unlearning.results import UnlearningResult
 
 Exactness = Literal["exact", "approximate"]
@@ -247,6 +249,13 @@ class Unlearner(ABC):
     name: ClassVar[str] = ""
     exactness: ClassVar[Exactness] = "approximate"
     chained: ClassVar[bool] = True
+    #: the yardstick every other method is judged against (the oracle); never judged itself
+    is_oracle: ClassVar[bool] = False
+    #: what it trains right after the federation, before any request (SISA: its shards), or
+    #: None; a run not trained with it cannot serve a request with it
+    trains: ClassVar[str | None] = None
+    #: why U-LiRA does not judge it (U-LiRA runs a method once per reference model), or None
+    ulira_unsupported: ClassVar[str | None] = None
 
     def __init__(self, cfg: UnlearningConfig) -> None:
         self.cfg = cfg
@@ -258,6 +267,25 @@ class Unlearner(ABC):
     def start_model(self, ctx: UnlearningContext, ledger: Mapping[str, Any]) -> UnlearnedModel:
         """The model this method unlearns from when it has no output of its own yet."""
         return UnlearnedModel(states=[ctx.trained_state])
+
+    def latest_model(self, ctx: UnlearningContext, ledger: Mapping[str, Any],
+                     entry: Mapping[str, Any]) -> UnlearnedModel:
+        """The model a chained method continues from: its output for the previous request
+        (``entry``: its ledger entry)."""
+        return UnlearnedModel.load(ctx.run.path(entry["model"]))
+
+    def estimate_steps(self, fed: FederationConfig, *, clients: int, per_round: int,
+                       retraining: int) -> int:
+        """At most how many local steps one request takes on a federation of ``clients``
+        clients whose round takes ``per_round`` steps (the dry run's estimate). A method that
+        does not say is counted as a retraining (``retraining`` steps)."""
+        return retraining
+
+    def estimate_training(self, sizes: Mapping[str, int], fed: FederationConfig,
+                          requests: Sequence[ErasureRequest]) -> tuple[int, int]:
+        """(models, local steps) of what it trains before any request (:attr:`trains`) and
+        retrains for ``requests``; (0, 0) for a method that trains nothing ahead."""
+        return 0, 0
 
     @abstractmethod
     def unlearn(
@@ -298,4 +326,12 @@ def get_unlearner(name: str, *, where: str = "unlearning.methods") -> type[Unlea
 
 def available_unlearners() -> list[str]:
     """Every registered method name except the oracle (which always runs first)."""
-    return [n for n in UNLEARNERS.names() if n != "oracle"]
+    return [n for n in UNLEARNERS.names() if not UNLEARNERS.get(n).is_oracle]
+
+
+def oracle_name() -> str:
+    """The name of the registered oracle: the method every other one is judged against."""
+    found = [n for n in UNLEARNERS.names() if UNLEARNERS.get(n).is_oracle]
+    if len(found) != 1:
+        raise ConfigError(f"unlearning: exactly one oracle must be registered; got {found}")
+    return found[0]

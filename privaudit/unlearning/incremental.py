@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ import torch
 
 from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.federated.client import ClientUpdate
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.engine import RoundRecord
 from privaudit.mechanisms.federated.strategy import FedAvg
 from privaudit.mechanisms.federated.train import OnRound, train_federation
@@ -69,6 +71,10 @@ class FinetuneRetain(Unlearner):
     name = "finetune_retain"
     exactness = "approximate"
 
+    def estimate_steps(self, fed: FederationConfig, *, clients: int, per_round: int,
+                       retraining: int) -> int:
+        return self.cfg.finetune_retain.rounds * per_round
+
     def unlearn(
         self, ctx: UnlearningContext, target: ErasureTarget, ledger: Mapping[str, Any]
     ) -> MethodOutcome:
@@ -93,6 +99,13 @@ class FedEraser(Unlearner):
     name = "federaser"
     exactness = "approximate"
     chained = False
+    ulira_unsupported = ("federaser replays and recomputes the stored rounds, a retraining per "
+                         "reference")
+
+    def estimate_steps(self, fed: FederationConfig, *, clients: int, per_round: int,
+                       retraining: int) -> int:
+        replayed = math.ceil(fed.rounds / self.cfg.federaser.interval)
+        return math.ceil(replayed * per_round * self.cfg.federaser.epoch_ratio)
 
     def unlearn(
         self, ctx: UnlearningContext, target: ErasureTarget, ledger: Mapping[str, Any]

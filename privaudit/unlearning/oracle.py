@@ -61,6 +61,8 @@ class Oracle(Unlearner):
     name = "oracle"
     exactness = "exact"
     chained = False
+    is_oracle = True
+    ulira_unsupported = "the oracle is the yardstick U-LiRA's never-seen side stands for"
 
     def unlearn(
         self, ctx: UnlearningContext, target: ErasureTarget, ledger: Mapping[str, Any]

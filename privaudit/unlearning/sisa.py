@@ -22,13 +22,11 @@ trained by one party), and is switched off for it.
 from __future__ import annotations
 
 import json
-import random
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from privaudit.audit.config import AuditConfig
 from privaudit.core.rundir import write_json_atomic
@@ -37,6 +35,7 @@ from privaudit.mechanisms.dp.calibration import (
     poisson_schedule,
     schedule_epsilon,
 )
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.privacy import training_federation
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import AdapterState, load_adapter, save_adapter
@@ -53,64 +52,9 @@ from privaudit.unlearning.base import (
     with_federation,
 )
 from privaudit.unlearning.evaluate import utility
-
-
-@dataclass(frozen=True)
-class SisaLayout:
-    """``slices[k][r]``: the record ids of slice r of shard k (fixed at training time)."""
-
-    slices: tuple[tuple[tuple[str, ...], ...], ...]
-
-    @property
-    def shards(self) -> int:
-        return len(self.slices)
-
-    def first_slices(self, ids: frozenset[str]) -> dict[int, int]:
-        """Shard → the first slice holding any of ``ids`` (shards holding none are absent)."""
-        out: dict[int, int] = {}
-        for k, shard in enumerate(self.slices):
-            for r, part in enumerate(shard):
-                if ids.intersection(part):
-                    out[k] = r
-                    break
-        return out
-
-    def shard_ids(self, k: int, upto: int, excluded: frozenset[str]) -> list[str]:
-        """The records shard k trains on at slice ``upto`` (slices 0..upto), minus excluded."""
-        return [i for part in self.slices[k][: upto + 1] for i in part if i not in excluded]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"slices": [[list(p) for p in shard] for shard in self.slices]}
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> SisaLayout:
-        return cls(slices=tuple(tuple(tuple(p) for p in shard) for shard in obj["slices"]))
-
-
-def build_layout(ctx: UnlearningContext) -> SisaLayout:
-    """Shards and slices of the training records, from the config and the run's seed."""
-    conf, together = ctx.ucfg.sisa, ctx.cfg.data.partition.keep_subjects_together
-    subject = {r.id: r.subject_id for r in ctx.data.training}
-
-    def units(ids: Sequence[str]) -> list[list[str]]:
-        if not together:
-            return [[i] for i in ids]
-        groups: dict[str, list[str]] = {}
-        for i in ids:
-            groups.setdefault(subject.get(i, i), []).append(i)  # a canary is its own unit
-        return list(groups.values())
-
-    if conf.shard_by == "clients":
-        shard_units = [units(d.record_ids) for d in ctx.clients.values()]
-    else:
-        pool = units([i for d in ctx.clients.values() for i in d.record_ids])
-        random.Random(derive_seed(ctx.cfg.seed, "sisa-layout")).shuffle(pool)
-        shard_units = [pool[k :: conf.shards] for k in range(conf.shards)]
-    slices = []
-    for shard in shard_units:
-        bounds = np.array_split(np.arange(len(shard)), conf.slices)
-        slices.append(tuple(tuple(i for u in b.tolist() for i in shard[u]) for b in bounds))
-    return SisaLayout(slices=tuple(slices))
+from privaudit.unlearning.requests import ErasureRequest
+from privaudit.unlearning.sisa_layout import SisaLayout as SisaLayout
+from privaudit.unlearning.sisa_layout import build_layout as build_layout
 
 
 @dataclass
@@ -251,6 +195,8 @@ def _slice_path(ctx: UnlearningContext, where: str, k: int, r: int) -> str:
 class Sisa(Unlearner):
     name = "sisa"
     exactness = "exact"
+    trains = "SISA shards"
+    ulira_unsupported = "sisa retrains shards, so a reference would need its own sharded training"
 
     def prepare(self, ctx: UnlearningContext, ledger: Mapping[str, Any]) -> dict[str, Any]:
         """Train every shard, keep every slice checkpoint (``models/sisa/train/``)."""
@@ -286,6 +232,41 @@ class Sisa(Unlearner):
 
     def start_model(self, ctx: UnlearningContext, ledger: Mapping[str, Any]) -> UnlearnedModel:
         return UnlearnedModel(states=[self._final(ctx, s) for s in ledger["sisa"]["shards"]])
+
+    def latest_model(self, ctx: UnlearningContext, ledger: Mapping[str, Any],
+                     entry: Mapping[str, Any]) -> UnlearnedModel:
+        """The shards as the ledger holds them now (each request retrains some in place)."""
+        return self.start_model(ctx, ledger)
+
+    def estimate_training(self, sizes: Mapping[str, int], fed: FederationConfig,
+                          requests: Sequence[ErasureRequest]) -> tuple[int, int]:
+        """Every shard trained once (slice r on slices 1..r), plus per request the affected
+        shards retrained in full (and once more when ``sisa.verify`` checks exactness)."""
+        conf = self.cfg.sisa
+        epochs = conf.epochs(fed)
+        total = sum(sizes.values())
+        shard_sizes = (list(sizes.values()) if conf.shard_by == "clients" else
+                       [total // conf.shards + (1 if i < total % conf.shards else 0)
+                        for i in range(conf.shards)])
+
+        def shard_steps(n: int) -> int:
+            steps = 0
+            for r in range(1, conf.slices + 1):
+                n_r = math.ceil(n * r / conf.slices)
+                if n_r:
+                    steps += epochs * math.ceil(n_r / min(fed.batch_size, n_r))
+            return steps
+
+        train = sum(shard_steps(n) for n in shard_sizes)
+        largest = shard_steps(max(shard_sizes, default=0))
+        retrain = 0
+        for req in requests:
+            if req.kind == "client" and conf.shard_by == "records":
+                touched = len(shard_sizes)
+            else:
+                touched = min(len(req.ids), len(shard_sizes))
+            retrain += touched * largest * (2 if conf.verify else 1)
+        return conf.shards, train + retrain
 
     def unlearn(
         self, ctx: UnlearningContext, target: ErasureTarget, ledger: Mapping[str, Any]

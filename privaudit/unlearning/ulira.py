@@ -98,6 +98,7 @@ from privaudit.mechanisms.data.partition import partition_records
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.unlearning.base import (
+    UNLEARNERS,
     ErasureTarget,
     UnlearnedModel,
     Unlearner,
@@ -112,12 +113,6 @@ __all__ = ["PER_EXAMPLE_MIN", "ULiRA", "ULiRAOutcome", "pooled_sigma", "ulira_sc
 #: Pairs of references from which each record gets its own σ_u, σ_n (below: one pooled σ).
 PER_EXAMPLE_MIN = 8
 _MIN_STD = 1e-6
-_RETRAINING = {
-    "oracle": "the oracle is the yardstick U-LiRA's never-seen side stands for",
-    "sisa": "sisa retrains shards, so a reference would need its own sharded training",
-    "federaser": "federaser replays and recomputes the stored rounds, a retraining per "
-                 "reference",
-}
 
 Scorer = Callable[[UnlearnedModel, EncodedSet], np.ndarray]
 
@@ -220,8 +215,9 @@ class ULiRA:
         v = self.ctx.ucfg.verify
         if not self.pairs:
             return "unlearning.verify.ulira_references is 0 (U-LiRA off)"
-        if method in _RETRAINING:
-            return (f"not applied to {method}: {_RETRAINING[method]}; U-LiRA runs the method "
+        unsupported = UNLEARNERS.get(method).ulira_unsupported if method in UNLEARNERS else None
+        if unsupported:
+            return (f"not applied to {method}: {unsupported}; U-LiRA runs the method "
                     "once per reference model, so it judges only the cheap methods "
                     "(gradient_ascent, graddiff, npo, finetune_retain)")
         if method not in v.ulira_methods:

@@ -66,7 +66,7 @@ from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet
-from privaudit.unlearning.base import UnlearnedModel, Unlearner, UnlearningContext
+from privaudit.unlearning.base import UnlearnedModel, Unlearner, UnlearningContext, oracle_name
 from privaudit.unlearning.config import VerifyConfig
 from privaudit.unlearning.evaluate import per_example_loss, per_example_utility, utility
 from privaudit.unlearning.power import (
@@ -213,7 +213,7 @@ def _ks_words(f: ForgetEvidence, alpha: float) -> str:
 def verdict_line(r: UnlearningResult, *, alpha: float = 0.05) -> str:
     """The evidence of one result in plain words (``alpha``: 1 − the run's confidence)."""
     f = r.forget
-    if r.method == "oracle":
+    if r.method == oracle_name():
         return ("The reference: the federation retrained without the erased records. Every "
                 "method is judged against it; it is not judged itself.")
     if f.privleak is None and f.mia_auc_oracle is not None:
@@ -252,7 +252,7 @@ def rank_results(results: Sequence[UnlearningResult]) -> None:
                 -(r.forget.ks_pvalue or 0.0), r.utility_drop or 0.0, r.examples_processed,
                 r.method)
 
-    methods = sorted((r for r in results if r.method != "oracle"), key=key)
+    methods = sorted((r for r in results if r.method != oracle_name()), key=key)
     for i, r in enumerate(methods, 1):
         r.rank = i
 
@@ -454,7 +454,7 @@ class Verifier:
         drop_ci = self.utility_drop_ci(model, r.utility_metric)
         if drop_ci is not None:
             result.utility_drop_ci_low, result.utility_drop_ci_high = drop_ci
-        if result.method != "oracle":  # the yardstick is never judged against itself
+        if result.method != oracle_name():  # the yardstick is never judged against itself
             result.verification_flags = flags_for(
                 privleak_value=f.privleak, auc_unlearned=auc.auc if auc else None,
                 auc_oracle=auc_o.auc if auc_o else None, margin=margin,

@@ -99,6 +99,8 @@ class Attack(ABC):
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[AttackParams]] = AttackParams
+    #: reference models the attack needs when it uses them (2: one complementary pair)
+    min_references: ClassVar[int] = 2
     params: AttackParams
 
     def __init__(self, **params: Any) -> None:
@@ -112,6 +114,25 @@ class Attack(ABC):
     def requirements(self) -> tuple[str, ...]:
         """Override to declare the inputs needed; default: the target's loss."""
         return ("target.loss",)
+
+    def uses_references(self, reference_model: str) -> bool:
+        """Whether it scores with reference models. ``reference_model``: where the
+        'reference' attack's model comes from (``auto``, ``base`` or ``references``)."""
+        return any(r.startswith(("references", "keep", "population")) for r in self.requires)
+
+    def uses_base_model(self, reference_model: str) -> bool:
+        """Whether it scores with the base model's signals (the model before fine-tuning)."""
+        return False
+
+    def references_needed(self, reference_model: str) -> int:
+        """How many reference models it needs (0 = none)."""
+        return self.min_references if self.uses_references(reference_model) else 0
+
+    def tune(self, inputs: AttackInputs) -> Attack:
+        """The attack to score with once the inputs are known (default: itself). An attack
+        with a parameter fitted on the references (RMIA offline's ``a``) returns a copy
+        with it fitted, unless the user set it."""
+        return self
 
     @abstractmethod
     def compute(self, inputs: AttackInputs) -> np.ndarray:

@@ -154,8 +154,11 @@ class LiRAAttack(Attack):
     """LiRA (Carlini et al. 2022) on the confidence logit φ.
 
     Online needs ``keep``; offline treats references as OUT where ``keep`` is False, or all
-    of them when ``keep`` is None (references trained without the audited examples).
+    of them when ``keep`` is None (references trained without the audited examples). It fits
+    an IN and an OUT Gaussian per example, so each side needs 2 references (4 in all).
     """
+
+    min_references = 4
 
     name = "lira"
     Params = LiRAParams

@@ -43,6 +43,12 @@ class ReferenceAttack(Attack):
     def requirements(self) -> tuple[str, ...]:
         return ("target.loss", "reference_model.loss")
 
+    def uses_references(self, reference_model: str) -> bool:
+        return reference_model == "references"
+
+    def uses_base_model(self, reference_model: str) -> bool:
+        return reference_model == "base"
+
     def compute(self, inputs: AttackInputs) -> np.ndarray:
         ref = required(inputs.reference_model, "reference_model")
         return reference_scores(inputs.target.loss, ref.loss)

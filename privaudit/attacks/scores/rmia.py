@@ -121,6 +121,15 @@ class RMIAAttack(Attack):
     def requirements(self) -> tuple[str, ...]:
         return ("target.prob_true", "references.prob_true", "population.prob_true")
 
+    def tune(self, inputs: AttackInputs) -> Attack:
+        """Offline mode with ``a`` not given and ≥ 4 references: ``a`` fitted by
+        :func:`tune_offline_a` (the paper's procedure), else unchanged."""
+        if (self.params.mode != "offline" or "a" in self.params.model_fields_set
+                or len(inputs.references) < 4):
+            return self
+        fitted = tune_offline_a(inputs, gamma=float(self.params.gamma))
+        return RMIAAttack(**(self.params.model_dump(exclude_unset=True) | {"a": fitted}))
+
     def compute(self, inputs: AttackInputs) -> np.ndarray:
         pop = required(inputs.population_target, "population_target")
         return rmia_scores(

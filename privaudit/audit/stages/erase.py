@@ -46,6 +46,7 @@ from privaudit.unlearning.base import (
     available_unlearners,
     derive_seed,
     get_unlearner,
+    oracle_name,
 )
 from privaudit.unlearning.evaluate import mean_loss, utility
 from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest, resolve_requests
@@ -85,8 +86,8 @@ def make_target(
     the others start from the trained model and forget everything erased so far."""
     erased = frozenset(ledgers.erased_so_far(ledger)) | frozenset(req.record_ids)
     entry = ledger["methods"].get(name)
-    if unlearner.chained and entry is not None and name != "sisa":
-        start = UnlearnedModel.load(ctx.run.path(entry["model"]))
+    if unlearner.chained and entry is not None:
+        start = unlearner.latest_model(ctx, ledger, entry)
     else:
         start = unlearner.start_model(ctx, ledger)
     covered = ledgers.covered_ids(ledger, name) if unlearner.chained else set()
@@ -102,11 +103,12 @@ class EraseStage:
     def __init__(self, ctx: UnlearningContext, methods: Sequence[str], reporter: Reporter,
                  *, oracle: bool = True) -> None:
         self.ctx = ctx
+        yardstick = oracle_name()
         self.unlearners: dict[str, Unlearner] = {
-            m: get_unlearner(m)(ctx.ucfg) for m in dict.fromkeys(methods) if m != "oracle"
+            m: get_unlearner(m)(ctx.ucfg) for m in dict.fromkeys(methods) if m != yardstick
         }
         if oracle:
-            self.unlearners = {"oracle": get_unlearner("oracle")(ctx.ucfg)} | self.unlearners
+            self.unlearners = {yardstick: get_unlearner(yardstick)(ctx.ucfg)} | self.unlearners
         self.reporter = reporter
         self.ledger = ledgers.read_ledger(ctx.run)
         self.seconds: dict[str, float] = {}
@@ -159,7 +161,7 @@ class EraseStage:
             if touched:
                 raise InternalError(f"{name} trained on {len(touched)} erased record(s) after "
                                     f"request {req.id}")
-            if name == "oracle":
+            if unlearner.is_oracle:
                 oracle = (seconds, outcome.model)
             path = ctx.run.path("models", name, req.id, "adapter.safetensors")
             sha_after = outcome.model.save(path)
@@ -279,7 +281,7 @@ def run_erase(
 def _stage_outputs(run: RunDir) -> list[Path]:
     """Every file the erase stage owns: unlearned models, SISA shards, lineage, ledger."""
     roots = [run.path("unlearning")]
-    roots += [run.path("models", name) for name in ["oracle", *available_unlearners()]]
+    roots += [run.path("models", name) for name in [oracle_name(), *available_unlearners()]]
     return sorted(f for root in roots if root.is_dir() for f in root.rglob("*") if f.is_file())
 
 
@@ -322,7 +324,7 @@ def erase_stage(
     if resume and run.stage_is_current("erase", inputs_sha):
         reporter.info("[erase] resumed: unlearned models and manifest unchanged")
         return ledgers.read_results(run), {}
-    if not u.requests and "sisa" not in u.methods:
+    if not u.requests and not any(get_unlearner(m).trains for m in u.methods):
         return [], {}
     ledgers.reset(run)
     ctx = UnlearningContext(

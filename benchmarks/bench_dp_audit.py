@@ -60,7 +60,7 @@ def measure(out: str = "/tmp/privaudit-bench-dp-audit") -> dict[str, float]:
     for _ in range(int(os.environ.get("PRIVAUDIT_BENCH_REPEAT", "2"))):
         for name, clients in encoded.items():
             t0 = time.perf_counter()
-            results[name] = train_federation(cfg, bundle, clients, test, initial_state=start,
+            results[name] = train_federation(cfg.recipe, bundle, clients, test, initial_state=start,
                                              seed=cfg.seed)
             times[name] = min(times.get(name, float("inf")), time.perf_counter() - t0)
     scores = score_dp_audit(bundle.model, plan.canaries, task=cfg.model.task, encode=encode,

@@ -106,7 +106,7 @@ def _cold() -> None:
 def _train(p: Prepared, engine: str) -> tuple[Any, float]:
     _cold()
     t0 = time.perf_counter()
-    result = train_federation(p.cfg, p.bundle, p.clients, p.test, initial_state=p.start,
+    result = train_federation(p.cfg.recipe, p.bundle, p.clients, p.test, initial_state=p.start,
                               seed=p.cfg.seed, engine=engine)
     return result, time.perf_counter() - t0
 

@@ -11,11 +11,8 @@ ALLOWED_VIOLATIONS: frozenset[str] = frozenset(
         "privaudit.attacks.battery -> privaudit.audit.config",
         "privaudit.attacks.references -> privaudit.audit.config",
         "privaudit.attacks.validate -> privaudit.audit.config",
-        "privaudit.mechanisms.federated.engine -> privaudit.mechanisms.federated.flower.engine",
         "privaudit.mechanisms.federated.flower.deploy -> privaudit.audit.config",
         "privaudit.mechanisms.federated.flower.deploy -> privaudit.audit.pipeline",
-        "privaudit.mechanisms.federated.privacy -> privaudit.audit.config",
-        "privaudit.mechanisms.federated.train -> privaudit.audit.config",
         "privaudit.mechanisms.tasks -> privaudit.mechanisms.data.records",
         "privaudit.reports.build -> privaudit.audit.config",
         "privaudit.reports.build -> privaudit.audit.pipeline",
@@ -30,7 +27,6 @@ ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
             {
                 "privaudit.attacks.validate",
                 "privaudit.audit.config",
-                "privaudit.mechanisms.federated.privacy",
                 "privaudit.unlearning.base",
                 "privaudit.unlearning.config",
             }
@@ -48,12 +44,6 @@ ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
                 "privaudit.mechanisms.federated.strategy",
             }
         ),
-        frozenset(
-            {
-                "privaudit.mechanisms.federated.engine",
-                "privaudit.mechanisms.federated.flower.engine",
-            }
-        ),
     }
 )
 
@@ -62,7 +52,7 @@ LONG_MODULES: dict[str, int] = {
     "privaudit/core/provenance.py": 488,
     "privaudit/gate/metrics.py": 443,
     "privaudit/gate/policy.py": 438,
-    "privaudit/mechanisms/federated/flower/deploy.py": 403,
+    "privaudit/mechanisms/federated/flower/deploy.py": 402,
     "privaudit/reports/pdf.py": 402,
     "privaudit/unlearning/verify.py": 491,
 }

@@ -264,7 +264,7 @@ def train_references(
                 clients = {c: subset(recs) for c, recs in parts.items() if recs}
                 try:
                     result = train_federation(
-                        ref_cfg, bundle, clients, subset(outside[:_UTILITY_RECORDS]),
+                        ref_cfg.recipe, bundle, clients, subset(outside[:_UTILITY_RECORDS]),
                         initial_state=initial_state, seed=seed, engine=engine,
                     )
                 except ConfigError as exc:

@@ -33,6 +33,7 @@ from privaudit.mechanisms.data.config import PartitionConfig as PartitionConfig
 from privaudit.mechanisms.data.config import SyntheticCorpusConfig as SyntheticCorpusConfig
 from privaudit.mechanisms.dp.config import DPConfig
 from privaudit.mechanisms.federated.config import FederationConfig as FederationConfig
+from privaudit.mechanisms.federated.recipe import TrainingRecipe
 from privaudit.mechanisms.model.config import LoraConfig as LoraConfig
 from privaudit.mechanisms.model.config import ModelConfig as ModelConfig
 from privaudit.mechanisms.model.config import PretrainConfig as PretrainConfig
@@ -85,6 +86,19 @@ class AuditConfig(ConfigSection):
     report: ReportConfig = Field(default_factory=ReportConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+
+    @property
+    def recipe(self) -> TrainingRecipe:
+        """What the run's federation trains with (seed, task, federation, DP, secure
+        aggregation): the slice of the config that training takes."""
+        return TrainingRecipe(seed=self.seed, task=self.model.task, federation=self.federation,
+                              dp=self.privacy.dp, secure_aggregation=self.secure_aggregation)
+
+    def with_recipe(self, recipe: TrainingRecipe) -> AuditConfig:
+        """The same config training with ``recipe`` (its seed and task must be this run's)."""
+        privacy = self.privacy.model_copy(update={"dp": recipe.dp})
+        return self.model_copy(update={"federation": recipe.federation, "privacy": privacy,
+                                       "secure_aggregation": recipe.secure_aggregation})
 
     def to_yaml(self) -> str:
         """The resolved config (defaults filled in), as written to the run directory."""

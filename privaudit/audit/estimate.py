@@ -99,18 +99,10 @@ def federation_steps(sizes: Mapping[str, int], *, rounds: int, local_epochs: int
     return rounds * per_round
 
 
-def _training_federation(cfg: AuditConfig) -> FederationConfig:
-    """``federation`` with record-level DP's batch size (what the clients train with)."""
-    dp = cfg.privacy.dp
-    if dp.mode == "record" and dp.batch_size is not None:
-        return cfg.federation.model_copy(update={"batch_size": dp.batch_size})
-    return cfg.federation
-
-
 def _reference_federation(cfg: AuditConfig) -> FederationConfig:
     """The references' federation: ``attacks.references.overrides`` merged over the target's."""
     overrides: dict[str, Any] = cfg.attacks.references.overrides
-    fed = _training_federation(cfg)
+    fed = cfg.recipe.training_federation()
     patch = dict(overrides.get("federation") or {})
     dp_batch = (overrides.get("privacy") or {}).get("dp", {}).get("batch_size")
     if dp_batch is not None and cfg.privacy.dp.mode == "record":
@@ -133,7 +125,7 @@ def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,
     """Steps of ``cfg``'s run for clients of ``client_sizes`` records (see module)."""
     from privaudit.unlearning.base import get_unlearner  # here: the unlearners load torch
 
-    fed = _training_federation(cfg)
+    fed = cfg.recipe.training_federation()
     sizes = dict(client_sizes)
     k = max(1, len(sizes))
     n_train = sum(sizes.values())

@@ -186,7 +186,7 @@ def _train(
     log). ``resume`` reuses a finished stage, or continues an interrupted one after its last
     complete round (the accountants go on with their history)."""
     # DP and HE settings are checked (noise calibrated) before any training: exit 2
-    check_privacy(cfg, client_sizes=client_sizes_of(clients), model=bundle.model)
+    check_privacy(cfg.recipe, client_sizes=client_sizes_of(clients), model=bundle.model)
     inputs = json.dumps(
         {
             "config": cfg.sha256(),
@@ -268,7 +268,7 @@ def _train(
             progress.advance(_round_message(rec))
 
         result = train_federation(
-            cfg,
+            cfg.recipe,
             bundle,
             clients,
             test,

@@ -50,7 +50,7 @@ def preflight(cfg: AuditConfig) -> PreparedData:
             trained_on = plan.with_clients(data.clients)
     except ConfigError as exc:
         problems += exc.problems
-    privacy = privacy_problems(cfg, client_sizes={c: len(r) for c, r in trained_on.items()})
+    privacy = privacy_problems(cfg.recipe, client_sizes={c: len(r) for c, r in trained_on.items()})
     if privacy and not problems:
         raise privacy_error(privacy)
     problems += privacy

@@ -95,14 +95,14 @@ def build_report(
         ),
         privacy=Privacy(
             dp=dp_card(
-                cfg,
+                cfg.recipe,
                 trained.privacy,
                 client_sizes=dict(trained_sizes),
                 max_records_per_subject=data.max_records_per_subject(),
                 max_clients_per_subject=max_clients_per_subject(data),
             )
         ),
-        secure_aggregation=secure_aggregation_report(cfg, trained.privacy),
+        secure_aggregation=secure_aggregation_report(cfg.recipe, trained.privacy),
         attacks=attacks,
         exposure=exposure,
         dp_audit=dp_audit,

@@ -144,7 +144,7 @@ class AscentUnlearner(Unlearner):
         if a.recovery_rounds and retain:
             rcfg = with_federation(ctx.cfg, rounds=a.recovery_rounds)
             result = train_federation(  # round utility unread: no per-round test evaluation
-                rcfg, ctx.bundle, retain, ctx.test.subset([]),
+                rcfg.recipe, ctx.bundle, retain, ctx.test.subset([]),
                 initial_state=state, seed=target.seed, engine=ctx.engine,
                 noise=ctx.run_noise(retain), resume=ctx.continued_privacy(),
             )

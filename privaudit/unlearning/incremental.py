@@ -82,7 +82,7 @@ class FinetuneRetain(Unlearner):
         fcfg = with_federation(ctx.cfg, rounds=rounds)
         retain = ctx.retain_clients(target.erased)
         result = train_federation(  # round utility unread: no per-round test evaluation
-            fcfg, ctx.bundle, retain, ctx.test.subset([]),
+            fcfg.recipe, ctx.bundle, retain, ctx.test.subset([]),
             initial_state=target.start.states[0], seed=target.seed, engine=ctx.engine,
             noise=ctx.run_noise(retain), resume=ctx.continued_privacy(),
         )
@@ -132,7 +132,7 @@ class FedEraser(Unlearner):
                 part = {c: retain[c] for c in recompute}
                 # round t again, under the run's seeds for round t
                 result = train_federation(  # round utility unread: no test evaluation
-                    with_federation(ccfg, rounds=t), ctx.bundle, part, ctx.test.subset([]),
+                    with_federation(ccfg, rounds=t).recipe, ctx.bundle, part, ctx.test.subset([]),
                     initial_state=state, seed=ctx.cfg.seed, engine=ctx.engine, on_round=keep,
                     start_round=t, noise=ctx.run_noise(part), resume=privacy,
                 )

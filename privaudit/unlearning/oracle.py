@@ -69,7 +69,7 @@ class Oracle(Unlearner):
     ) -> MethodOutcome:
         clients = oracle_clients(ctx, target.erased)
         result = train_federation(
-            ctx.cfg,
+            ctx.cfg.recipe,
             ctx.bundle,
             clients,
             ctx.test,

@@ -93,7 +93,7 @@ def train_shard(
             # no per-round test evaluation: nothing reads a slice's round utility (the
             # ensemble's utility is measured by Sisa.prepare and the erase stage)
             result = train_federation(
-                _slice_recipe(scfg, sigma, len(ids)), ctx.bundle, {f"shard-{k:02d}": data},
+                _slice_recipe(scfg, sigma, len(ids)).recipe, ctx.bundle, {f"shard-{k:02d}": data},
                 ctx.test.subset([]),
                 initial_state=current, seed=derive_seed(ctx.cfg.seed, "sisa", k, r),
                 engine=ctx.engine,
@@ -126,7 +126,7 @@ def shard_noise_multiplier(scfg: AuditConfig, layout: SisaLayout, k: int) -> flo
 
 def _shard_schedule(scfg: AuditConfig, layout: SisaLayout, k: int) -> list[tuple[float, int]]:
     """(sample rate, steps) of each slice training of shard k, as laid out at training."""
-    fed, schedule = training_federation(scfg), []
+    fed, schedule = training_federation(scfg.recipe), []
     for r in range(len(layout.slices[k])):
         n = len(layout.shard_ids(k, r, frozenset()))
         if n:
@@ -170,7 +170,7 @@ def _slice_recipe(scfg: AuditConfig, sigma: float | None, n: int) -> AuditConfig
     if sigma is None:
         return scfg
     dp = scfg.privacy.dp
-    batch = min(training_federation(scfg).batch_size, n)
+    batch = min(training_federation(scfg.recipe).batch_size, n)
     dp = dp.model_copy(update={"noise_multiplier": sigma, "target_epsilon": None,
                                "batch_size": batch})
     return scfg.model_copy(update={"privacy": scfg.privacy.model_copy(update={"dp": dp})})

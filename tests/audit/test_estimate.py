@@ -39,7 +39,7 @@ def test_the_estimate_equals_the_steps_a_real_training_takes(tmp_path: Path) -> 
     fed = build_federation({"federation": {"rounds": 2, "local_epochs": 2, "batch_size": 7}},
                            tmp_path / "run")
     est = estimate_run(fed.cfg, {c: len(d) for c, d in fed.clients.items()})
-    result = train_federation(fed.cfg, fed.bundle, fed.clients, fed.test,
+    result = train_federation(fed.cfg.recipe, fed.bundle, fed.clients, fed.test,
                               initial_state=fed.initial_state(), seed=fed.cfg.seed)
     taken = sum(s.steps_taken for s in result.client_states.values())
     assert taken == est.target_steps

@@ -51,7 +51,7 @@ def test_lora_training_leaves_base_weights_unchanged(tiny_config_dict: dict[str,
     before_base = state_sha256(base_state(bundle.model))
     before_adapter = state_sha256(adapter_state(bundle.model))
     result = train_federation(
-        cfg,
+        cfg.recipe,
         bundle,
         {c: enc(r) for c, r in data.clients.items()},
         enc(data.test),

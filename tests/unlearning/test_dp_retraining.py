@@ -90,7 +90,7 @@ def test_train_federation_with_fixed_noise_does_not_calibrate(
 
     monkeypatch.setattr(privacy_module, "noise_multipliers", no_calibration)
     fixed = {c: 1.7 for c in clients}
-    result = train_federation(cfg, bundle, clients, encode(data.test),
+    result = train_federation(cfg.recipe, bundle, clients, encode(data.test),
                               initial_state=adapter_state(bundle.model), seed=1, noise=fixed)
     assert result.privacy is not None and result.privacy.noise_multipliers == fixed
     assert FEDERATION not in result.privacy.noise_multipliers

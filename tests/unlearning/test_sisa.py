@@ -15,7 +15,7 @@ from privaudit.audit.stages.erase import run_erase
 from privaudit.core.progress import PlainReporter
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.calibration import calibrate_noise, poisson_schedule
-from privaudit.mechanisms.federated.privacy import training_federation
+from privaudit.mechanisms.federated.recipe import TrainingRecipe
 from privaudit.mechanisms.models import load_adapter, set_adapter_state, state_sha256
 from privaudit.mechanisms.tasks import forward
 from privaudit.unlearning import sisa as sisa_module
@@ -164,8 +164,8 @@ def test_sisa_learning_rate_is_the_step_every_slice_trains_with_dp_or_not(
     σ does not depend on it."""
     seen: list[float] = []
 
-    def record(recipe: AuditConfig, *args: object, **kwargs: object) -> object:
-        seen.append(training_federation(recipe).learning_rate)
+    def record(recipe: TrainingRecipe, *args: object, **kwargs: object) -> object:
+        seen.append(recipe.training_federation().learning_rate)
         raise _Stop
 
     monkeypatch.setattr(sisa_module, "train_federation", record)
@@ -176,7 +176,7 @@ def test_sisa_learning_rate_is_the_step_every_slice_trains_with_dp_or_not(
         ctx = dataclasses.replace(sisa_run.ctx, cfg=cfg)
         with pytest.raises(_Stop):
             train_shard(ctx, _layout(sisa_run), 0, excluded=frozenset())
-        assert training_federation(ctx.cfg).learning_rate != 0.0123  # the federation keeps its own
+        assert ctx.cfg.recipe.training_federation().learning_rate != 0.0123  # federation keeps its
     assert seen == [0.0123, 0.0123]
     dp_cfg = _dp_recipe(batch=32)
     layout = SisaLayout(slices=((tuple(f"a{i}" for i in range(40)),),))

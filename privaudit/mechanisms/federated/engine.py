@@ -23,6 +23,7 @@ every client shares, and an :class:`~privaudit.core.errors.InternalError` a brok
 
 from __future__ import annotations
 
+import importlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -270,8 +271,18 @@ class InProcessEngine(Engine):
         )
 
 
+#: Engines outside this module, imported on the first lookup: the Flower engine registers
+#: itself when its module loads (it imports Flower only when it runs: an optional extra).
+_BUILTIN = ("privaudit.mechanisms.federated.flower.engine",)
+
+
+def _load_builtin() -> None:
+    for module in _BUILTIN:
+        importlib.import_module(module)
+
+
 #: The training engines, by name (:class:`~privaudit.core.registry.Registry`).
-ENGINES: Registry[type[Engine]] = Registry("engine", where="--engine")
+ENGINES: Registry[type[Engine]] = Registry("engine", where="--engine", load=_load_builtin)
 
 
 def register_engine(name: str, cls: type[Engine]) -> None:
@@ -287,8 +298,3 @@ def available_engines() -> list[str]:
 
 
 register_engine(InProcessEngine.name, InProcessEngine)
-
-# the Flower engine (imports Flower only when it runs; the `flower` extra is optional)
-from privaudit.mechanisms.federated.flower.engine import FlowerEngine  # noqa: E402
-
-register_engine("flower", FlowerEngine)

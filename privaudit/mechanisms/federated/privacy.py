@@ -27,7 +27,6 @@ from typing import Any
 
 from torch import nn
 
-from privaudit.audit.config import AuditConfig
 from privaudit.core.errors import ConfigError, PrivacyBudgetError, SecureAggregationError
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.calibration import client_noise_multiplier, record_noise_multipliers
@@ -37,6 +36,7 @@ from privaudit.mechanisms.federated.canary_client import CanaryClient
 from privaudit.mechanisms.federated.client import ClientFn, client_update
 from privaudit.mechanisms.federated.client_dp import ClippedClient, DPFedAvg
 from privaudit.mechanisms.federated.config import FederationConfig
+from privaudit.mechanisms.federated.recipe import TrainingRecipe
 from privaudit.mechanisms.federated.record_dp import RecordLevelDP
 from privaudit.mechanisms.federated.secure import Channel, SecureAggregation, SecureRoundLog
 from privaudit.mechanisms.federated.strategy import FedAvg, Strategy
@@ -57,25 +57,16 @@ PRNG_WARNING = (
 )
 
 
-def training_federation(cfg: AuditConfig) -> FederationConfig:
-    """The federation settings clients train with: in record mode, ``privacy.dp.batch_size``
-    and ``privacy.dp.learning_rate`` (when given) replace those of ``federation``."""
-    dp, fed = cfg.privacy.dp, cfg.federation
-    if dp.mode != "record":
-        return fed
-    update: dict[str, Any] = {}
-    if dp.batch_size is not None:
-        update["batch_size"] = dp.batch_size
-    if dp.learning_rate is not None:
-        update["learning_rate"] = dp.learning_rate
-    return fed.model_copy(update=update) if update else fed
+def training_federation(recipe: TrainingRecipe) -> FederationConfig:
+    """The federation settings clients train with (:meth:`TrainingRecipe.training_federation`)."""
+    return recipe.training_federation()
 
 
-def noise_multipliers(cfg: AuditConfig, client_sizes: Mapping[str, int]) -> dict[str, float]:
+def noise_multipliers(recipe: TrainingRecipe, client_sizes: Mapping[str, int]) -> dict[str, float]:
     """σ per client (record mode) or z under the key ``federation`` (client mode), for the
     WHOLE schedule; calibrated to ``target_epsilon`` when given. Raises PrivacyBudgetError
     naming the field when the target cannot be reached."""
-    dp, fed = cfg.privacy.dp, training_federation(cfg)
+    dp, fed = recipe.dp, recipe.training_federation()
     if dp.mode == "none":
         return {}
     key = json.dumps(
@@ -98,7 +89,7 @@ def noise_multipliers(cfg: AuditConfig, client_sizes: Mapping[str, int]) -> dict
 
 
 def privacy_problems(
-    cfg: AuditConfig,
+    recipe: TrainingRecipe,
     *,
     client_sizes: Mapping[str, int],
     model: nn.Module | None = None,
@@ -107,7 +98,7 @@ def privacy_problems(
     """Every problem of the DP and secure-aggregation settings for this federation, as
     ``privacy.dp.<field>: …`` / ``secure_aggregation.<field>: …`` (empty when all is well).
     ``noise``: σ (or z) fixed by the caller, checked for coverage instead of calibrated."""
-    dp, fed, he = cfg.privacy.dp, training_federation(cfg), cfg.secure_aggregation
+    dp, fed, he = recipe.dp, recipe.training_federation(), recipe.secure_aggregation
     problems = check_dp_config(
         dp,
         client_sizes=list(client_sizes.values()),
@@ -125,7 +116,7 @@ def privacy_problems(
                             f"(got {dict(noise)})")
     elif dp.mode != "none" and not problems:
         try:
-            noise_multipliers(cfg, client_sizes)
+            noise_multipliers(recipe, client_sizes)
         except PrivacyBudgetError as exc:
             problems += exc.problems
     if he.enabled:
@@ -139,14 +130,14 @@ def privacy_problems(
 
 
 def check_privacy(
-    cfg: AuditConfig,
+    recipe: TrainingRecipe,
     *,
     client_sizes: Mapping[str, int],
     model: nn.Module | None = None,
     noise: Mapping[str, float] | None = None,
 ) -> None:
     """Raise one error listing every problem of :func:`privacy_problems` (exit 2)."""
-    problems = privacy_problems(cfg, client_sizes=client_sizes, model=model, noise=noise)
+    problems = privacy_problems(recipe, client_sizes=client_sizes, model=model, noise=noise)
     if problems:
         raise privacy_error(problems)
 
@@ -220,7 +211,7 @@ class PrivacyRecipe:
 
 
 def build_recipe(
-    cfg: AuditConfig,
+    recipe: TrainingRecipe,
     *,
     client_sizes: Mapping[str, int],
     adapter_config_hash: str,
@@ -237,20 +228,20 @@ def build_recipe(
     ``noise``: σ per client (record mode) or z under ``federation`` (client mode) fixed by
     the caller instead of calibrated: retraining after an erasure reuses the run's noise.
     """
-    check_privacy(cfg, client_sizes=client_sizes, model=model, noise=noise)
-    dp, he = cfg.privacy.dp, cfg.secure_aggregation
+    check_privacy(recipe, client_sizes=client_sizes, model=model, noise=noise)
+    dp, he = recipe.dp, recipe.secure_aggregation
     if dp.mode == "none":
         sigmas: dict[str, float] = {}
     elif noise is not None:
         keys = list(client_sizes) if dp.mode == "record" else [FEDERATION]
         sigmas = {c: float(noise[c]) for c in keys}
     else:
-        sigmas = noise_multipliers(cfg, client_sizes)
+        sigmas = noise_multipliers(recipe, client_sizes)
     previous = resume.accountants if resume is not None else {}
     outcome = PrivacyOutcome(dp_mode=dp.mode, delta=dp.delta, noise_multipliers=sigmas)
     if resume is not None:
         outcome.secure_rounds = list(resume.secure_rounds)
-    strategy: Strategy = FedAvg(weighting=cfg.federation.weighting)
+    strategy: Strategy = FedAvg(weighting=recipe.federation.weighting)
     holder = None
     if he.enabled:
         with warnings.catch_warnings():
@@ -290,7 +281,7 @@ def build_recipe(
 
 
 def dp_card(
-    cfg: AuditConfig,
+    recipe: TrainingRecipe,
     outcome: PrivacyOutcome,
     *,
     client_sizes: Mapping[str, int],
@@ -298,10 +289,10 @@ def dp_card(
     max_clients_per_subject: int | None = None,
 ) -> DPCard:
     """``privacy.dp`` of the report from the run's accountants (a bare card without DP)."""
-    if cfg.privacy.dp.mode == "none" or not outcome.accountants:
+    if recipe.dp.mode == "none" or not outcome.accountants:
         return DPCard(enabled=False)
     return build_dp_card(
-        cfg.privacy.dp,
+        recipe.dp,
         outcome.accountants,
         client_sizes,
         max_records_per_subject,
@@ -310,14 +301,14 @@ def dp_card(
 
 
 def secure_aggregation_report(
-    cfg: AuditConfig, outcome: PrivacyOutcome
+    recipe: TrainingRecipe, outcome: PrivacyOutcome
 ) -> SecureAggregationReport:
     """``secure_aggregation`` of the report: the parameters, the largest expansion ratio and
     decryption error measured over the run's rounds, every rejected update by name."""
     rounds = outcome.secure_rounds
     errors = [r.max_abs_error for r in rounds if r.max_abs_error is not None]
     return build_secagg_report(
-        cfg.secure_aggregation,
+        recipe.secure_aggregation,
         expansion_ratio=max((r.expansion_ratio for r in rounds), default=None),
         max_abs_error=max(errors, default=None),
         rejections=[x for r in rounds for x in r.rejections],

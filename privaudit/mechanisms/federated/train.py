@@ -13,7 +13,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 
-from privaudit.audit.config import AuditConfig
 from privaudit.mechanisms.federated.client import ClientFn, ClientState, ClientUpdate
 from privaudit.mechanisms.federated.engine import (
     RoundRecord,
@@ -26,8 +25,8 @@ from privaudit.mechanisms.federated.privacy import (
     PrivacyOutcome,
     build_recipe,
     client_sizes_of,
-    training_federation,
 )
+from privaudit.mechanisms.federated.recipe import TrainingRecipe
 from privaudit.mechanisms.federated.secure import Channel
 from privaudit.mechanisms.models import AdapterState, ModelBundle
 from privaudit.mechanisms.tasks import EncodedSet
@@ -35,18 +34,8 @@ from privaudit.mechanisms.tasks import EncodedSet
 OnRound = Callable[[int, AdapterState, list[ClientUpdate], RoundRecord], None]
 
 
-def quorum(cfg: AuditConfig) -> tuple[int, str]:
-    """The updates a round needs after dropouts, and the config field that sets it: the
-    larger of ``federation.min_clients`` and, with secure aggregation on,
-    ``secure_aggregation.min_clients``."""
-    fed, he = cfg.federation.min_clients, cfg.secure_aggregation
-    if he.enabled and he.min_clients > fed:
-        return he.min_clients, "secure_aggregation.min_clients"
-    return fed, "federation.min_clients"
-
-
 def train_federation(
-    cfg: AuditConfig,
+    recipe: TrainingRecipe,
     bundle: ModelBundle,
     clients: dict[str, EncodedSet],
     test: EncodedSet,
@@ -61,7 +50,7 @@ def train_federation(
     noise: Mapping[str, float] | None = None,
     wrap_client: Callable[[ClientFn], ClientFn] | None = None,
 ) -> TrainingResult:
-    """Train rounds ``start_round`` … ``cfg.federation.rounds`` from ``initial_state``.
+    """Train rounds ``start_round`` … ``recipe.federation.rounds`` from ``initial_state``.
 
     DP and secure-aggregation settings are checked (and the noise calibrated for the whole
     schedule) before the first step; a problem raises PrivacyBudgetError /
@@ -76,7 +65,7 @@ def train_federation(
     ``federation.client_timeout`` are dropped from their round (see
     :mod:`~privaudit.mechanisms.federated.engine`).
     """
-    fed = cfg.federation
+    fed = recipe.federation
     if engine != "inprocess" and (fed.client_timeout is not None or fed.min_clients > 1):
         warnings.warn(
             f"federation.client_timeout / federation.min_clients are enforced by the in-process "
@@ -86,8 +75,8 @@ def train_federation(
             stacklevel=2,
         )
     sizes = client_sizes_of(clients)
-    recipe = build_recipe(
-        cfg,
+    privacy = build_recipe(
+        recipe,
         client_sizes=sizes,
         adapter_config_hash=bundle.adapter_config_sha256,
         seed=seed,
@@ -96,8 +85,8 @@ def train_federation(
         channel=channel,
         noise=noise,
     )
-    outcome = recipe.outcome
-    record_level = cfg.privacy.dp.mode == "record"
+    outcome = privacy.outcome
+    record_level = recipe.dp.mode == "record"
     states = {
         c: ClientState(
             client_id=c,
@@ -123,19 +112,19 @@ def train_federation(
 
     job = TrainingJob(
         model=bundle.model,
-        task=cfg.model.task,
+        task=recipe.task,
         initial_state=initial_state,
         clients=clients,
         test=test,
-        federation=training_federation(cfg),
+        federation=recipe.training_federation(),
         seed=seed,
-        strategy=recipe.strategy,
+        strategy=privacy.strategy,
         on_round=round_done,
-        client_fn=wrap_client(recipe.client_fn) if wrap_client else recipe.client_fn,
+        client_fn=wrap_client(privacy.client_fn) if wrap_client else privacy.client_fn,
         start_round=start_round,
         client_states=states,
-        min_clients=quorum(cfg)[0],
-        min_clients_field=quorum(cfg)[1],
+        min_clients=recipe.quorum()[0],
+        min_clients_field=recipe.quorum()[1],
     )
     result = get_engine(engine).run(job)
     result.privacy = outcome

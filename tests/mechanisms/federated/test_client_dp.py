@@ -53,7 +53,7 @@ def test_client_mode_clips_every_delta_to_s_before_it_leaves_the_client(
 ) -> None:
     fed = federation(_client_mode())
     sent: list[ClientUpdate] = []
-    train_federation(fed.cfg, fed.bundle, fed.clients, fed.test,
+    train_federation(fed.cfg.recipe, fed.bundle, fed.clients, fed.test,
                      initial_state=fed.initial_state(), seed=fed.cfg.seed,
                      on_round=lambda r, s, updates, rec: sent.extend(updates))
     assert len(sent) == 12
@@ -66,13 +66,13 @@ def test_client_epsilon_equals_opacus_over_one_step_per_round_at_rate_q(
 ) -> None:
     fed = federation(_client_mode(client_sample_rate=0.5))
     records: list[Any] = []
-    result = train_federation(fed.cfg, fed.bundle, fed.clients, fed.test,
+    result = train_federation(fed.cfg.recipe, fed.bundle, fed.clients, fed.test,
                               initial_state=fed.initial_state(), seed=fed.cfg.seed,
                               on_round=lambda r, s, u, rec: records.append(rec))
     independent = RDPAccountant()
     for _ in range(3):
         independent.step(noise_multiplier=Z, sample_rate=0.5)
-    card = dp_card(fed.cfg, result.privacy, client_sizes=client_sizes_of(fed.clients),
+    card = dp_card(fed.cfg.recipe, result.privacy, client_sizes=client_sizes_of(fed.clients),
                    max_records_per_subject=fed.data.max_records_per_subject(),
                    max_clients_per_subject=1)
     assert card.unit_of_privacy == "client"
@@ -139,7 +139,7 @@ def test_client_mode_with_secure_aggregation_sums_clipped_deltas_under_encryptio
 ) -> None:
     fed = federation(_client_mode() | {"secure_aggregation": {"enabled": True}})
     records: list[Any] = []
-    result = train_federation(fed.cfg, fed.bundle, fed.clients, fed.test,
+    result = train_federation(fed.cfg.recipe, fed.bundle, fed.clients, fed.test,
                               initial_state=fed.initial_state(), seed=fed.cfg.seed,
                               on_round=lambda r, s, u, rec: records.append(rec))
     assert result.privacy is not None and set(result.privacy.accountants) == {FEDERATION}

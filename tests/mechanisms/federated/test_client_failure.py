@@ -19,7 +19,7 @@ from privaudit.audit.config import config_from_dict
 from privaudit.core.errors import EvidenceIncomplete, InternalError, PrivacyBudgetError
 from privaudit.mechanisms.federated.client import ClientFn, ClientState, ClientUpdate
 from privaudit.mechanisms.federated.engine import RoundRecord
-from privaudit.mechanisms.federated.train import quorum, train_federation
+from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.tasks import Batch, EncodedSet
 from tests.conftest import TINY, merge
@@ -92,7 +92,7 @@ def _train(fed: Federation, wrap: Callable[[ClientFn], ClientFn] | None,
         if seen is not None:
             seen.append(({k: v.clone() for k, v in state.items()}, list(updates), rec))
 
-    return train_federation(fed.cfg, fed.bundle, fed.clients, fed.test,
+    return train_federation(fed.cfg.recipe, fed.bundle, fed.clients, fed.test,
                             initial_state=fed.initial_state(), seed=fed.cfg.seed,
                             wrap_client=wrap, on_round=on_round)
 
@@ -190,11 +190,11 @@ def test_record_dp_accountant_of_a_timed_out_client_keeps_all_its_steps(
 
 def test_quorum_is_the_stricter_of_federation_and_secure_aggregation() -> None:
     base = merge(TINY, {"federation": {"clients": 4, "min_clients": 2}})
-    assert quorum(config_from_dict(base)) == (2, "federation.min_clients")
+    assert config_from_dict(base).recipe.quorum() == (2, "federation.min_clients")
     secure = merge(base, {"secure_aggregation": {"enabled": True, "min_clients": 3}})
-    assert quorum(config_from_dict(secure)) == (3, "secure_aggregation.min_clients")
+    assert config_from_dict(secure).recipe.quorum() == (3, "secure_aggregation.min_clients")
     stricter = merge(secure, {"federation": {"min_clients": 4}})
-    assert quorum(config_from_dict(stricter)) == (4, "federation.min_clients")
+    assert config_from_dict(stricter).recipe.quorum() == (4, "federation.min_clients")
 
 
 def test_min_clients_above_the_federation_is_a_config_error() -> None:

@@ -118,7 +118,7 @@ def loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[LoopbackGrid]]:
 
 
 def _train(fed: Federation, engine_name: str, **kw: Any) -> Any:
-    return train_federation(fed.cfg, fed.bundle, fed.clients, fed.test,
+    return train_federation(fed.cfg.recipe, fed.bundle, fed.clients, fed.test,
                             initial_state=kw.pop("initial"), seed=fed.cfg.seed,
                             engine=engine_name, **kw)
 

@@ -34,7 +34,7 @@ def _record(sigma: float | None = 1.1, **extra: Any) -> dict[str, Any]:
 
 def _train(fed: Federation, **kw: Any) -> Any:
     return train_federation(
-        fed.cfg, fed.bundle, fed.clients, fed.test,
+        fed.cfg.recipe, fed.bundle, fed.clients, fed.test,
         initial_state=fed.initial_state(), seed=fed.cfg.seed, **kw,
     )
 
@@ -55,7 +55,7 @@ def test_epsilon_after_rounds_equals_opacus_driven_by_the_steps_training_took(
                 acc.step(noise_multiplier=m["noise_multiplier"], sample_rate=m["sample_rate"])
     independent = max(a.get_epsilon(delta=DELTA) for a in per_client.values())
     card = dp_card(
-        fed.cfg, result.privacy, client_sizes=client_sizes_of(fed.clients),
+        fed.cfg.recipe, result.privacy, client_sizes=client_sizes_of(fed.clients),
         max_records_per_subject=fed.data.max_records_per_subject(),
     )
     assert card.epsilon == pytest.approx(independent, rel=1e-9)
@@ -169,7 +169,8 @@ def test_bad_record_settings_are_refused_before_training_naming_the_field(
 ) -> None:
     fed = federation({"privacy": {"dp": {"mode": "record", "delta": DELTA} | dp}})
     with pytest.raises(PrivacyBudgetError, match=field.replace(".", r"\.")):
-        check_privacy(fed.cfg, client_sizes=client_sizes_of(fed.clients), model=fed.bundle.model)
+        check_privacy(fed.cfg.recipe, client_sizes=client_sizes_of(fed.clients),
+                      model=fed.bundle.model)
 
 
 def test_batch_larger_than_a_client_is_refused_as_a_sample_rate_over_one(
@@ -177,7 +178,7 @@ def test_batch_larger_than_a_client_is_refused_as_a_sample_rate_over_one(
 ) -> None:
     fed = federation(_record() | {"federation": {"batch_size": 1000}})
     with pytest.raises(PrivacyBudgetError, match=r"privacy\.dp\.sample_rate"):
-        check_privacy(fed.cfg, client_sizes=client_sizes_of(fed.clients))
+        check_privacy(fed.cfg.recipe, client_sizes=client_sizes_of(fed.clients))
 
 
 def test_a_trainable_base_layer_is_refused_before_training(

@@ -22,7 +22,7 @@ HE = {"secure_aggregation": {"enabled": True}, "federation": {"clients": 3}}
 
 
 def _train(fed: Federation, **kw: Any) -> Any:
-    return train_federation(fed.cfg, fed.bundle, fed.clients, fed.test,
+    return train_federation(fed.cfg.recipe, fed.bundle, fed.clients, fed.test,
                             initial_state=fed.initial_state(), seed=fed.cfg.seed, **kw)
 
 
@@ -130,7 +130,7 @@ def test_tampered_wrong_shape_stale_and_duplicate_updates_are_rejected_by_name(
     want = plaintext_weighted_mean([u.delta for u in kept], [float(u.n_examples) for u in kept])
     got = _flat(after) - _flat(before)
     assert np.max(np.abs(got - _flat(want))) < 1e-7
-    section = secure_aggregation_report(fed.cfg, result.privacy)
+    section = secure_aggregation_report(fed.cfg.recipe, result.privacy)
     assert {(x.client_id, x.round, x.reason) for x in section.rejections} == {
         (c, 2 if reason != "stale_round" else 1, reason) for c, reason in reasons}
 

@@ -52,7 +52,6 @@ from privaudit.mechanisms.federated.flower.workload import (
 from privaudit.mechanisms.federated.privacy import (
     build_recipe,
     client_sizes_of,
-    training_federation,
 )
 from privaudit.mechanisms.models import adapter_state, load_adapter, save_adapter
 from privaudit.mechanisms.secagg import SecureAggregationConfig
@@ -129,13 +128,13 @@ def prepare_sides(cfg: AuditConfig, out: Path) -> PreparedSides:
         return attach_features(encoded, bundle.model)
 
     clients = {c: encode(recs) for c, recs in data.clients.items()}
-    recipe = build_recipe(cfg, client_sizes=client_sizes_of(clients),
+    recipe = build_recipe(cfg.recipe, client_sizes=client_sizes_of(clients),
                           adapter_config_hash=bundle.adapter_config_sha256, seed=cfg.seed,
                           model=bundle.model)
     record_level = cfg.privacy.dp.mode == "record"
     job = TrainingJob(
         model=bundle.model, task=cfg.model.task, initial_state=adapter_state(bundle.model),
-        clients=clients, test=encode(data.test), federation=training_federation(cfg),
+        clients=clients, test=encode(data.test), federation=cfg.recipe.training_federation(),
         seed=cfg.seed, strategy=recipe.strategy, client_fn=recipe.client_fn,
         client_states={c: ClientState(client_id=c, accountant=recipe.outcome.accountants[c]
                                       if record_level else None) for c in clients},
@@ -261,7 +260,7 @@ def _rebuild(meta: dict[str, Any], folder: Path) -> tuple[AuditConfig, nn.Module
                            seed=cfg.seed)
     model, _ = apply_lora(cfg.model, base, seed=cfg.seed)
     load_model(model, str(folder / "model.safetensors"), strict=True)
-    recipe = build_recipe(cfg, client_sizes={c: int(n) for c, n in meta["sizes"].items()},
+    recipe = build_recipe(cfg.recipe, client_sizes={c: int(n) for c, n in meta["sizes"].items()},
                           adapter_config_hash=meta["adapter_config_sha256"], seed=cfg.seed,
                           model=model)
     return cfg, model, recipe
@@ -280,7 +279,7 @@ def load_silo(silo_dir: str | Path) -> ClientSide:
             adapter_config_hash=str(meta["crypto"]["adapter_config_hash"]))
     client = str(meta["client"])
     return ClientSide(
-        model=model, task=cfg.model.task, federation=training_federation(cfg),
+        model=model, task=cfg.model.task, federation=cfg.recipe.training_federation(),
         client_fn=recipe.client_fn, clients={client: _read_encoded(silo, "data")},
         order=[client], store=silo / "store", crypto=crypto, threads=int(meta["threads"]))
 

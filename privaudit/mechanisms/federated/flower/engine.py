@@ -49,6 +49,7 @@ from privaudit.mechanisms.federated.engine import (
     RoundRecord,
     TrainingJob,
     TrainingResult,
+    register_engine,
 )
 from privaudit.mechanisms.federated.flower.runinfo import (
     FlowerNode,
@@ -198,6 +199,9 @@ class FlowerEngine(Engine):
             ),
         ))
         return result
+
+
+register_engine(FlowerEngine.name, FlowerEngine)
 
 
 def round_record(result: RoundResult) -> RoundRecord:

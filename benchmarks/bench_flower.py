@@ -33,6 +33,7 @@ pytest.importorskip("ray")
 
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, config_from_dict
+from privaudit.audit.flower_export import export_federation
 from privaudit.audit.pipeline import build_model
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import prepare_data
@@ -40,7 +41,6 @@ from privaudit.mechanisms.dp import accounting
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.federated import privacy
 from privaudit.mechanisms.federated.flower import run_for
-from privaudit.mechanisms.federated.flower.deploy import export_federation
 from privaudit.mechanisms.federated.flower.local import LocalDeployment
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import AdapterState, ModelBundle, adapter_state, load_adapter

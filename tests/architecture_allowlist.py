@@ -11,11 +11,7 @@ ALLOWED_VIOLATIONS: frozenset[str] = frozenset(
         "privaudit.attacks.battery -> privaudit.audit.config",
         "privaudit.attacks.references -> privaudit.audit.config",
         "privaudit.attacks.validate -> privaudit.audit.config",
-        "privaudit.mechanisms.federated.flower.deploy -> privaudit.audit.config",
-        "privaudit.mechanisms.federated.flower.deploy -> privaudit.audit.pipeline",
         "privaudit.mechanisms.tasks -> privaudit.mechanisms.data.records",
-        "privaudit.reports.build -> privaudit.audit.config",
-        "privaudit.reports.build -> privaudit.audit.pipeline",
         "privaudit.unlearning.base -> privaudit.audit.config",
         "privaudit.unlearning.sisa -> privaudit.audit.config",
     }
@@ -33,12 +29,6 @@ ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
         ),
         frozenset(
             {
-                "privaudit.audit.pipeline",
-                "privaudit.reports.build",
-            }
-        ),
-        frozenset(
-            {
                 "privaudit.mechanisms.federated.client_dp",
                 "privaudit.mechanisms.federated.secure",
                 "privaudit.mechanisms.federated.strategy",
@@ -48,11 +38,9 @@ ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
 )
 
 LONG_MODULES: dict[str, int] = {
-    "privaudit/audit/pipeline.py": 447,
     "privaudit/core/provenance.py": 488,
     "privaudit/gate/metrics.py": 443,
     "privaudit/gate/policy.py": 438,
-    "privaudit/mechanisms/federated/flower/deploy.py": 402,
     "privaudit/reports/pdf.py": 402,
     "privaudit/unlearning/verify.py": 491,
 }
@@ -60,12 +48,10 @@ LONG_MODULES: dict[str, int] = {
 LONG_FUNCTIONS: dict[str, int] = {
     "privaudit/attacks/battery.py::run_battery": 104,
     "privaudit/attacks/references.py::train_references": 105,
-    "privaudit/audit/pipeline.py::_audit": 124,
-    "privaudit/audit/pipeline.py::_train": 123,
+    "privaudit/audit/stages/report.py::build_report": 83,
     "privaudit/mechanisms/data/splits.py::prepare_data": 86,
     "privaudit/mechanisms/dp/record_level.py::make_private": 93,
     "privaudit/mechanisms/federated/flower/engine.py::simulate": 81,
     "privaudit/mechanisms/federated/train.py::train_federation": 95,
-    "privaudit/reports/build.py::build_report": 83,
     "privaudit/unlearning/verify.py::Verifier.verify": 84,
 }

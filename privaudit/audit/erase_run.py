@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from privaudit.audit.config import AuditConfig, config_from_dict
+from privaudit.audit.session import RunSession, prepare_run_data
 from privaudit.audit.stages.dp_audit import plant_dp_audit
 from privaudit.audit.stages.erase import (
     check_requests,
@@ -27,29 +28,13 @@ from privaudit.core.errors import ConfigError, VerificationError
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir
 from privaudit.core.safe_yaml import load_yaml_file
-from privaudit.mechanisms.data.records import Record
-from privaudit.mechanisms.data.splits import PreparedData, prepare_data
+from privaudit.mechanisms.data.splits import PreparedData
 from privaudit.mechanisms.federated.privacy import PrivacyOutcome
-from privaudit.mechanisms.models import ModelBundle, adapter_state, load_adapter, state_sha256
-from privaudit.mechanisms.tasks import EncodedSet, attach_features, encode_records
+from privaudit.mechanisms.models import load_adapter, state_sha256
 from privaudit.reports.schema import Report, UnlearningResult
 from privaudit.unlearning import ledger as ledgers
 from privaudit.unlearning.base import UnlearningContext, available_unlearners, get_unlearner
 from privaudit.unlearning.requests import load_requests
-
-
-def make_encoder(
-    cfg: AuditConfig, bundle: ModelBundle, data: PreparedData
-) -> Callable[[list[Record]], EncodedSet]:
-    """Records → EncodedSet as the pipeline encodes them."""
-
-    def encode(records: list[Record]) -> EncodedSet:
-        encoded = encode_records(
-            records, bundle.tokenizer, labels=data.labels, max_length=cfg.model.max_length
-        )
-        return attach_features(encoded, bundle.model)
-
-    return encode
 
 
 def _require_finished(run: RunDir) -> None:
@@ -66,8 +51,7 @@ def _read(run: RunDir) -> tuple[AuditConfig, Report]:
 def _open(run: RunDir, read: tuple[AuditConfig, Report] | None = None,
           ) -> tuple[AuditConfig, PreparedData, Report]:
     cfg, report = read or _read(run)
-    data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed,
-                        canaries=cfg.attacks.canaries)
+    data = prepare_run_data(cfg)
     return cfg, data, report
 
 
@@ -76,11 +60,9 @@ def open_run_context(
     | None = None,
 ) -> tuple[UnlearningContext, Report]:
     """The unlearning context of a finished run, rebuilt from its files."""
-    from privaudit.audit.pipeline import build_model
-
     cfg, data, report = opened or _open(run)
-    bundle = build_model(cfg, data, run)
-    initial = adapter_state(bundle.model)
+    session = RunSession.build(cfg, run, data)
+    bundle, initial, encode = session.bundle, session.initial_state, session.encode
     final = run.global_adapter(cfg.federation.rounds)
     if not final.is_file():
         raise VerificationError(f"{run.relative(final)}: missing; report.json names it as the "
@@ -90,7 +72,6 @@ def open_run_context(
         raise VerificationError(
             f"{run.relative(final)}: sha256 does not match report.json run.final_adapter_sha256"
         )
-    encode = make_encoder(cfg, bundle, data)
     plan = plant_dp_audit(cfg, data)  # the same canaries the run trained with (its seed)
     trained_on = plan.with_clients(data.clients) if plan is not None else data.clients
     ctx = UnlearningContext(

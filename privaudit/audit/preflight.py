@@ -19,10 +19,11 @@ What needs the built model (Opacus' layer checks) stays with training.
 from __future__ import annotations
 
 from privaudit.audit.config import AuditConfig
+from privaudit.audit.session import prepare_run_data
 from privaudit.audit.stages.dp_audit import plant_dp_audit
 from privaudit.audit.stages.erase import check_requests
 from privaudit.core.errors import ConfigError, DataError
-from privaudit.mechanisms.data import PreparedData, prepare_data
+from privaudit.mechanisms.data import PreparedData
 from privaudit.mechanisms.federated.privacy import privacy_error, privacy_problems
 from privaudit.mechanisms.models import base_model_problems
 
@@ -32,8 +33,7 @@ def preflight(cfg: AuditConfig) -> PreparedData:
     ConfigError (exit 2) listing every problem found (a DataError alone stays a DataError)."""
     problems = base_model_problems(cfg.model)
     try:
-        data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients,
-                            seed=cfg.seed, canaries=cfg.attacks.canaries)
+        data = prepare_run_data(cfg)
     except (DataError, ConfigError) as exc:
         if not problems:
             raise

@@ -151,11 +151,12 @@ DEPLOY = {"federation": {"clients": 3, "rounds": 2},
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("flwr")
+    from privaudit.audit import flower_export
     from privaudit.mechanisms.federated.flower import deploy
 
     cfg = config_from_dict(merge(TINY, DEPLOY))
     out = tmp_path_factory.mktemp("job")
-    sides = deploy.prepare_sides(cfg, out)
+    sides = flower_export.prepare_sides(cfg, out)
     deploy.write_sides(sides, out)
     return sides, out
 
@@ -193,7 +194,7 @@ def test_a_silo_rebuilt_from_its_files_trains_bit_identically(exported: Any) -> 
             updates = [side.client_fn(side.model, sides.server.initial_state,
                                       side.clients[client], side.federation,
                                       copy.deepcopy(state), task=side.task, round_index=1,
-                                      seed=sides.cfg.seed)[0]
+                                      seed=sides.config["seed"])[0]
                        for side in (sides.clients, silo)]
             assert all(torch.equal(updates[0].delta[k], updates[1].delta[k])
                        for k in updates[0].delta)

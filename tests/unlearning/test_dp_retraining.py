@@ -75,14 +75,13 @@ def test_the_runs_own_accountants_are_untouched_by_retraining(
 def test_train_federation_with_fixed_noise_does_not_calibrate(
     monkeypatch: pytest.MonkeyPatch, tiny_config_dict: dict[str, Any]
 ) -> None:
-    from privaudit.audit.erase_run import make_encoder
-    from privaudit.audit.pipeline import build_model
+    from privaudit.audit.session import RunSession, build_model
     from privaudit.mechanisms.models import adapter_state
 
     cfg = config_from_dict(merge(tiny_config_dict, {"privacy": {"dp": DP}}))
     data = data_of(cfg)
     bundle = build_model(cfg, data, None)  # type: ignore[arg-type]
-    encode = make_encoder(cfg, bundle, data)
+    encode = RunSession(cfg, data, bundle, adapter_state(bundle.model)).encode
     clients = {c: encode(r) for c, r in data.clients.items()}
 
     def no_calibration(*args: Any, **kwargs: Any) -> None:

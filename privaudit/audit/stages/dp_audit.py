@@ -29,7 +29,11 @@ from privaudit.attacks.dp_audit import (
 from privaudit.attacks.scores.loss import loss_scores
 from privaudit.attacks.signals import compute_signals
 from privaudit.audit.config import AuditConfig
+from privaudit.audit.session import RunSession
+from privaudit.audit.stages.train import TrainedModel
 from privaudit.core.errors import ConfigError
+from privaudit.core.progress import Reporter
+from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.data.audit_canaries import (
     AuditCanaryPlan,
     plan_audit_canaries,
@@ -40,6 +44,7 @@ from privaudit.mechanisms.data.splits import PreparedData
 from privaudit.mechanisms.federated.canary_client import canary_cosines
 from privaudit.mechanisms.models import AdapterState, set_adapter_state
 from privaudit.reports.schema import DpAuditPoint, DpAuditResult
+from privaudit.unlearning.ledger import dp_guarantee
 
 __all__ = ["canary_clients", "dp_audit_result", "plant_dp_audit", "score_dp_audit"]
 
@@ -211,3 +216,31 @@ def dp_audit_result(
         commitment_sha256=plan.sealed.commitment_sha256,
         points=points,
     )
+
+
+def dp_audit_stage(session: RunSession, plan: AuditCanaryPlan, trained: TrainedModel, run: RunDir,
+                   reporter: Reporter) -> DpAuditResult:
+    """Score the planted canaries on the trained model, open their inclusion, bound ε (the
+    opening and the scores go to ``attacks/dp-audit.json``)."""
+    cfg = session.cfg
+    scores = score_dp_audit(session.bundle.model, plan.canaries, task=cfg.model.task,
+                            encode=session.encode, initial_state=session.initial_state,
+                            trained_state=trained.state, client_level=canary_clients(cfg))
+    guarantee = dp_guarantee(trained.privacy)
+    result = dp_audit_result(cfg, plan, scores,
+                             claimed_epsilon=guarantee[0] if guarantee else None,
+                             delta=guarantee[1] if guarantee else None)
+    write_json_atomic(run.path("attacks", "dp-audit.json"),
+                      plan.sealed.opening() | {"scores": scores.tolist()})
+    reporter.info(f"[dp-audit] {result.interpretation}")
+    return result
+
+
+def record_planted(run: RunDir, plan: AuditCanaryPlan) -> None:
+    """``data/dp-audit-canaries.json``: the canaries' ids and kind, and the commitment to
+    which of them the training included (sealed until the audit opens it)."""
+    write_json_atomic(run.path("data", "dp-audit-canaries.json"), {
+        "ids": [r.id for r in plan.canaries],
+        "kind": plan.kind,
+        "inclusion_commitment_sha256": plan.sealed.commitment_sha256,
+    })

@@ -1,8 +1,9 @@
 """Flower's deployment runtime: one SuperLink, one SuperNode per silo, the same apps.
 
-:func:`export_federation` prepares a config's federation exactly as ``privaudit run`` does
-(data, model, privacy recipe: noise calibrated, CKKS keys made) and writes what each party
-holds, and nothing more — as data, never as pickles (loading an export runs no code from it):
+:func:`privaudit.audit.flower_export.export_federation` prepares a config's federation exactly
+as ``privaudit run`` does (data, model, privacy recipe: noise calibrated, CKKS keys made) and
+:func:`write_sides` writes what each party holds, and nothing more — as data, never as
+pickles (loading an export runs no code from it):
 
 ``JOB/server/``   ``server.json`` (the recipe's config sections, schedule, client sizes, the
                   clients' initial states), ``model.safetensors``, ``initial.safetensors``
@@ -30,16 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from privaudit.audit.config import AuditConfig
 from privaudit.core.errors import ConfigError
-from privaudit.mechanisms.federated.client import ClientState
-from privaudit.mechanisms.federated.engine import TrainingJob
+from privaudit.mechanisms.dp.config import DPConfig
+from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.flower import codec
-from privaudit.mechanisms.federated.flower.engine import split_job
 from privaudit.mechanisms.federated.flower.runinfo import flower_version
 from privaudit.mechanisms.federated.flower.workload import (
     ClientCrypto,
@@ -51,9 +49,10 @@ from privaudit.mechanisms.federated.flower.workload import (
 )
 from privaudit.mechanisms.federated.privacy import (
     build_recipe,
-    client_sizes_of,
 )
-from privaudit.mechanisms.models import adapter_state, load_adapter, save_adapter
+from privaudit.mechanisms.federated.recipe import TrainingRecipe
+from privaudit.mechanisms.model.config import ModelConfig
+from privaudit.mechanisms.models import load_adapter, save_adapter
 from privaudit.mechanisms.secagg import SecureAggregationConfig
 from privaudit.mechanisms.tasks import EncodedSet
 
@@ -103,60 +102,16 @@ __all__ = ["client_app", "server_app"]
 class PreparedSides:
     """Both sides of a config's federation, in memory, before they are written."""
 
-    cfg: AuditConfig
+    config: dict[str, Any]  # the recipe's config sections (RECIPE_SECTIONS), as JSON
     clients: ClientSide  # every client; each silo gets its own one
     server: ServerSide
     num_labels: int | None
     adapter_config_sha256: str
 
 
-def prepare_sides(cfg: AuditConfig, out: Path) -> PreparedSides:
-    """Prepare ``cfg``'s federation as ``privaudit run`` does; ``out/build`` caches the base."""
-    from privaudit.audit.pipeline import build_model
-    from privaudit.core.rundir import RunDir
-    from privaudit.mechanisms.data import prepare_data
-    from privaudit.mechanisms.tasks import attach_features, encode_records
-
-    out = out.resolve()
-    data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed,
-                        canaries=cfg.attacks.canaries)
-    bundle = build_model(cfg, data, RunDir(out / "build").create())
-
-    def encode(records: list[Any]) -> EncodedSet:
-        encoded = encode_records(records, bundle.tokenizer, labels=data.labels,
-                                 max_length=cfg.model.max_length)
-        return attach_features(encoded, bundle.model)
-
-    clients = {c: encode(recs) for c, recs in data.clients.items()}
-    recipe = build_recipe(cfg.recipe, client_sizes=client_sizes_of(clients),
-                          adapter_config_hash=bundle.adapter_config_sha256, seed=cfg.seed,
-                          model=bundle.model)
-    record_level = cfg.privacy.dp.mode == "record"
-    job = TrainingJob(
-        model=bundle.model, task=cfg.model.task, initial_state=adapter_state(bundle.model),
-        clients=clients, test=encode(data.test), federation=cfg.recipe.training_federation(),
-        seed=cfg.seed, strategy=recipe.strategy, client_fn=recipe.client_fn,
-        client_states={c: ClientState(client_id=c, accountant=recipe.outcome.accountants[c]
-                                      if record_level else None) for c in clients},
-    )
-    # the silos compute with this process's torch threads (bit-identical to in-process)
-    everyone, server = split_job(job, store=out / "unused", threads=torch.get_num_threads())
-    return PreparedSides(cfg=cfg, clients=everyone, server=server,
-                         num_labels=len(data.labels) if data.labels else None,
-                         adapter_config_sha256=bundle.adapter_config_sha256)
-
-
-def export_federation(cfg: AuditConfig, out: Path) -> Path:
-    """Prepare ``cfg``'s federation and write each party's share under ``out`` (see module)."""
-    out = out.resolve()
-    write_sides(prepare_sides(cfg, out), out)
-    return out
-
-
 def write_sides(sides: PreparedSides, out: Path) -> None:
     """Each silo's share and the server's, as JSON, safetensors and CKKS context bytes."""
-    recipe = _recipe_config(sides.cfg)
-    common = {"config": recipe, "num_labels": sides.num_labels,
+    common = {"config": sides.config, "num_labels": sides.num_labels,
               "adapter_config_sha256": sides.adapter_config_sha256,
               "sizes": dict(sides.server.sizes)}
     everyone = sides.clients
@@ -189,11 +144,6 @@ def write_sides(sides: PreparedSides, out: Path) -> None:
 
 
 # -- reading an export: data only ------------------------------------------------------------
-
-
-def _recipe_config(cfg: AuditConfig) -> dict[str, Any]:
-    dumped = cfg.model_dump(mode="json")
-    return {k: dumped[k] for k in RECIPE_SECTIONS}
 
 
 def _crypto_json(crypto: ClientCrypto | ServerCrypto | None) -> dict[str, Any] | None:
@@ -250,27 +200,41 @@ def _read_encoded(folder: Path, name: str) -> EncodedSet:
         raise ConfigError(f"{path}: not an exported data split ({exc})") from None
 
 
-def _rebuild(meta: dict[str, Any], folder: Path) -> tuple[AuditConfig, nn.Module, Any]:
-    """The config, the model with the exported weights, and the privacy recipe."""
+def _training_recipe(config: dict[str, Any]) -> tuple[ModelConfig, TrainingRecipe]:
+    """The model section and the training recipe of an export's ``config`` sections."""
+    try:
+        model = ModelConfig.model_validate(config["model"])
+        return model, TrainingRecipe(
+            seed=int(config["seed"]), task=model.task,
+            federation=FederationConfig.model_validate(config["federation"]),
+            dp=DPConfig.model_validate((config.get("privacy") or {}).get("dp", {})),
+            secure_aggregation=SecureAggregationConfig.model_validate(
+                config["secure_aggregation"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"export: its config sections are not valid ({exc})") from None
+
+
+def _rebuild(meta: dict[str, Any], folder: Path) -> tuple[TrainingRecipe, nn.Module, Any]:
+    """The training recipe, the model with the exported weights, and the privacy recipe."""
     from privaudit.mechanisms.models import apply_lora, load_base_model, load_tokenizer
 
-    cfg = AuditConfig.model_validate(meta["config"])
-    tokenizer = load_tokenizer(cfg.model)
-    base = load_base_model(cfg.model, tokenizer=tokenizer, num_labels=meta["num_labels"],
-                           seed=cfg.seed)
-    model, _ = apply_lora(cfg.model, base, seed=cfg.seed)
+    mcfg, recipe = _training_recipe(meta["config"])
+    tokenizer = load_tokenizer(mcfg)
+    base = load_base_model(mcfg, tokenizer=tokenizer, num_labels=meta["num_labels"],
+                           seed=recipe.seed)
+    model, _ = apply_lora(mcfg, base, seed=recipe.seed)
     load_model(model, str(folder / "model.safetensors"), strict=True)
-    recipe = build_recipe(cfg.recipe, client_sizes={c: int(n) for c, n in meta["sizes"].items()},
-                          adapter_config_hash=meta["adapter_config_sha256"], seed=cfg.seed,
-                          model=model)
-    return cfg, model, recipe
+    privacy = build_recipe(recipe, client_sizes={c: int(n) for c, n in meta["sizes"].items()},
+                           adapter_config_hash=meta["adapter_config_sha256"], seed=recipe.seed,
+                           model=model)
+    return recipe, model, privacy
 
 
 def load_silo(silo_dir: str | Path) -> ClientSide:
     """One silo's ClientSide, rebuilt from its exported files (no pickle)."""
     silo = Path(silo_dir)
     meta = _read_json(silo / "silo.json", SILO_FORMAT)
-    cfg, model, recipe = _rebuild(meta, silo)
+    recipe, model, privacy = _rebuild(meta, silo)
     crypto = None
     if meta["crypto"] is not None:
         crypto = ClientCrypto(
@@ -279,8 +243,8 @@ def load_silo(silo_dir: str | Path) -> ClientSide:
             adapter_config_hash=str(meta["crypto"]["adapter_config_hash"]))
     client = str(meta["client"])
     return ClientSide(
-        model=model, task=cfg.model.task, federation=cfg.recipe.training_federation(),
-        client_fn=recipe.client_fn, clients={client: _read_encoded(silo, "data")},
+        model=model, task=recipe.task, federation=recipe.training_federation(),
+        client_fn=privacy.client_fn, clients={client: _read_encoded(silo, "data")},
         order=[client], store=silo / "store", crypto=crypto, threads=int(meta["threads"]))
 
 
@@ -293,8 +257,8 @@ def load_server_side(job_dir: str | Path) -> ServerSide:
 
     folder = Path(job_dir)
     meta = _read_json(folder / "server.json", SERVER_FORMAT)
-    cfg, model, recipe = _rebuild(meta, folder)
-    strategy, crypto = recipe.strategy, None
+    recipe, model, privacy = _rebuild(meta, folder)
+    strategy, crypto = privacy.strategy, None
     if meta["crypto"] is not None:
         public = ServerCrypto(
             config=SecureAggregationConfig.model_validate(meta["crypto"]["config"]),
@@ -304,7 +268,7 @@ def load_server_side(job_dir: str | Path) -> ServerSide:
         strategy = split_secure_layer(
             strategy, lambda sa: RemoteSecureAggregation(sa.inner, public, channel=sa.channel))
     return ServerSide(
-        model=model, task=cfg.model.task, test=_read_encoded(folder, "test"),
+        model=model, task=recipe.task, test=_read_encoded(folder, "test"),
         rounds=int(meta["rounds"]), start_round=int(meta["start_round"]),
         seed=int(meta["seed"]), strategy=strategy,
         initial_state=load_adapter(folder / "initial.safetensors"),
@@ -376,27 +340,3 @@ def __getattr__(name: str) -> Any:
         globals().update(server_app=server, client_app=client)
         return server if name == "server_app" else client
     raise AttributeError(name)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m privaudit.mechanisms.federated.flower.deploy CONFIG --out JOB``."""
-    import argparse
-
-    from privaudit.audit.config import load_config
-
-    parser = argparse.ArgumentParser(
-        prog="python -m privaudit.mechanisms.federated.flower.deploy",
-        description="Write each party's share of CONFIG's federation for Flower's deployment "
-        "runtime (see docs/flower.md).",
-    )
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    job = export_federation(load_config(args.config), args.out)
-    silos = sorted(p.name for p in job.glob("silo-*"))
-    print(f"{job}: server/ (SuperLink), {', '.join(silos)} (one SuperNode each), app/")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -28,7 +28,7 @@ from privaudit.reports.schema import (
 )
 
 if TYPE_CHECKING:
-    from privaudit.audit.pipeline import TrainedModel
+    from privaudit.audit.stages.train import TrainedModel
 
 
 def max_clients_per_subject(data: PreparedData) -> int:

@@ -11,7 +11,6 @@ ALLOWED_VIOLATIONS: frozenset[str] = frozenset(
         "privaudit.attacks.battery -> privaudit.audit.config",
         "privaudit.attacks.references -> privaudit.audit.config",
         "privaudit.attacks.validate -> privaudit.audit.config",
-        "privaudit.mechanisms.tasks -> privaudit.mechanisms.data.records",
         "privaudit.unlearning.base -> privaudit.audit.config",
         "privaudit.unlearning.sisa -> privaudit.audit.config",
     }
@@ -25,13 +24,6 @@ ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
                 "privaudit.audit.config",
                 "privaudit.unlearning.base",
                 "privaudit.unlearning.config",
-            }
-        ),
-        frozenset(
-            {
-                "privaudit.mechanisms.federated.client_dp",
-                "privaudit.mechanisms.federated.secure",
-                "privaudit.mechanisms.federated.strategy",
             }
         ),
     }

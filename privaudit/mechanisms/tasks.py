@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +18,21 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from privaudit.mechanisms import prefix
-from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import encode_texts, pad_batch
+
+
+class TextRecord(Protocol):
+    """What encoding reads of a record (:class:`~privaudit.mechanisms.data.records.Record`
+    has it): its id, its text and, for classification, its label."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def label(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +84,7 @@ class Batch:
 
 
 def encode_records(
-    records: Sequence[Record],
+    records: Sequence[TextRecord],
     tokenizer: PreTrainedTokenizerBase,
     *,
     labels: Sequence[str] | None,

@@ -3,10 +3,10 @@
 :func:`toy_job` builds a :class:`~privaudit.mechanisms.federated.engine.TrainingJob` the way
 the pipeline does (privaudit's plain client update and federated averaging), on a toy
 classifier whose trainable tensors play the adapter's part: token embeddings (frozen, the
-"base model") averaged, a trainable linear map and a trainable head. Labels follow the first
-token, so training lowers the loss. Everything derives from ``seed``: two calls give the same
-job. The strategy drops the last client from every round after the first, so an engine that
-ignores :meth:`~privaudit.mechanisms.federated.strategy.Strategy.select` is caught.
+"base model") averaged, a trainable linear map and a trainable head; labels follow the first
+token. Everything derives from ``seed``: two calls give the same job. The strategy drops the
+last client from every round after the first, so an engine that ignores
+:meth:`~privaudit.mechanisms.federated.strategy.Strategy.select` is caught.
 
 >>> job = toy_job(seed=0)
 >>> sorted(job.clients), job.federation.rounds, sorted(job.initial_state)

@@ -1,18 +1,21 @@
-"""The shared contract of every registered attack (STYLE 11): a new attack is tested by being
-registered. Synthetic worlds from ``conftest.py``: members have higher φ / lower loss."""
+"""The attack contract beyond what every registered name is checked for in
+``tests/test_common.py`` (the public kit's ``check_attack``): every parameter variant that
+changes how an attack scores passes the same kit, and calibrated attacks earn their keep.
+Synthetic worlds from ``conftest.py``: members have higher φ / lower loss."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
 from privaudit.attacks.metrics import evaluate_scores
-from privaudit.attacks.scores import AttackInputs, SignalSet, available_attacks, get_attack
-from privaudit.core.errors import EvidenceIncomplete
+from privaudit.attacks.scores import available_attacks, get_attack
+from privaudit.attacks.scores.base import ATTACKS
+from privaudit.testing import check_attack
 
-VARIANTS: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in available_attacks()] + [
+#: parameter variants that score differently from the attack's defaults
+VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("lira", {"mode": "offline"}),
     ("lira", {"variance": "per_example"}),
     ("rmia", {"mode": "offline"}),
@@ -28,57 +31,10 @@ def test_the_built_in_battery_is_registered() -> None:
 
 
 @pytest.mark.parametrize(("name", "params"), VARIANTS, ids=IDS)
-def test_every_attack_returns_one_finite_score_per_example(world, name, params) -> None:
-    scores = get_attack(name, **params).score(world.inputs)
-    assert scores.shape == (world.inputs.n,)
-    assert scores.dtype == np.float64
-    assert np.all(np.isfinite(scores))
-
-
-@pytest.mark.parametrize(("name", "params"), VARIANTS, ids=IDS)
-def test_members_score_higher_so_every_attack_has_auc_above_half(world, name, params) -> None:
-    scores = get_attack(name, **params).score(world.inputs)
-    metrics = evaluate_scores(scores, world.is_member, n_bootstrap=50)
-    assert metrics.auc_ci_low > 0.5, f"{name}{params}: AUC {metrics.auc:.3f}"
-
-
-@pytest.mark.parametrize(("name", "params"), VARIANTS, ids=IDS)
-def test_on_a_model_that_never_saw_the_data_auc_is_chance(null_world, name, params) -> None:
-    null = null_world  # one fixed draw: each variant has a ~1% chance to miss at 99%
-    scores = get_attack(name, **params).score(null.inputs)
-    metrics = evaluate_scores(scores, null.is_member, confidence=0.99, n_bootstrap=100)
-    assert metrics.auc_ci_low <= 0.5 <= metrics.auc_ci_high, f"AUC {metrics.auc:.3f}"
-
-
-@pytest.mark.parametrize(("name", "params"), VARIANTS, ids=IDS)
-def test_scores_follow_their_examples_when_the_examples_are_reordered(world, name, params) -> None:
-    inputs = world.inputs
-    perm = np.random.default_rng(3).permutation(inputs.n)
-    shuffled = AttackInputs(
-        target=inputs.target.take(perm),
-        references=[r.take(perm) for r in inputs.references],
-        keep=None if inputs.keep is None else inputs.keep[:, perm],
-        population_target=inputs.population_target,
-        population_references=inputs.population_references,
-        population_keep=inputs.population_keep,
-        reference_model=None if inputs.reference_model is None
-        else inputs.reference_model.take(perm),
-    )
-    attack = get_attack(name, **params)
-    np.testing.assert_allclose(attack.score(shuffled), attack.score(inputs)[perm])
-
-
-@pytest.mark.parametrize(("name", "params"), VARIANTS, ids=IDS)
-def test_missing_inputs_are_reported_by_name_before_any_work(name, params) -> None:
-    attack = get_attack(name, **params)
-    bare = AttackInputs(target=SignalSet(loss=[0.1, 0.2]))
-    if set(attack.requires) <= {"target.loss"}:
-        assert attack.score(bare).shape == (2,)
-        return
-    with pytest.raises(EvidenceIncomplete) as err:
-        attack.score(bare)
-    first_missing = next(r for r in attack.requires if r != "target.loss").split(".")[0]
-    assert first_missing in str(err.value) and repr(name) in str(err.value)
+def test_every_parameter_variant_keeps_the_attack_contract(
+    world, null_world, name, params
+) -> None:
+    check_attack(ATTACKS.get(name), params, world=world, null=null_world)
 
 
 def test_calibrated_attacks_beat_loss_at_low_fpr_when_examples_differ_in_difficulty(

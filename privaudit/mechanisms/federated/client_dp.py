@@ -13,7 +13,6 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from privaudit.core.errors import InternalError
@@ -26,6 +25,7 @@ from privaudit.mechanisms.dp.client_level import (
 )
 from privaudit.mechanisms.federated.client import ClientFn, ClientState, ClientUpdate
 from privaudit.mechanisms.federated.config import FederationConfig
+from privaudit.mechanisms.federated.logs import ClientLevelRoundLog as ClientLevelRoundLog
 from privaudit.mechanisms.federated.strategy import (
     AggregationLog,
     Strategy,
@@ -37,17 +37,6 @@ from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.tasks import EncodedSet
 
 _NORM_SLACK = 1e-5
-
-
-class ClientLevelRoundLog(BaseModel):
-    """One DP-FedAvg round: who was sampled, the fixed denominator, the noise std on the sum."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sampled: list[str]
-    expected_clients: float
-    noise_std: float
-    clip_norm: float
 
 
 class ClippedClient:

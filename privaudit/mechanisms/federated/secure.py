@@ -22,17 +22,16 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from privaudit.core.errors import SecureAggregationError
 from privaudit.mechanisms.federated.client import ClientUpdate
+from privaudit.mechanisms.federated.logs import SecureRoundLog as SecureRoundLog
 from privaudit.mechanisms.federated.strategy import Strategy, WeightedMean, check_wrappable
 from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.secagg import (
     EncryptedUpdate,
     ExpectedRound,
     KeyHolder,
-    Rejection,
     SecureAggregator,
     encrypt_update,
     expansion_ratio,
@@ -48,26 +47,6 @@ Channel = Callable[[EncryptedUpdate], Sequence[EncryptedUpdate]]
 
 def _deliver(update: EncryptedUpdate) -> Sequence[EncryptedUpdate]:
     return (update,)
-
-
-class SecureRoundLog(BaseModel):
-    """One round of secure aggregation: who is in the sum, who was refused and why, what the
-    encryption cost in bytes, precision and time."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    round: int
-    accepted: list[str]
-    rejections: list[Rejection] = Field(default_factory=list)
-    max_abs_error: float | None = Field(
-        default=None, description="max |decrypted mean - plaintext mean| (audit check)"
-    )
-    expansion_ratio: float = Field(description="largest ciphertext/fp32 bytes of an update")
-    ciphertext_bytes: int
-    fp32_bytes: int
-    encrypt_seconds: float
-    aggregate_seconds: float
-    decrypt_seconds: float
 
 
 class SecureAggregation(Strategy):

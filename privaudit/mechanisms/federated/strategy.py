@@ -13,17 +13,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from privaudit.core.errors import ConfigError, InternalError
 from privaudit.mechanisms.federated.client import ClientUpdate
+from privaudit.mechanisms.federated.logs import ClientLevelRoundLog, SecureRoundLog
 from privaudit.mechanisms.models import AdapterState
-
-if TYPE_CHECKING:
-    from privaudit.mechanisms.federated.client_dp import ClientLevelRoundLog
-    from privaudit.mechanisms.federated.secure import SecureRoundLog
 
 
 @dataclass

@@ -9,7 +9,7 @@ CLI's light commands (verify, gate) start without loading torch.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -17,6 +17,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 __version__ = "0.1.0"
+
+from privaudit.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from privaudit.audit.config import AuditConfig, load_config
@@ -29,14 +31,7 @@ _LAZY = {
     "run_audit": "privaudit.audit.pipeline",
     "Report": "privaudit.reports.schema",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'privaudit' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["AuditConfig", "Report", "__version__", "load_config", "run_audit"]

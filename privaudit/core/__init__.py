@@ -3,3 +3,5 @@
 It imports no other privaudit package and no ML library (``tests/test_architecture.py``
 imports it with torch, transformers and opacus unimportable).
 """
+
+__all__: list[str] = []

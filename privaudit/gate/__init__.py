@@ -5,3 +5,5 @@
 (JUnit XML, SARIF, the GitHub job summary) and :mod:`~privaudit.gate.pytest_plugin`. It reads
 reports and never imports torch, transformers or opacus.
 """
+
+__all__: list[str] = []

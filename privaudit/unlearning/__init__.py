@@ -15,3 +15,5 @@ finished run is :mod:`privaudit.audit.erase_run`.
 This package's ``__init__`` imports nothing: the config imports
 :class:`~privaudit.unlearning.requests.ErasureRequest`, and the methods import the config.
 """
+
+__all__: list[str] = []

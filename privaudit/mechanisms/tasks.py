@@ -127,6 +127,19 @@ def attach_features(data: EncodedSet, model: nn.Module, batch_size: int = 64) ->
     return replace(data, features=tuple(features))
 
 
+def token_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The causal LM's per-example loss: the mean negative log-likelihood of the tokens after
+    the first (``targets`` shifted by one, ``mask`` 1 where a token counts), with the
+    per-token log-probabilities and the shifted mask. The one implementation, for training
+    (DP-SGD's per-example loss) and for evaluation and attacks alike."""
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    token_logprobs = logp.gather(-1, targets[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    shifted = mask[:, 1:].to(token_logprobs.dtype)
+    loss = -(token_logprobs * shifted).sum(-1) / shifted.sum(-1).clamp(min=1)
+    return loss, token_logprobs, shifted
+
+
 def forward(model: nn.Module, batch: Batch, task: str) -> ForwardOutput:
     with prefix.use_features(model, batch.prefix):
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
@@ -136,11 +149,7 @@ def forward(model: nn.Module, batch: Batch, task: str) -> ForwardOutput:
             raise ValueError("classification batch without labels")
         loss = F.cross_entropy(logits, batch.labels, reduction="none")
         return ForwardOutput(loss=loss, logits=logits)
-    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
-    target = batch.input_ids[:, 1:]
-    token_logprobs = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    mask = batch.attention_mask[:, 1:].to(token_logprobs.dtype)
-    loss = -(token_logprobs * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    loss, token_logprobs, mask = token_nll(logits, batch.input_ids, batch.attention_mask)
     return ForwardOutput(loss=loss, logits=logits, token_logprobs=token_logprobs, token_mask=mask)
 
 

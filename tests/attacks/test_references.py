@@ -109,8 +109,8 @@ def test_references_train_through_train_federation_with_the_run_config(
     trained_on = [set().union(*(c.record_ids for c in clients.values())) for _, clients, _ in seen]
     assert trained_on[0] | trained_on[1] == population
     assert not trained_on[0] & trained_on[1]
-    for ref_cfg, clients, kwargs in seen:
-        assert ref_cfg.federation == cfg.federation and ref_cfg.privacy == cfg.privacy
+    for ref_cfg, clients, kwargs in seen:  # ref_cfg: the TrainingRecipe trained with
+        assert ref_cfg.federation == cfg.federation and ref_cfg.dp == cfg.privacy.dp
         assert len(clients) == cfg.federation.clients
         assert kwargs["engine"] == "inprocess"
     assert outcome.report.references is not None

@@ -76,12 +76,12 @@ def test_resume_skips_training_when_checkpoints_are_intact(
     tiny_config_dict: dict[str, Any], run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = _run(tiny_config_dict, run_dir)
-    import privaudit.audit.pipeline as pipeline
+    import privaudit.audit.stages.train as train_stage
 
     def no_training(*_: object, **__: object) -> None:
         raise AssertionError("training ran again on resume")
 
-    monkeypatch.setattr(pipeline, "train_federation", no_training)
+    monkeypatch.setattr(train_stage, "train_federation", no_training)
     second = _run(tiny_config_dict, run_dir, resume=True)
     assert second.run.final_adapter_sha256 == first.run.final_adapter_sha256
 

@@ -39,7 +39,7 @@ from privaudit.mechanisms.federated.client import (
 )
 from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.models import AdapterState
-from privaudit.mechanisms.tasks import EncodedSet
+from privaudit.mechanisms.tasks import EncodedSet, token_nll
 
 #: Opacus warns when the first hooked layer's input needs no gradient (the frozen embeddings
 #: feed the first LoRA layer): harmless, the per-sample gradients are still exact.
@@ -72,11 +72,7 @@ class ExampleLoss(nn.Module):
         if self.task == "classification":
             per_example = F.cross_entropy(logits, target, reduction="none")
         else:
-            logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
-            labels = target[:, 1:]
-            mask = (labels != IGNORE).to(logp.dtype)
-            token = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            per_example = -(token * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+            per_example = token_nll(logits, target, target != IGNORE)[0]
         if self.reduction == "none":
             return per_example
         if self.reduction == "sum":

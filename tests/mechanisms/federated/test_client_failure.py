@@ -209,9 +209,10 @@ def test_dropouts_are_listed_per_round_in_the_report(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from privaudit.audit import pipeline
+    from privaudit.audit.stages import train as train_stage
     from privaudit.core.progress import PlainReporter
 
-    monkeypatch.setattr(pipeline, "train_federation", functools.partial(
+    monkeypatch.setattr(train_stage, "train_federation", functools.partial(
         train_federation, wrap_client=failing_in("client-1", 2)))
     log = io.StringIO()
     outcome = pipeline.run_audit(config_from_dict(TINY), tmp_path / "run",

@@ -31,7 +31,6 @@ from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.dp import GRAD_SAMPLE_MODES, DPConfig
 from privaudit.mechanisms.federated import ClientState, RecordLevelDP, client_update
-from privaudit.mechanisms.federated.privacy import training_federation
 from privaudit.mechanisms.models import ModelBundle, adapter_state
 from privaudit.mechanisms.tasks import EncodedSet, attach_features, encode_records
 
@@ -74,7 +73,7 @@ def run_epoch(task: DemoTask, mode: str) -> dict[str, float]:
     federation = task.cfg.federation
     if mode == "demo":
         client = RecordLevelDP(task.cfg.privacy.dp, noise_multipliers={"bench": 1.0})
-        federation = training_federation(task.cfg.recipe)
+        federation = task.cfg.recipe.training_federation()
     elif mode != "none":
         dp = DPConfig(
             mode="record", noise_multiplier=1.0, delta=1e-5, grad_sample_mode=mode,  # type: ignore[arg-type]
@@ -118,7 +117,7 @@ def test_dp_over_non_dp_epoch_time_per_grad_sample_mode(
     for mode, ratio in ratios.items():
         print(f"  {mode:<10} {ratio:5.2f}×   ({median[mode]:.2f} s vs {base_s:.2f} s)")
     print(f"  fastest: {fastest} (default: {DPConfig().grad_sample_mode})")
-    demo = training_federation(demo_task.cfg.recipe)
+    demo = demo_task.cfg.recipe.training_federation()
     print(
         f"  the demo's DP epoch (batch {demo.batch_size}, "
         f"{demo_task.cfg.privacy.dp.grad_sample_mode}) / the demo's non-DP epoch (batch "

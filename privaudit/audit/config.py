@@ -94,12 +94,6 @@ class AuditConfig(ConfigSection):
         return TrainingRecipe(seed=self.seed, task=self.model.task, federation=self.federation,
                               dp=self.privacy.dp, secure_aggregation=self.secure_aggregation)
 
-    def with_recipe(self, recipe: TrainingRecipe) -> AuditConfig:
-        """The same config training with ``recipe`` (its seed and task must be this run's)."""
-        privacy = self.privacy.model_copy(update={"dp": recipe.dp})
-        return self.model_copy(update={"federation": recipe.federation, "privacy": privacy,
-                                       "secure_aggregation": recipe.secure_aggregation})
-
     def to_yaml(self) -> str:
         """The resolved config (defaults filled in), as written to the run directory."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

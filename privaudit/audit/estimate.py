@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from privaudit.audit.config import AuditConfig, FederationConfig
 from privaudit.core.errors import ConfigError
+from privaudit.mechanisms.data.partition import even_split
 from privaudit.mechanisms.data.splits import PreparedData
 
 
@@ -117,7 +118,7 @@ def _reference_federation(cfg: AuditConfig) -> FederationConfig:
 
 def _spread(total: int, k: int) -> dict[str, int]:
     """``total`` records over ``k`` clients, as evenly as possible."""
-    return {f"c{i}": total // k + (1 if i < total % k else 0) for i in range(k)}
+    return {f"c{i}": n for i, n in enumerate(even_split(total, k))}
 
 
 def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,

@@ -63,10 +63,6 @@ from privaudit.core.commitment import SEED_OPENING, opening_problem
 from privaudit.core.commitment import seed_commitment as seed_commitment
 from privaudit.core.commitment import verify_seed_commitment as verify_seed_commitment
 from privaudit.core.errors import ConfigError, DataError
-from privaudit.core.hashing import DIGEST_EXCLUDED_KEYS as DIGEST_EXCLUDED_KEYS
-from privaudit.core.hashing import DIGEST_EXCLUDED_PATHS as DIGEST_EXCLUDED_PATHS
-from privaudit.core.hashing import DIGEST_EXCLUDED_SUFFIXES as DIGEST_EXCLUDED_SUFFIXES
-from privaudit.core.hashing import DIGEST_EXCLUDED_TOP as DIGEST_EXCLUDED_TOP
 from privaudit.core.hashing import canonical_json as canonical_json
 from privaudit.core.hashing import canonical_sha256 as canonical_sha256
 from privaudit.core.hashing import load_report_file as _load_report

@@ -30,13 +30,13 @@ from typing import Any
 
 from privaudit.audit.config import AuditConfig
 from privaudit.core.rundir import write_json_atomic
+from privaudit.mechanisms.data.partition import even_split
 from privaudit.mechanisms.dp.calibration import (
     calibrate_schedule,
     poisson_schedule,
     schedule_epsilon,
 )
 from privaudit.mechanisms.federated.config import FederationConfig
-from privaudit.mechanisms.federated.privacy import training_federation
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import AdapterState, load_adapter, save_adapter
 from privaudit.mechanisms.tasks import EncodedSet
@@ -126,7 +126,7 @@ def shard_noise_multiplier(scfg: AuditConfig, layout: SisaLayout, k: int) -> flo
 
 def _shard_schedule(scfg: AuditConfig, layout: SisaLayout, k: int) -> list[tuple[float, int]]:
     """(sample rate, steps) of each slice training of shard k, as laid out at training."""
-    fed, schedule = training_federation(scfg.recipe), []
+    fed, schedule = scfg.recipe.training_federation(), []
     for r in range(len(layout.slices[k])):
         n = len(layout.shard_ids(k, r, frozenset()))
         if n:
@@ -170,7 +170,7 @@ def _slice_recipe(scfg: AuditConfig, sigma: float | None, n: int) -> AuditConfig
     if sigma is None:
         return scfg
     dp = scfg.privacy.dp
-    batch = min(training_federation(scfg.recipe).batch_size, n)
+    batch = min(scfg.recipe.training_federation().batch_size, n)
     dp = dp.model_copy(update={"noise_multiplier": sigma, "target_epsilon": None,
                                "batch_size": batch})
     return scfg.model_copy(update={"privacy": scfg.privacy.model_copy(update={"dp": dp})})
@@ -246,8 +246,7 @@ class Sisa(Unlearner):
         epochs = conf.epochs(fed)
         total = sum(sizes.values())
         shard_sizes = (list(sizes.values()) if conf.shard_by == "clients" else
-                       [total // conf.shards + (1 if i < total % conf.shards else 0)
-                        for i in range(conf.shards)])
+                       even_split(total, conf.shards))
 
         def shard_steps(n: int) -> int:
             steps = 0

@@ -15,6 +15,16 @@ from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.data.records import Record
 
 
+def even_split(total: int, k: int) -> list[int]:
+    """``total`` items over ``k`` parts as evenly as possible (the first ``total % k`` get one
+    more).
+
+    >>> even_split(10, 4)
+    [3, 3, 2, 2]
+    """
+    return [total // k + (1 if i < total % k else 0) for i in range(k)]
+
+
 def client_ids(k: int) -> list[str]:
     return [f"client-{i}" for i in range(k)]
 

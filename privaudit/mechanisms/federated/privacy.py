@@ -35,7 +35,6 @@ from privaudit.mechanisms.dp.validate import check_dp_config, check_model_for_op
 from privaudit.mechanisms.federated.canary_client import CanaryClient
 from privaudit.mechanisms.federated.client import ClientFn, client_update
 from privaudit.mechanisms.federated.client_dp import ClippedClient, DPFedAvg
-from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.recipe import TrainingRecipe
 from privaudit.mechanisms.federated.record_dp import RecordLevelDP
 from privaudit.mechanisms.federated.secure import Channel, SecureAggregation, SecureRoundLog
@@ -55,11 +54,6 @@ PRNG_WARNING = (
     "privacy.dp: DP noise comes from torch's PRNG, not a CSPRNG: fine for audits and "
     "reproducible runs, not hardened against floating-point or RNG-state attacks"
 )
-
-
-def training_federation(recipe: TrainingRecipe) -> FederationConfig:
-    """The federation settings clients train with (:meth:`TrainingRecipe.training_federation`)."""
-    return recipe.training_federation()
 
 
 def noise_multipliers(recipe: TrainingRecipe, client_sizes: Mapping[str, int]) -> dict[str, float]:

@@ -3,9 +3,8 @@
 A :class:`TrainingRecipe` holds the sections a training reads — the seed, the task, the
 federation, ``privacy.dp`` and ``secure_aggregation`` — and nothing else of the config, so
 that training, the oracle, the unlearning methods, SISA's shards and the reference models
-take a recipe instead of the whole :class:`~privaudit.audit.config.AuditConfig`. A derived
-training (the oracle's retraining, a method's recovery rounds, a shard, a reference model)
-is a method of the recipe returning a new one; the recipe itself never changes.
+take a recipe instead of the whole :class:`~privaudit.audit.config.AuditConfig`
+(:attr:`AuditConfig.recipe <privaudit.audit.config.AuditConfig.recipe>`).
 
 "What the clients train with" is computed here only (:meth:`TrainingRecipe.
 training_federation`): under record-level DP, ``privacy.dp.batch_size`` and
@@ -14,8 +13,6 @@ training_federation`): under record-level DP, ``privacy.dp.batch_size`` and
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -56,21 +53,3 @@ class TrainingRecipe(BaseModel):
         if he.enabled and he.min_clients > fed:
             return he.min_clients, "secure_aggregation.min_clients"
         return fed, "federation.min_clients"
-
-    def with_federation(self, **update: Any) -> TrainingRecipe:
-        """The same recipe with ``federation`` fields replaced (not re-validated)."""
-        return self.model_copy(update={"federation": self.federation.model_copy(update=update)})
-
-    def with_dp(self, **update: Any) -> TrainingRecipe:
-        """The same recipe with ``privacy.dp`` fields replaced (not re-validated)."""
-        return self.model_copy(update={"dp": self.dp.model_copy(update=update)})
-
-    def without_secure_aggregation(self) -> TrainingRecipe:
-        """The same recipe trained in the clear (a party's local training, a reference)."""
-        he = self.secure_aggregation.model_copy(update={"enabled": False})
-        return self.model_copy(update={"secure_aggregation": he})
-
-    def sha256(self) -> str:
-        """Hex sha256 of the recipe's canonical JSON."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()

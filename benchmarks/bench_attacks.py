@@ -41,6 +41,7 @@ from privaudit.attacks.signals import compute_signals, length_batches
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.pipeline import build_model, run_audit
+from privaudit.audit.stages.references import references_stage
 from privaudit.core.params import merge_patch
 from privaudit.core.progress import PlainReporter
 from privaudit.core.rundir import RunDir
@@ -105,9 +106,12 @@ def _measure(run_dir: Path) -> dict[str, Any]:
 
     summary = json.loads(run.path("models", "global", "training.json").read_text())
     noise = PrivacyOutcome.from_dict(summary.get("privacy", {})).noise_multipliers
-    setup = prepare_attacks(cfg4, bundle=bundle, data=data, encode=encode, run=run,
-                            initial_state=initial, engine="inprocess", reporter=QUIET,
-                            target_noise=noise)
+    references = references_stage(
+        cfg4, count=cfg4.attacks.references.count, bundle=bundle, data=data, encode=encode,
+        run=run, initial_state=initial, engine="inprocess", reporter=QUIET, target_noise=noise)
+    setup = prepare_attacks(cfg4.attacks, model=cfg4.model, seed=cfg4.seed, bundle=bundle,
+                            data=data, encode=encode, run=run, initial_state=initial,
+                            references=references)
     assert setup.references is not None and setup.references.reused == 4
     target = load_adapter(run.global_adapter(cfg4.federation.rounds))
     four = run_battery(setup, model=bundle.model, state=target, model_name="federated",

@@ -24,6 +24,7 @@ from privaudit.audit.config import config_from_dict
 from privaudit.audit.erase_run import open_run_context
 from privaudit.core.params import merge_patch
 from privaudit.core.rundir import RunDir
+from privaudit.core.safe_yaml import load_yaml_file
 from privaudit.unlearning import sisa
 from privaudit.unlearning.evaluate import utility
 
@@ -39,10 +40,10 @@ README_RECIPES = [
 def main(run_dir: str, patches: list[dict[str, Any]]) -> None:
     ctx, report = open_run_context(RunDir(Path(run_dir)))
     print(f"federated model: {report.utility.metric} {report.utility.value:.3f}")
-    base = ctx.cfg.model_dump(mode="json")
+    base = load_yaml_file(RunDir(Path(run_dir)).config, what="RUN config.yaml")
     for patch in patches:
         cfg = config_from_dict(merge_patch(base, patch))
-        shard_ctx = dataclasses.replace(ctx, cfg=cfg)
+        shard_ctx = dataclasses.replace(ctx, recipe=cfg.recipe, ucfg=cfg.unlearning)
         layout = sisa.build_layout(shard_ctx)
         started = time.perf_counter()
         states = [sisa.train_shard(shard_ctx, layout, k, excluded=frozenset()).checkpoints[-1]

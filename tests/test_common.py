@@ -157,7 +157,7 @@ class _LeakyFinetune(Unlearner):
         model = ctx.bundle.model
         set_adapter_state(model, target.start.states[0])
         data = ctx.records(target.erased)
-        forward(model, data.batch(range(len(data))), ctx.cfg.model.task).loss.mean().backward()
+        forward(model, data.batch(range(len(data))), ctx.recipe.task).loss.mean().backward()
         with torch.no_grad():
             for p in model.parameters():
                 if p.grad is not None:

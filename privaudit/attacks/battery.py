@@ -3,8 +3,9 @@
 Two steps, so that everything that does not depend on the attacked model is done once:
 
 - :func:`prepare_attacks` (once per run): RMIA's population points z (held-out test records,
-  non-members of every model), the reference models (:mod:`privaudit.attacks.references`,
-  trained or loaded from the run directory), the secret canaries' candidate sentences.
+  non-members of every model), the run's reference models (:mod:`privaudit.attacks.
+  references`, trained once by the audit's references stage), the secret canaries'
+  candidate sentences.
 - :func:`run_battery` (once per model: the federated model, each unlearned model, each
   oracle — see :mod:`privaudit.audit.stages.attack`): signals of the model (one adapter, or a SISA
   ensemble of shards, ``states=``) — and of the references and the base model, cached — on
@@ -23,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from torch import nn
 from privaudit.attacks.canary_exposure import measure_exposure
 from privaudit.attacks.config import AttacksConfig, AttackSpec
 from privaudit.attacks.metrics import evaluate_scores
-from privaudit.attacks.references import ReferenceSet, preserved_adapter, train_references
+from privaudit.attacks.references import ReferenceSet, population_points, preserved_adapter
 from privaudit.attacks.results import AttackResult, Exposure, ReferenceModels
 from privaudit.attacks.scores import (
     AttackInputs,
@@ -42,13 +43,19 @@ from privaudit.attacks.scores import (
     get_attack,
 )
 from privaudit.attacks.signals import cached_signals
-from privaudit.audit.config import AuditConfig
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.data import PreparedData
 from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record, records_sha256
-from privaudit.mechanisms.models import AdapterState, ModelBundle, set_adapter_state, state_sha256
+from privaudit.mechanisms.model.config import ModelConfig
+from privaudit.mechanisms.models import (
+    AdapterState,
+    ModelBundle,
+    ensemble_sha256,
+    set_adapter_state,
+    state_sha256,
+)
 from privaudit.mechanisms.tasks import EncodedSet
 
 __all__ = ["AttackSetup", "BatteryResult", "prepare_attacks", "run_battery", "validate_battery"]
@@ -118,87 +125,53 @@ class BatteryResult:
     seconds: float
 
 
-def _unique(records: Sequence[Record]) -> list[Record]:
-    seen: set[str] = set()
-    out = []
-    for r in records:
-        if r.id not in seen:
-            seen.add(r.id)
-            out.append(r)
-    return out
-
-
 def prepare_attacks(
-    cfg: AuditConfig,
+    attacks: AttacksConfig,
     *,
+    model: ModelConfig,
+    seed: int,
     bundle: ModelBundle,
     data: PreparedData,
     encode: Callable[[list[Record]], EncodedSet],
     run: RunDir,
     initial_state: AdapterState,
-    engine: str,
-    reporter: Reporter,
-    target_noise: Mapping[str, float] | None = None,
-    extra_population: Sequence[Record] = (),
+    references: ReferenceSet | None = None,
 ) -> AttackSetup:
-    """Population, references and canary candidates for ``run_battery``.
-
-    ``target_noise``: the target's calibrated DP noise multipliers (per client), which the
-    references reuse; ``extra_population``: further records the references should have
-    IN/OUT statistics for (e.g. forget sets)."""
-    acfg = cfg.attacks
-    population = list(data.test[: acfg.population or None])
+    """Population and canary candidates for ``run_battery``, with the run's ``references``
+    (trained on :func:`~privaudit.attacks.references.reference_population`; the first
+    ``attacks.references.count`` are used)."""
+    population = population_points(attacks, data)
     context = hashlib.sha256(json.dumps({
         "base": bundle.base_sha256, "adapter": bundle.adapter_config_sha256,
-        "task": cfg.model.task, "max_length": cfg.model.max_length,
+        "task": model.task, "max_length": model.max_length,
     }, sort_keys=True).encode()).hexdigest()
-    references = None
-    kind = acfg.references.population
+    count, kind = attacks.references.count, attacks.references.population
+    if count and (references is None or references.count < count):
+        raise ValueError(f"attacks.references.count is {count}; prepare_attacks was given "
+                         f"{0 if references is None else references.count} references")
+    references = references.first(count) if references is not None and count else None
     warnings: list[str] = []
     most = data.max_records_per_subject()
-    if acfg.references.count and kind == "audit" and most > 1:
+    if count and kind == "audit" and most > 1:
         warnings.append(
             f"reference models trained on halves of the audit split while data subjects have up "
             f"to {most} records: a non-member's other records are all in that population, a "
             "member's mostly not, which can bias reference-based scores (use "
             "attacks.references.population: training)"
         )
-    if acfg.references.count:
-        # "training": every training record, the non-members and the population points z —
-        # all held-out records, so that each reference trains on about as many records as
-        # the target did (a smaller model would fit its data less and misplace LiRA's IN/OUT
-        # Gaussians); z IN for half of the references is what RMIA's online Pr(z) expects.
-        pool = [*data.members, *data.nonmembers] if kind == "audit" else \
-            [*data.training, *data.nonmembers, *population]
-        references = train_references(
-            cfg, bundle, _unique([*pool, *extra_population]), encode,
-            initial_state=initial_state, engine=engine,
-            cache_root=run.path("models", "references"), reporter=reporter,
-            noise_multiplier=float(np.median(list(target_noise.values())))
-            if target_noise else None,
-        )
     candidates: list[str] = []
     if data.canaries:
-        candidates = candidate_texts(acfg.canaries, data.canaries, seed=cfg.seed)
+        candidates = candidate_texts(attacks.canaries, data.canaries, seed=seed)
         write_json_atomic(run.path("data", "canaries.json"), {"canaries": [
             {"id": c.id, "insertions": c.insertions, "carriers": list(c.carriers),
              "secret_sha256": c.secret_sha256} for c in data.canaries]})
     return AttackSetup(
-        cfg=acfg, task=cfg.model.task, members=list(data.members),
+        cfg=attacks, task=model.task, members=list(data.members),
         nonmembers=list(data.nonmembers), population=population, encode=encode,
-        cache_dir=run.path("signals"), seed=cfg.seed, context_sha256=context,
+        cache_dir=run.path("signals"), seed=seed, context_sha256=context,
         base_state=initial_state, references=references, canaries=list(data.canaries),
         candidates=candidates, population_kind=kind, reference_warnings=warnings,
     )
-
-
-def ensemble_sha256(states: Sequence[AdapterState]) -> str:
-    """The model hash of an adapter, or of an ensemble stored as one file with shard ``k``'s
-    tensors under ``shard-KK/<name>`` (the layout and hash of ``UnlearnedModel``)."""
-    if len(states) == 1:
-        return state_sha256(states[0])
-    return state_sha256({f"shard-{k:02d}/{n}": t for k, s in enumerate(states)
-                         for n, t in s.items()})
 
 
 def _signal_key(context: str, adapter_sha256: str) -> str:

@@ -2,13 +2,15 @@
 population that contains the audited records (Carlini et al., S&P 2022, §IV; Zarifzadeh et al.,
 ICML 2024, for RMIA's use of them).
 
-- Recipe: the run's own config through :func:`train_federation`, the single training entry
-  point, so the references get the target's federation, DP and engine — only
-  ``attacks.references.overrides`` changes that, and secure aggregation is off unless
-  ``attacks.references.secure_aggregation`` (CKKS sums equal plain sums up to ~1e-6, so the
-  references learn the same; only the time differs). With DP noise calibrated to a target ε,
-  the references take the target's calibrated σ (same noise and clipping per step). Every
-  reference starts from the target's initial adapter; the base model is shared.
+- Recipe: the run's own :class:`~privaudit.mechanisms.federated.recipe.TrainingRecipe`
+  through :func:`train_federation`, the single training entry point, so the references get
+  the target's federation, DP and engine — only ``attacks.references.overrides`` changes
+  that, and secure aggregation is off unless ``attacks.references.secure_aggregation`` (CKKS
+  sums equal plain sums up to ~1e-6, so the references learn the same; only the time
+  differs). With DP noise calibrated to a target ε, the references take the target's
+  calibrated σ (same noise and clipping per step). :mod:`privaudit.attacks.reference_plan`
+  makes that recipe. Every reference starts from the target's initial adapter; the base
+  model is shared.
 - Data: the population — by default every training record plus the held-out audit
   non-members and RMIA population points, so that a member's and a non-member's other
   records (same data subject) are IN equally often and a half is about the target's size —
@@ -28,6 +30,7 @@ reference did not train on.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -39,13 +42,13 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from privaudit.attacks.validate import reference_recipe_dict
-from privaudit.audit.config import AuditConfig
+from privaudit.attacks.config import AttacksConfig
+from privaudit.attacks.reference_plan import ReferencePlan, reference_seed
 from privaudit.core.errors import ConfigError
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import sha256_file, write_json_atomic
-from privaudit.mechanisms.data.partition import partition_records
 from privaudit.mechanisms.data.records import Record, records_sha256
+from privaudit.mechanisms.data.splits import PreparedData
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import (
     AdapterState,
@@ -61,14 +64,13 @@ from privaudit.mechanisms.tasks import EncodedSet
 __all__ = [
     "ReferenceSet",
     "balanced_keep",
+    "population_points",
     "preserved_adapter",
-    "recipe_sha256",
-    "reference_config",
+    "reference_population",
     "train_references",
 ]
 
 _UTILITY_RECORDS = 32
-_VERSION = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,10 +87,28 @@ class ReferenceSet:
     utility: tuple[float, ...]
     seconds: float  # training time spent by this call
     reused: int  # adapters loaded from the cache
+    plan: ReferencePlan | None = None  # how they trained (None: built by hand, e.g. a test)
+    per_seconds: tuple[float, ...] = ()  # each reference's training time (0: loaded)
+    per_reused: tuple[bool, ...] = ()  # each reference: loaded from the cache
 
     @property
     def count(self) -> int:
         return len(self.states)
+
+    def first(self, count: int) -> ReferenceSet:
+        """The first ``count`` references: a valid set of their own (keep masks are nested
+        across even counts), with their own training time and reuse."""
+        if count == self.count:
+            return self
+        if count % 2 or not 0 < count <= self.count:
+            raise ValueError(f"first({count}): need an even count in 2..{self.count}")
+        return dataclasses.replace(
+            self, keep=self.keep[:count], states=self.states[:count], sha256=self.sha256[:count],
+            utility=self.utility[:count], seconds=float(sum(self.per_seconds[:count])),
+            reused=sum(self.per_reused[:count]),
+            plan=self.plan.with_count(count) if self.plan is not None else None,
+            per_seconds=self.per_seconds[:count], per_reused=self.per_reused[:count],
+        )
 
     @property
     def keep_sha256(self) -> str:
@@ -133,41 +153,8 @@ def balanced_keep(count: int, n: int, *, seed: int) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, n), dtype=bool)
 
 
-def reference_config(cfg: AuditConfig, *, noise_multiplier: float | None = None) -> AuditConfig:
-    """The config the references train with (see :func:`reference_recipe_dict`)."""
-    return AuditConfig.model_validate(
-        reference_recipe_dict(cfg, noise_multiplier=noise_multiplier)
-    )
-
-
 def _sha(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def recipe_sha256(
-    ref_cfg: AuditConfig, *, bundle: ModelBundle, initial_sha256: str, engine: str
-) -> str:
-    """Hash of everything that decides how a reference trains, except its data."""
-    return _sha(
-        {
-            "version": _VERSION,
-            "model": ref_cfg.model.model_dump(mode="json"),
-            "federation": ref_cfg.federation.model_dump(mode="json"),
-            "privacy": ref_cfg.privacy.model_dump(mode="json"),
-            "secure_aggregation": ref_cfg.secure_aggregation.model_dump(mode="json"),
-            "partition": ref_cfg.data.partition.model_dump(mode="json"),
-            "seed": ref_cfg.seed,
-            "base": bundle.base_sha256,
-            "adapter_config": bundle.adapter_config_sha256,
-            "initial": initial_sha256,
-            "engine": engine,
-        }
-    )
-
-
-def reference_seed(seed: int, j: int) -> int:
-    digest = hashlib.sha256(f"privaudit-reference:{seed}:{j}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % (2**31 - 1)
 
 
 @contextmanager
@@ -195,7 +182,7 @@ def _load_cached(folder: Path, key: str) -> tuple[AdapterState, str, float] | No
 
 
 def train_references(
-    cfg: AuditConfig,
+    plan: ReferencePlan,
     bundle: ModelBundle,
     population: Sequence[Record],
     encode: Callable[[list[Record]], EncodedSet],
@@ -204,18 +191,16 @@ def train_references(
     engine: str,
     cache_root: Path,
     reporter: Reporter,
-    noise_multiplier: float | None = None,
 ) -> ReferenceSet:
-    """Train (or load) ``cfg.attacks.references.count`` references on halves of
-    ``population``; ``bundle.model``'s adapter state is unchanged on return.
-    ``noise_multiplier``: the target's DP noise (see :func:`reference_recipe_dict`)."""
-    count = cfg.attacks.references.count
-    ref_cfg = reference_config(cfg, noise_multiplier=noise_multiplier)
-    recipe = recipe_sha256(
-        ref_cfg, bundle=bundle, initial_sha256=state_sha256(initial_state), engine=engine
+    """Train (or load) ``plan.count`` references on halves of ``population``;
+    ``bundle.model``'s adapter state is unchanged on return."""
+    count = plan.count
+    recipe = plan.recipe_sha256(
+        base_sha256=bundle.base_sha256, adapter_config_sha256=bundle.adapter_config_sha256,
+        initial_sha256=state_sha256(initial_state), engine=engine,
     )
     data_sha = records_sha256(population)
-    keep = balanced_keep(count, len(population), seed=cfg.seed)
+    keep = balanced_keep(count, len(population), seed=plan.recipe.seed)
     folder = cache_root / f"{recipe[:16]}-{data_sha[:16]}"
     ids = tuple(r.id for r in population)
     rows = ["".join("1" if k else "0" for k in row) for row in keep]
@@ -226,14 +211,14 @@ def train_references(
         kept = []
     if len(kept) < len(rows) or kept[: len(rows)] != rows:  # nested: keep the largest set
         write_json_atomic(stored, {"population_ids": list(ids), "keep": rows})
-    part = ref_cfg.data.partition
     encoded: EncodedSet | None = None  # the population, encoded once (frozen-prefix features too)
     position = {rid: i for i, rid in enumerate(ids)}
     states: list[AdapterState] = []
     shas: list[str] = []
     utility: list[float] = []
-    metric = "accuracy" if ref_cfg.model.task == "classification" else "perplexity"
-    spent, reused = 0.0, 0
+    metric = "accuracy" if plan.recipe.task == "classification" else "perplexity"
+    per_seconds: list[float] = []
+    per_reused: list[bool] = []
     with reporter.stage("references", count) as progress, preserved_adapter(bundle.model):
         for j in range(count):
             key = _sha({"recipe": recipe, "data": data_sha, "j": j,
@@ -242,18 +227,15 @@ def train_references(
             cached = _load_cached(here, key)
             if cached is not None:
                 state, sha, value = cached
-                reused += 1
+                per_seconds.append(0.0)
+                per_reused.append(True)
                 progress.advance(f"reference {j}: reused ({metric} {value:.3f})")
             else:
                 started = time.perf_counter()
-                seed = reference_seed(cfg.seed, j)
+                seed = reference_seed(plan.recipe.seed, j)
                 inside = [r for r, k in zip(population, keep[j], strict=True) if k]
                 outside = [r for r, k in zip(population, keep[j], strict=True) if not k]
-                parts = partition_records(
-                    inside, k=ref_cfg.federation.clients, scheme=part.scheme, seed=seed,
-                    alpha=part.alpha, field_name=part.field,
-                    keep_subjects_together=part.keep_subjects_together,
-                )
+                parts = plan.clients_of(inside, j)
                 if encoded is None:
                     encoded = encode(list(population))
                 pop = encoded
@@ -264,7 +246,7 @@ def train_references(
                 clients = {c: subset(recs) for c, recs in parts.items() if recs}
                 try:
                     result = train_federation(
-                        ref_cfg.recipe, bundle, clients, subset(outside[:_UTILITY_RECORDS]),
+                        plan.recipe, bundle, clients, subset(outside[:_UTILITY_RECORDS]),
                         initial_state=initial_state, seed=seed, engine=engine,
                     )
                 except ConfigError as exc:
@@ -277,7 +259,8 @@ def train_references(
                 value = result.rounds[-1].utility if result.rounds else float("nan")
                 save_adapter(state, here / "adapter.safetensors")
                 elapsed = time.perf_counter() - started
-                spent += elapsed
+                per_seconds.append(elapsed)
+                per_reused.append(False)
                 write_json_atomic(here / "meta.json", {
                     "key": key, "sha256": sha, "utility": value, "seconds": elapsed,
                     "file_sha256": sha256_file(here / "adapter.safetensors"),
@@ -296,6 +279,36 @@ def train_references(
         data_sha256=data_sha,
         utility_metric=metric,
         utility=tuple(utility),
-        seconds=spent,
-        reused=reused,
+        seconds=float(sum(per_seconds)),
+        reused=sum(per_reused),
+        plan=plan,
+        per_seconds=tuple(per_seconds),
+        per_reused=tuple(per_reused),
     )
+
+
+def population_points(attacks: AttacksConfig, data: PreparedData) -> list[Record]:
+    """RMIA's population points z: held-out test records, non-members of every model
+    (the first ``attacks.population``; 0 = all)."""
+    return list(data.test[: attacks.population or None])
+
+
+def reference_population(attacks: AttacksConfig, data: PreparedData) -> list[Record]:
+    """The records the references train on halves of (``attacks.references.population``).
+
+    ``training``: every training record, the non-members and the population points z — all
+    held-out records, so that each reference trains on about as many records as the target
+    did (a smaller model would fit its data less and misplace LiRA's IN/OUT Gaussians); z IN
+    for half of the references is what RMIA's online Pr(z) expects. ``audit``: the audit
+    members and non-members only."""
+    if attacks.references.population == "audit":
+        pool = [*data.members, *data.nonmembers]
+    else:
+        pool = [*data.training, *data.nonmembers, *population_points(attacks, data)]
+    seen: set[str] = set()
+    out = []
+    for r in pool:
+        if r.id not in seen:
+            seen.add(r.id)
+            out.append(r)
+    return out

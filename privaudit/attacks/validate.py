@@ -8,18 +8,13 @@ canaries on a classifier, and ``references.overrides`` that do not make a valid 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
-
+from privaudit.attacks.config import AttacksConfig
+from privaudit.attacks.reference_plan import override_problems
 from privaudit.attacks.scores import get_attack
 from privaudit.core.errors import ConfigError
-from privaudit.core.params import merge_patch
+from privaudit.mechanisms.federated.recipe import TrainingRecipe
 
-if TYPE_CHECKING:
-    from privaudit.audit.config import AuditConfig
-
-__all__ = ["TASK_SIGNALS", "attack_problems", "reference_recipe_dict"]
+__all__ = ["TASK_SIGNALS", "attack_problems"]
 
 #: The per-example signals ``attacks/signals.py`` produces for each task.
 TASK_SIGNALS: dict[str, frozenset[str]] = {
@@ -30,46 +25,10 @@ TASK_SIGNALS: dict[str, frozenset[str]] = {
 }
 
 
-def reference_recipe_dict(
-    cfg: AuditConfig, *, noise_multiplier: float | None = None
-) -> dict[str, Any]:
-    """The run's config with ``attacks.references.overrides`` merged in and secure
-    aggregation off unless ``references.secure_aggregation`` (a plain dict, not validated).
-
-    ``noise_multiplier``: the target's calibrated DP noise. When the run calibrates its noise
-    to ``privacy.dp.target_epsilon`` and the overrides leave ``privacy.dp`` alone, the
-    references train with this σ instead: the same noise and clipping as the target (a client
-    of a reference holds fewer records, so recalibrating to ε would give it another σ — and
-    cost one accountant search per reference).
-    """
-    refs = cfg.attacks.references
-    raw = merge_patch(cfg.model_dump(mode="json"), refs.overrides)
-    if not refs.secure_aggregation:
-        raw["secure_aggregation"]["enabled"] = False
-    dp = raw["privacy"]["dp"]
-    overridden = "dp" in refs.overrides.get("privacy", {})
-    if (noise_multiplier is not None and dp["mode"] != "none"
-            and dp.get("target_epsilon") is not None and not overridden):
-        dp["noise_multiplier"], dp["target_epsilon"] = float(noise_multiplier), None
-    return raw
-
-
-def _override_problems(cfg: AuditConfig) -> list[str]:
-    from privaudit.audit.config import AuditConfig
-    from privaudit.core.params import format_validation_error
-
-    if not cfg.attacks.references.overrides:
-        return []
-    try:
-        AuditConfig.model_validate(reference_recipe_dict(cfg))
-    except ValidationError as exc:
-        return [f"attacks.references.overrides: {p}" for p in format_validation_error(exc)]
-    return []
-
-
-def attack_problems(cfg: AuditConfig) -> list[str]:
-    """Every problem of ``cfg.attacks`` given the task and the other sections."""
-    attacks, task = cfg.attacks, cfg.model.task
+def attack_problems(attacks: AttacksConfig, *, recipe: TrainingRecipe) -> list[str]:
+    """Every problem of the ``attacks`` section given what the run trains (its task, and the
+    recipe ``references.overrides`` patches)."""
+    task = recipe.task
     have = TASK_SIGNALS[task]
     count = attacks.references.count
     problems: list[str] = []
@@ -97,4 +56,4 @@ def attack_problems(cfg: AuditConfig) -> list[str]:
             "attacks.canaries.count: secret canaries measure a causal LM's exposure; the task is "
             f"{task} (got {attacks.canaries.count})"
         )
-    return problems + _override_problems(cfg)
+    return problems + override_problems(recipe, attacks.references)

@@ -31,7 +31,8 @@ from privaudit.mechanisms.data.config import CanaryConfig as CanaryConfig
 from privaudit.mechanisms.data.config import DataConfig as DataConfig
 from privaudit.mechanisms.data.config import PartitionConfig as PartitionConfig
 from privaudit.mechanisms.data.config import SyntheticCorpusConfig as SyntheticCorpusConfig
-from privaudit.mechanisms.dp.config import DPConfig
+from privaudit.mechanisms.dp.config import DPConfig as DPConfig
+from privaudit.mechanisms.dp.config import PrivacyConfig as PrivacyConfig
 from privaudit.mechanisms.federated.config import FederationConfig as FederationConfig
 from privaudit.mechanisms.federated.recipe import TrainingRecipe
 from privaudit.mechanisms.model.config import LoraConfig as LoraConfig
@@ -46,10 +47,6 @@ from privaudit.unlearning.config import FinetuneRetainConfig as FinetuneRetainCo
 from privaudit.unlearning.config import SisaConfig as SisaConfig
 from privaudit.unlearning.config import UnlearningConfig as UnlearningConfig
 from privaudit.unlearning.config import VerifyConfig as VerifyConfig
-
-
-class PrivacyConfig(ConfigSection):
-    dp: DPConfig = Field(default_factory=DPConfig)
 
 
 class BudgetConfig(ConfigSection):
@@ -145,9 +142,9 @@ def semantic_problems(cfg: AuditConfig, *, base_dir: Path | None = None) -> list
         from privaudit.mechanisms.secagg.params import check_params
 
         problems += check_params(cfg.secure_aggregation)
-    from privaudit.attacks.validate import attack_problems  # here: attacks import this module
+    from privaudit.attacks.validate import attack_problems
 
-    problems += attack_problems(cfg)
+    problems += attack_problems(cfg.attacks, recipe=cfg.recipe)
     return problems
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.session import RunSession, prepare_run_data
@@ -23,9 +24,11 @@ from privaudit.audit.stages.erase import (
     erase_inputs_sha256,
     record_erase_stage,
     run_erase,
+    unlearning_context,
 )
+from privaudit.audit.stages.references import references_needed, references_stage
 from privaudit.core.errors import ConfigError, VerificationError
-from privaudit.core.progress import Reporter
+from privaudit.core.progress import PlainReporter, Reporter
 from privaudit.core.rundir import RunDir
 from privaudit.core.safe_yaml import load_yaml_file
 from privaudit.mechanisms.data.splits import PreparedData
@@ -55,11 +58,21 @@ def _open(run: RunDir, read: tuple[AuditConfig, Report] | None = None,
     return cfg, data, report
 
 
+def default_methods(cfg: AuditConfig, ledger: Mapping[str, Any]) -> list[str]:
+    """The methods a request on a finished run is served with when none are named: the
+    run's ``unlearning.methods``, else every method that needs nothing trained ahead (or
+    whose training the run did, per its ledger)."""
+    return list(cfg.unlearning.methods or [
+        m for m in available_unlearners() if not get_unlearner(m).trains or m in ledger])
+
+
 def open_run_context(
     run: RunDir, *, engine: str = "inprocess", opened: tuple[AuditConfig, PreparedData, Report]
-    | None = None,
+    | None = None, methods: Sequence[str] | None = None, reporter: Reporter | None = None,
 ) -> tuple[UnlearningContext, Report]:
-    """The unlearning context of a finished run, rebuilt from its files."""
+    """The unlearning context of a finished run, rebuilt from its files; its references are
+    the ones serving ``methods`` (default: the run's) needs, loaded from the run's cache (or
+    trained, when the run never needed them)."""
     cfg, data, report = opened or _open(run)
     session = RunSession.build(cfg, run, data)
     bundle, initial, encode = session.bundle, session.initial_state, session.encode
@@ -74,13 +87,20 @@ def open_run_context(
         )
     plan = plant_dp_audit(cfg, data)  # the same canaries the run trained with (its seed)
     trained_on = plan.with_clients(data.clients) if plan is not None else data.clients
-    ctx = UnlearningContext(
-        cfg=cfg, bundle=bundle, data=data,
+    ctx = unlearning_context(
+        cfg, bundle=bundle, data=data,
         clients={c: encode(recs) for c, recs in trained_on.items()},
         audit_canary_ids=frozenset(r.id for r in plan.canaries) if plan else frozenset(),
         test=encode(data.test), nonmembers=encode(data.nonmembers), initial_state=initial,
         trained_state=trained, run=run, engine=engine, encode=encode,
         dp_guarantee=dp_guarantee_of(run), privacy=privacy_of(run),
+    )
+    chosen = default_methods(cfg, ledgers.read_ledger(run)) if methods is None else methods
+    ctx.references = references_stage(
+        cfg, count=references_needed(cfg, chosen, serving=True), bundle=bundle, data=data,
+        encode=encode, run=run, initial_state=initial, engine=engine,
+        reporter=reporter or PlainReporter(quiet=True),
+        target_noise=ctx.privacy.noise_multipliers if ctx.privacy is not None else None,
     )
     return ctx, report
 
@@ -139,17 +159,17 @@ def _erase(
                           "files the signature covers: pass --sign KEY to re-sign")
     requests = load_requests(request_file)
     ledger = ledgers.read_ledger(run)
-    check_requests(cfg, opened[1], requests, erased=ledgers.erased_so_far(ledger),
-                   where=f"--request {request_file.name}")
-    chosen = list(methods or cfg.unlearning.methods or
-                  [m for m in available_unlearners() if not get_unlearner(m).trains or m in ledger])
+    check_requests(cfg.secure_aggregation, opened[1], requests,
+                   erased=ledgers.erased_so_far(ledger), where=f"--request {request_file.name}")
+    chosen = list(methods or default_methods(cfg, ledger))
     for m in chosen:
         trains = get_unlearner(m, where="--methods" if methods else "unlearning.methods").trains
         if trains and m not in ledger:  # what it trains ahead is made when the run trains
             raise ConfigError(f"--methods: {m} needs a run trained in {m.upper()} mode ('{m}' "
                               f"in unlearning.methods when it was trained); this run has no "
                               f"{trains}")
-    ctx, report = open_run_context(run, engine=engine or opened[2].run.engine, opened=opened)
+    ctx, report = open_run_context(run, engine=engine or opened[2].run.engine, opened=opened,
+                                   methods=chosen, reporter=reporter)
     results, seconds = run_erase(ctx, requests, chosen, reporter, oracle=cfg.unlearning.oracle)
     # the erase stage's manifest now covers the served request too: `run --resume` keeps it
     record_erase_stage(run, erase_inputs_sha256(cfg, ctx.trained_state, opened[2].run.engine))
@@ -174,9 +194,9 @@ def _attack_new_models(
     from privaudit.audit.stages.attack import FEDERATED, attacked_models, run_attack_stage
 
     setup = prepare_attacks(
-        ctx.cfg, bundle=ctx.bundle, data=ctx.data, encode=ctx.encode, run=ctx.run,
-        initial_state=ctx.initial_state, engine=ctx.engine, reporter=reporter,
-        target_noise=ctx.privacy.noise_multipliers if ctx.privacy is not None else None,
+        ctx.attacks, model=ctx.model_cfg, seed=ctx.recipe.seed, bundle=ctx.bundle,
+        data=ctx.data, encode=ctx.encode, run=ctx.run, initial_state=ctx.initial_state,
+        references=ctx.references,
     )
     models = [m for m in attacked_models(ctx.run, ctx.trained_state, results)
               if m.name != FEDERATED]

@@ -1,4 +1,4 @@
-"""What a run is: prepare → train → dp_audit → erase → references → attack → report.
+"""What a run is: prepare → train → dp_audit → references → erase → attack → report.
 
 Each stage (``privaudit.audit.stages``) writes its outputs into the run directory
 (DESIGN.md) and a stage manifest; with ``resume=True`` a stage whose inputs are unchanged and
@@ -22,6 +22,7 @@ from privaudit.audit.session import build_model as build_model
 from privaudit.audit.stages.attack import attacked_models, run_attack_stage
 from privaudit.audit.stages.dp_audit import dp_audit_stage, plant_dp_audit, record_planted
 from privaudit.audit.stages.erase import erase_stage
+from privaudit.audit.stages.references import references_needed, references_stage
 from privaudit.audit.stages.report import build_report
 from privaudit.audit.stages.train import TrainedModel as TrainedModel
 from privaudit.audit.stages.train import train_stage
@@ -120,23 +121,32 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
     # Unlearning works on exactly what the target trained on: the DP-audit canaries (and a
     # client-level audit's canary clients) stay in, for the oracle and every method alike;
     # they are not data subjects' records, so no request can erase them.
+    t0 = time.perf_counter()
+    references = references_stage(
+        cfg, count=references_needed(cfg, cfg.unlearning.methods,
+                                     serving=bool(cfg.unlearning.requests)),
+        bundle=session.bundle, data=data, encode=session.encode, run=run,
+        initial_state=session.initial_state, engine=engine, reporter=reporter,
+        target_noise=trained.privacy.noise_multipliers,
+    )
+    seconds["references"] = time.perf_counter() - t0
+
     unlearning, erase_seconds = erase_stage(
         cfg, bundle=session.bundle, data=data, clients=clients,
         audit_canary_ids=frozenset(r.id for r in dp_plan.canaries) if dp_plan else frozenset(),
         test=test, encode=session.encode, initial_state=session.initial_state,
         trained_state=trained.state, run=run, engine=engine, reporter=reporter, resume=resume,
         dp_guarantee=dp_guarantee(trained.privacy), privacy=trained.privacy,
+        references=references,
     )
     seconds |= erase_seconds
 
     t0 = time.perf_counter()
     attack_setup = prepare_attacks(
-        cfg, bundle=session.bundle, data=data, encode=session.encode, run=run,
-        initial_state=session.initial_state, engine=engine, reporter=reporter,
-        target_noise=trained.privacy.noise_multipliers,
+        cfg.attacks, model=cfg.model, seed=cfg.seed, bundle=session.bundle, data=data,
+        encode=session.encode, run=run, initial_state=session.initial_state,
+        references=references,
     )
-    seconds["references"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     # the whole battery on the federated model, every unlearned model and every oracle
     battery = run_attack_stage(attack_setup, model=session.bundle.model,
                                models=attacked_models(run, trained.state, unlearning),

@@ -40,7 +40,7 @@ def preflight(cfg: AuditConfig) -> PreparedData:
         raise _all(problems + (exc.problems if isinstance(exc, ConfigError) else [str(exc)])
                    ) from None
     try:
-        check_requests(cfg, data)
+        check_requests(cfg.secure_aggregation, data, cfg.unlearning.requests)
     except ConfigError as exc:
         problems += exc.problems
     trained_on = data.clients

@@ -256,6 +256,19 @@ def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def ensemble_state(states: Sequence[Mapping[str, torch.Tensor]]) -> AdapterState:
+    """One adapter as it is; an ensemble (SISA's shards) as one state with shard ``k``'s
+    tensors under ``shard-KK/<name>``: the layout of its file and of its hash."""
+    if len(states) == 1:
+        return dict(states[0])
+    return {f"shard-{k:02d}/{n}": t for k, s in enumerate(states) for n, t in s.items()}
+
+
+def ensemble_sha256(states: Sequence[Mapping[str, torch.Tensor]]) -> str:
+    """The model hash of an adapter or of an ensemble (:func:`ensemble_state`)."""
+    return state_sha256(ensemble_state(states))
+
+
 def base_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """Every frozen parameter and buffer: what never leaves a client."""
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}

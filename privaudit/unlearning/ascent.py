@@ -38,7 +38,6 @@ from privaudit.unlearning.base import (
     derive_seed,
     federation_examples,
     register_unlearner,
-    with_federation,
 )
 from privaudit.unlearning.config import AscentConfig
 from privaudit.unlearning.evaluate import per_example_loss
@@ -142,9 +141,9 @@ class AscentUnlearner(Unlearner):
             )
             reasons.append(f"{client}: {reason}")
         if a.recovery_rounds and retain:
-            rcfg = with_federation(ctx.cfg, rounds=a.recovery_rounds)
+            rcfg = ctx.recipe.with_federation(rounds=a.recovery_rounds)
             result = train_federation(  # round utility unread: no per-round test evaluation
-                rcfg.recipe, ctx.bundle, retain, ctx.test.subset([]),
+                rcfg, ctx.bundle, retain, ctx.test.subset([]),
                 initial_state=state, seed=target.seed, engine=ctx.engine,
                 noise=ctx.run_noise(retain), resume=ctx.continued_privacy(),
             )
@@ -177,7 +176,7 @@ class AscentUnlearner(Unlearner):
     ) -> tuple[AdapterState, str]:
         """Ascent on ``forget`` (this client's share of F) from ``state``; the stop reason."""
         a: AscentConfig = self.cfg.ascent
-        model, task = ctx.bundle.model, ctx.cfg.model.task
+        model, task = ctx.bundle.model, ctx.recipe.task
         set_adapter_state(model, state)
         generator = torch.Generator().manual_seed(seed)
         check = forget
@@ -191,8 +190,8 @@ class AscentUnlearner(Unlearner):
         model.train()
         torch.manual_seed(seed)  # dropout
         params = [p for p in model.parameters() if p.requires_grad]
-        lr = a.learning_rate or ctx.cfg.federation.learning_rate
-        optimizer = make_optimizer(params, ctx.cfg.federation.model_copy(
+        lr = a.learning_rate or ctx.recipe.federation.learning_rate
+        optimizer = make_optimizer(params, ctx.recipe.federation.model_copy(
             update={"learning_rate": lr}))
         for step in range(a.max_steps + 1):
             current = float(per_example_loss(model, None, check, task).mean())

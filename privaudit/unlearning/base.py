@@ -11,24 +11,34 @@ model and what it cost). The erase stage (``stage.py``) times it, evaluates it a
 from __future__ import annotations
 
 import hashlib
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
-from privaudit.audit.config import AuditConfig
+from privaudit.attacks.config import AttacksConfig
+from privaudit.attacks.references import ReferenceSet
 from privaudit.core.errors import ConfigError
 from privaudit.core.registry import Registry
 from privaudit.core.rundir import RunDir
+from privaudit.mechanisms.data.config import DataConfig, PartitionConfig
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
 from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.privacy import FEDERATION, PrivacyOutcome
-from privaudit.mechanisms.models import AdapterState, ModelBundle, load_adapter, save_adapter
-from privaudit.mechanisms.models import state_sha256 as _state_sha256
+from privaudit.mechanisms.federated.recipe import TrainingRecipe
+from privaudit.mechanisms.model.config import ModelConfig
+from privaudit.mechanisms.models import (
+    AdapterState,
+    ModelBundle,
+    ensemble_sha256,
+    ensemble_state,
+    load_adapter,
+    save_adapter,
+)
 from privaudit.mechanisms.tasks import EncodedSet
+from privaudit.unlearning import registry as _methods
 from privaudit.unlearning.config import UnlearningConfig
 from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest
 from privaudit.unlearning.results import UnlearningResult
@@ -45,9 +55,7 @@ __all__ = [
     "available_unlearners",
     "derive_seed",
     "get_unlearner",
-    "local_recipe",
     "register_unlearner",
-    "with_federation",
 ]
 
 
@@ -57,23 +65,9 @@ def derive_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % (2**31 - 1)
 
 
-def with_federation(cfg: AuditConfig, **overrides: Any) -> AuditConfig:
-    """The run's recipe with some federation settings changed (rounds, local epochs)."""
-    return cfg.model_copy(update={"federation": cfg.federation.model_copy(update=overrides)})
-
-
-def local_recipe(cfg: AuditConfig) -> AuditConfig:
-    """The recipe for training at one party alone (a SISA shard): no secure aggregation,
-    which needs several clients and protects nothing when one party holds all the data."""
-    if not cfg.secure_aggregation.enabled:
-        return cfg
-    he = cfg.secure_aggregation.model_copy(update={"enabled": False})
-    return cfg.model_copy(update={"secure_aggregation": he})
-
-
-def federation_examples(cfg: AuditConfig, clients: Mapping[str, EncodedSet]) -> int:
-    """Examples a federation of ``cfg`` processes: rounds × local epochs × records."""
-    fed = cfg.federation
+def federation_examples(recipe: TrainingRecipe, clients: Mapping[str, EncodedSet]) -> int:
+    """Examples a federation of ``recipe`` processes: rounds × local epochs × records."""
+    fed = recipe.federation
     return fed.rounds * fed.local_epochs * sum(len(d) for d in clients.values())
 
 
@@ -89,13 +83,11 @@ class UnlearnedModel:
 
     def combined(self) -> AdapterState:
         """The state as stored: shard ``k``'s tensors under ``shard-KK/<name>``."""
-        if not self.is_ensemble:
-            return self.states[0]
-        return {f"shard-{k:02d}/{n}": t for k, s in enumerate(self.states) for n, t in s.items()}
+        return self.states[0] if not self.is_ensemble else ensemble_state(self.states)
 
     @property
     def sha256(self) -> str:
-        return _state_sha256(self.combined())
+        return ensemble_sha256(self.states)
 
     def save(self, path: Path) -> str:
         return save_adapter(self.combined(), path)
@@ -114,9 +106,14 @@ class UnlearnedModel:
 
 @dataclass
 class UnlearningContext:
-    """What every method may use: the run's data, model, recipe and trained adapters."""
+    """What every method may use: the run's data, model, recipe and trained adapters, and
+    the config sections unlearning reads (never the whole config)."""
 
-    cfg: AuditConfig
+    recipe: TrainingRecipe  # what the run's federation trained with
+    model_cfg: ModelConfig
+    data_cfg: DataConfig  # the oracle derives the retained clients from the corpus again
+    attacks: AttacksConfig  # the forget-set evidence uses the battery's statistics settings
+    ucfg: UnlearningConfig
     bundle: ModelBundle
     data: PreparedData
     clients: dict[str, EncodedSet]  # the training clients, encoded, in partition order
@@ -133,6 +130,13 @@ class UnlearningContext:
     # oracle retrains on exactly the target's training set minus the erased records), never
     # erasable, and not among the retained records attacked for collateral
     audit_canary_ids: frozenset[str] = frozenset()
+    # the run's reference models (trained once by the audit's references stage), for U-LiRA;
+    # None when U-LiRA needs none
+    references: ReferenceSet | None = None
+
+    @property
+    def partition(self) -> PartitionConfig:
+        return self.data_cfg.partition
 
     def run_noise(self, clients: Mapping[str, Any]) -> dict[str, float] | None:
         """The run's own σ for ``clients`` (record mode; z in client mode), for retraining:
@@ -153,10 +157,6 @@ class UnlearningContext:
         if self.privacy is None or self.privacy.dp_mode == "none":
             return None
         return PrivacyOutcome.from_dict(self.privacy.to_dict())
-
-    @property
-    def ucfg(self) -> UnlearningConfig:
-        return self.cfg.unlearning
 
     def retain_clients(self, erased: frozenset[str]) -> dict[str, EncodedSet]:
         """Every client's records minus ``erased``; clients left with none are dropped."""
@@ -294,24 +294,9 @@ class Unlearner(ABC):
         """Remove ``target.forget`` from ``target.start``; never train on ``target.erased``."""
 
 
-_BUILTIN = (
-    "privaudit.unlearning.ascent",
-    "privaudit.unlearning.sisa",
-    "privaudit.unlearning.incremental",
-    "privaudit.unlearning.oracle",
-)
-
-
-def _load_builtin() -> None:
-    for module in _BUILTIN:
-        importlib.import_module(module)  # each registers its classes on import
-
-
 #: The unlearning methods, by name (:class:`~privaudit.core.registry.Registry`); the
-#: built-in ones are imported on first lookup.
-UNLEARNERS: Registry[type[Unlearner]] = Registry(
-    "unlearner", where="unlearning.methods", unknown="{where}: must be among {names} (got {name})",
-    load=_load_builtin)
+#: built-in ones are imported on first lookup (:mod:`privaudit.unlearning.registry`).
+UNLEARNERS: Registry[type[Unlearner]] = cast("Registry[type[Unlearner]]", _methods.REGISTRY)
 
 
 def register_unlearner(name: str, cls: type[Unlearner]) -> None:
@@ -326,7 +311,7 @@ def get_unlearner(name: str, *, where: str = "unlearning.methods") -> type[Unlea
 
 def available_unlearners() -> list[str]:
     """Every registered method name except the oracle (which always runs first)."""
-    return [n for n in UNLEARNERS.names() if not UNLEARNERS.get(n).is_oracle]
+    return _methods.method_names()
 
 
 def oracle_name() -> str:

@@ -129,9 +129,9 @@ class UnlearningConfig(ConfigSection):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, methods: list[str]) -> list[str]:
-        from privaudit.unlearning.base import available_unlearners
+        from privaudit.unlearning.registry import method_names
 
-        known = available_unlearners()
+        known = method_names()
         unknown = [m for m in methods if m not in known]
         if unknown:
             raise ValueError(f"must be among {known}; unknown {unknown}")

@@ -36,9 +36,7 @@ from privaudit.unlearning.base import (
     Unlearner,
     UnlearningContext,
     federation_examples,
-    local_recipe,
     register_unlearner,
-    with_federation,
 )
 
 
@@ -79,10 +77,10 @@ class FinetuneRetain(Unlearner):
         self, ctx: UnlearningContext, target: ErasureTarget, ledger: Mapping[str, Any]
     ) -> MethodOutcome:
         rounds = self.cfg.finetune_retain.rounds
-        fcfg = with_federation(ctx.cfg, rounds=rounds)
+        fcfg = ctx.recipe.with_federation(rounds=rounds)
         retain = ctx.retain_clients(target.erased)
         result = train_federation(  # round utility unread: no per-round test evaluation
-            fcfg.recipe, ctx.bundle, retain, ctx.test.subset([]),
+            fcfg, ctx.bundle, retain, ctx.test.subset([]),
             initial_state=target.start.states[0], seed=target.seed, engine=ctx.engine,
             noise=ctx.run_noise(retain), resume=ctx.continued_privacy(),
         )
@@ -110,14 +108,14 @@ class FedEraser(Unlearner):
     def unlearn(
         self, ctx: UnlearningContext, target: ErasureTarget, ledger: Mapping[str, Any]
     ) -> MethodOutcome:
-        fed, conf = ctx.cfg.federation, self.cfg.federaser
+        fed, conf = ctx.recipe.federation, self.cfg.federaser
         retain = ctx.retain_clients(target.erased)
         dropped = [c for c in ctx.clients if c not in retain]
         partial = [c for c in retain if len(retain[c]) < len(ctx.clients[c])]
         recompute = list(retain) if dropped else partial
         epochs = max(1, round(fed.local_epochs * conf.epoch_ratio))
         # each recomputing client trains alone; the replay aggregates (plain FedAvg) itself
-        ccfg = local_recipe(with_federation(ctx.cfg, rounds=1, local_epochs=epochs))
+        ccfg = ctx.recipe.with_federation(rounds=1, local_epochs=epochs).local()
         strategy = FedAvg(weighting=fed.weighting)
         replayed = list(range(1, fed.rounds + 1, conf.interval))
         outcome = MethodOutcome(model=UnlearnedModel(states=[ctx.initial_state]),
@@ -132,8 +130,8 @@ class FedEraser(Unlearner):
                 part = {c: retain[c] for c in recompute}
                 # round t again, under the run's seeds for round t
                 result = train_federation(  # round utility unread: no test evaluation
-                    with_federation(ccfg, rounds=t).recipe, ctx.bundle, part, ctx.test.subset([]),
-                    initial_state=state, seed=ctx.cfg.seed, engine=ctx.engine, on_round=keep,
+                    ccfg.with_federation(rounds=t), ctx.bundle, part, ctx.test.subset([]),
+                    initial_state=state, seed=ctx.recipe.seed, engine=ctx.engine, on_round=keep,
                     start_round=t, noise=ctx.run_noise(part), resume=privacy,
                 )
                 privacy = result.privacy
@@ -159,7 +157,7 @@ class FedEraser(Unlearner):
         else:
             outcome.flags.append(f"recomputed {partial} on remaining data; other clients' "
                                  "stored updates replayed as stored")
-        if ctx.cfg.secure_aggregation.enabled:
+        if ctx.recipe.secure_aggregation.enabled:
             outcome.flags.append("secure aggregation was on: the replay reads per-client "
                                  "updates stored in the run directory, which the server "
                                  "of a deployed federation never holds")

@@ -39,12 +39,12 @@ def oracle_clients(ctx: UnlearningContext, erased: frozenset[str]) -> dict[str, 
     whole = {c for c, d in ctx.clients.items() if set(d.record_ids) - canaries <= erased}
     # prepare_data refuses to empty a client: wholly erased clients are dropped afterwards
     partial = sorted(erased - {r for c in whole for r in ctx.clients[c].record_ids})
-    dcfg = ctx.cfg.data.model_copy(
-        update={"exclude_records": [*ctx.cfg.data.exclude_records, *partial]}
+    dcfg = ctx.data_cfg.model_copy(
+        update={"exclude_records": [*ctx.data_cfg.exclude_records, *partial]}
     )
     data = prepare_data(
-        dcfg, task=ctx.cfg.model.task, k=ctx.cfg.federation.clients, seed=ctx.cfg.seed,
-        canaries=ctx.cfg.attacks.canaries,
+        dcfg, task=ctx.recipe.task, k=ctx.recipe.federation.clients, seed=ctx.recipe.seed,
+        canaries=ctx.attacks.canaries,
     )
     derived = {c: [r.id for r in recs] for c, recs in data.clients.items() if c not in whole}
     retained = ctx.retain_clients(erased)
@@ -69,20 +69,20 @@ class Oracle(Unlearner):
     ) -> MethodOutcome:
         clients = oracle_clients(ctx, target.erased)
         result = train_federation(
-            ctx.cfg.recipe,
+            ctx.recipe,
             ctx.bundle,
             clients,
             ctx.test,
             initial_state=ctx.initial_state,
-            seed=ctx.cfg.seed,
+            seed=ctx.recipe.seed,
             engine=ctx.engine,
             noise=ctx.run_noise(clients),
         )
         return MethodOutcome(
             model=UnlearnedModel(states=[result.final_state]),
-            examples_processed=federation_examples(ctx.cfg, clients),
+            examples_processed=federation_examples(ctx.recipe, clients),
             trained_ids=set(result.seen_ids),
-            stopping_reason=f"full schedule: {ctx.cfg.federation.rounds} round(s)",
+            stopping_reason=f"full schedule: {ctx.recipe.federation.rounds} round(s)",
         )
 
 

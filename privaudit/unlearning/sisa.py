@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from privaudit.audit.config import AuditConfig
 from privaudit.core.rundir import write_json_atomic
 from privaudit.mechanisms.data.partition import even_split
 from privaudit.mechanisms.dp.calibration import (
@@ -37,6 +36,7 @@ from privaudit.mechanisms.dp.calibration import (
     schedule_epsilon,
 )
 from privaudit.mechanisms.federated.config import FederationConfig
+from privaudit.mechanisms.federated.recipe import TrainingRecipe
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import AdapterState, load_adapter, save_adapter
 from privaudit.mechanisms.tasks import EncodedSet
@@ -47,9 +47,7 @@ from privaudit.unlearning.base import (
     Unlearner,
     UnlearningContext,
     derive_seed,
-    local_recipe,
     register_unlearner,
-    with_federation,
 )
 from privaudit.unlearning.evaluate import utility
 from privaudit.unlearning.requests import ErasureRequest
@@ -93,9 +91,9 @@ def train_shard(
             # no per-round test evaluation: nothing reads a slice's round utility (the
             # ensemble's utility is measured by Sisa.prepare and the erase stage)
             result = train_federation(
-                _slice_recipe(scfg, sigma, len(ids)).recipe, ctx.bundle, {f"shard-{k:02d}": data},
+                _slice_recipe(scfg, sigma, len(ids)), ctx.bundle, {f"shard-{k:02d}": data},
                 ctx.test.subset([]),
-                initial_state=current, seed=derive_seed(ctx.cfg.seed, "sisa", k, r),
+                initial_state=current, seed=derive_seed(ctx.recipe.seed, "sisa", k, r),
                 engine=ctx.engine,
             )
             current = result.final_state
@@ -106,7 +104,7 @@ def train_shard(
     return run
 
 
-def shard_noise_multiplier(scfg: AuditConfig, layout: SisaLayout, k: int) -> float | None:
+def shard_noise_multiplier(scfg: TrainingRecipe, layout: SisaLayout, k: int) -> float | None:
     """σ of shard k's DP-SGD (record mode), fixed for all its slices and every retraining.
 
     A record of slice 1 is trained again with every later slice, so the shard's guarantee is
@@ -116,7 +114,7 @@ def shard_noise_multiplier(scfg: AuditConfig, layout: SisaLayout, k: int) -> flo
     slice used it, and exactness needs the same recipe); with fewer records its steps do not
     grow. None when record-level DP is off; ``noise_multiplier`` when the config fixes σ.
     """
-    dp = scfg.privacy.dp
+    dp = scfg.dp
     if dp.mode != "record" or dp.target_epsilon is None:
         return dp.noise_multiplier if dp.mode == "record" else None
     return calibrate_schedule(target_epsilon=dp.target_epsilon, delta=dp.delta or 0.0,
@@ -124,9 +122,9 @@ def shard_noise_multiplier(scfg: AuditConfig, layout: SisaLayout, k: int) -> flo
                               accountant=dp.accountant)
 
 
-def _shard_schedule(scfg: AuditConfig, layout: SisaLayout, k: int) -> list[tuple[float, int]]:
+def _shard_schedule(scfg: TrainingRecipe, layout: SisaLayout, k: int) -> list[tuple[float, int]]:
     """(sample rate, steps) of each slice training of shard k, as laid out at training."""
-    fed, schedule = scfg.recipe.training_federation(), []
+    fed, schedule = scfg.training_federation(), []
     for r in range(len(layout.slices[k])):
         n = len(layout.shard_ids(k, r, frozenset()))
         if n:
@@ -140,7 +138,7 @@ def sisa_epsilon(ctx: UnlearningContext, layout: SisaLayout) -> float | None:
     The ensemble is a release of its own: a record's ε over the federated model AND the
     ensemble is the composition of both."""
     scfg = shard_recipe(ctx)
-    dp = scfg.privacy.dp
+    dp = scfg.dp
     if dp.mode != "record" or dp.delta is None:
         return None
     return max(
@@ -151,34 +149,30 @@ def sisa_epsilon(ctx: UnlearningContext, layout: SisaLayout) -> float | None:
     )
 
 
-def shard_recipe(ctx: UnlearningContext) -> AuditConfig:
+def shard_recipe(ctx: UnlearningContext) -> TrainingRecipe:
     """The recipe of one slice training: one round of ``epochs_per_slice`` local epochs at
     one party (no secure aggregation), at ``sisa.learning_rate`` when given."""
-    cfg = with_federation(ctx.cfg, rounds=1, local_epochs=epochs_per_slice(ctx))
+    recipe = ctx.recipe.with_federation(rounds=1, local_epochs=epochs_per_slice(ctx))
     lr = ctx.ucfg.sisa.learning_rate
     if lr is not None:
-        cfg = with_federation(cfg, learning_rate=lr)
-        if cfg.privacy.dp.learning_rate is not None:
-            dp = cfg.privacy.dp.model_copy(update={"learning_rate": lr})
-            cfg = cfg.model_copy(update={"privacy": cfg.privacy.model_copy(update={"dp": dp})})
-    return local_recipe(cfg)
+        recipe = recipe.with_federation(learning_rate=lr)
+        if recipe.dp.learning_rate is not None:
+            recipe = recipe.with_dp(learning_rate=lr)
+    return recipe.local()
 
 
-def _slice_recipe(scfg: AuditConfig, sigma: float | None, n: int) -> AuditConfig:
+def _slice_recipe(scfg: TrainingRecipe, sigma: float | None, n: int) -> TrainingRecipe:
     """One slice's recipe: the shard's fixed σ; the DP batch at most the slice's records
     (a first slice can be smaller than the DP batch: it then trains full-batch, q = 1)."""
     if sigma is None:
         return scfg
-    dp = scfg.privacy.dp
-    batch = min(scfg.recipe.training_federation().batch_size, n)
-    dp = dp.model_copy(update={"noise_multiplier": sigma, "target_epsilon": None,
-                               "batch_size": batch})
-    return scfg.model_copy(update={"privacy": scfg.privacy.model_copy(update={"dp": dp})})
+    batch = min(scfg.training_federation().batch_size, n)
+    return scfg.with_dp(noise_multiplier=sigma, target_epsilon=None, batch_size=batch)
 
 
 def epochs_per_slice(ctx: UnlearningContext) -> int:
     """``sisa.epochs_per_slice``, by default ⌈rounds × local epochs / slices⌉."""
-    return ctx.ucfg.sisa.epochs(ctx.cfg.federation)
+    return ctx.ucfg.sisa.epochs(ctx.recipe.federation)
 
 
 def _pool(ctx: UnlearningContext) -> tuple[EncodedSet, dict[str, int]]:
@@ -217,7 +211,7 @@ class Sisa(Unlearner):
         seconds = time.perf_counter() - t0
         final = UnlearnedModel(states=[self._final(ctx, s) for s in shards])
         sha = final.save(ctx.run.path("models", "sisa", "train", "adapter.safetensors"))
-        metric, value = utility(ctx.bundle.model, final.states, ctx.test, ctx.cfg.model.task)
+        metric, value = utility(ctx.bundle.model, final.states, ctx.test, ctx.recipe.task)
         return {
             "layout": "models/sisa/train/layout.json",
             "shards": shards,

@@ -46,7 +46,7 @@ class SisaLayout:
 
 def build_layout(ctx: UnlearningContext) -> SisaLayout:
     """Shards and slices of the training records, from the config and the run's seed."""
-    conf, together = ctx.ucfg.sisa, ctx.cfg.data.partition.keep_subjects_together
+    conf, together = ctx.ucfg.sisa, ctx.partition.keep_subjects_together
     subject = {r.id: r.subject_id for r in ctx.data.training}
 
     def units(ids: Sequence[str]) -> list[list[str]]:
@@ -61,7 +61,7 @@ def build_layout(ctx: UnlearningContext) -> SisaLayout:
         shard_units = [units(d.record_ids) for d in ctx.clients.values()]
     else:
         pool = units([i for d in ctx.clients.values() for i in d.record_ids])
-        random.Random(derive_seed(ctx.cfg.seed, "sisa-layout")).shuffle(pool)
+        random.Random(derive_seed(ctx.recipe.seed, "sisa-layout")).shuffle(pool)
         shard_units = [pool[k :: conf.shards] for k in range(conf.shards)]
     slices = []
     for shard in shard_units:

@@ -16,10 +16,11 @@ Construction (one erasure request × one method):
    job the size of the target's (gradient methods stop on the forget set's mean loss, so the
    set's size changes what they do to each record).
 2. **References.** 2·P reference adapters (P = ``unlearning.verify.ulira_references``) trained
-   by :func:`privaudit.attacks.references.train_references` — the attack battery's own
-   references (same recipe, same population, same cache in ``models/references/``), so the
-   attack stage later loads them instead of training them; their keep masks are balanced
-   complementary pairs, so every record of F ∪ N is IN for exactly P of them.
+   once per run by the audit's references stage (:mod:`privaudit.audit.stages.references`)
+   and handed to both U-LiRA (the first 2·P) and the attack battery (the first
+   ``attacks.references.count``): one recipe, one population, one cache in
+   ``models/references/``; their keep masks are balanced complementary pairs, so every
+   record of F ∪ N is IN for exactly P of them.
 3. **Unlearning the references.** Reference j unlearns U_j = (F ∪ N) ∩ IN_j with the judged
    method (same config, its own seed), from its own client partition, its retained data being
    the rest of what it trained on; its stopping reference is its mean loss on the audit
@@ -86,15 +87,10 @@ import numpy as np
 from scipy.stats import norm
 
 from privaudit.attacks.metrics import evaluate_scores
-from privaudit.attacks.references import (
-    ReferenceSet,
-    preserved_adapter,
-    reference_config,
-    reference_seed,
-)
-from privaudit.core.progress import Reporter
+from privaudit.attacks.reference_plan import ReferencePlan
+from privaudit.attacks.references import ReferenceSet, preserved_adapter
+from privaudit.core.errors import InternalError
 from privaudit.core.rundir import write_json_atomic
-from privaudit.mechanisms.data.partition import partition_records
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.unlearning.base import (
@@ -199,9 +195,7 @@ class ULiRA:
     non-member sample drawn once per request, every model scored through ``score``."""
 
     ctx: UnlearningContext
-    reporter: Reporter
     score: Scorer  # the judged signal s of a model on records (cached by the caller)
-    _refs: ReferenceSet | None = None
     _records: dict[str, Record] = field(default_factory=dict)
     _encoded: dict[str, tuple[EncodedSet, int]] = field(default_factory=dict)
     _samples: dict[str, tuple[EncodedSet, EncodedSet]] = field(default_factory=dict)
@@ -230,25 +224,22 @@ class ULiRA:
     # ------------------------------------------------------------------ references
 
     def references(self) -> ReferenceSet:
-        """The first 2·P attack references (trained now, or loaded from the run's cache)."""
-        if self._refs is None:
-            from privaudit.attacks.battery import prepare_attacks
-
-            cfg, ctx = self.ctx.cfg, self.ctx
-            refs_cfg = cfg.attacks.references
-            count = max(refs_cfg.count, 2 * self.pairs)
-            attacks = cfg.attacks.model_copy(update={
-                "references": refs_cfg.model_copy(update={"count": count})})
-            setup = prepare_attacks(
-                cfg.model_copy(update={"attacks": attacks}), bundle=ctx.bundle,
-                data=ctx.data, encode=ctx.encode, run=ctx.run,
-                initial_state=ctx.initial_state, engine=ctx.engine, reporter=self.reporter,
-                target_noise=self._target_noise(),
+        """The run's references (``ctx.references``, trained once by the audit's references
+        stage): U-LiRA uses the first 2·P."""
+        refs = self.ctx.references
+        if refs is None or refs.plan is None or refs.count < 2 * self.pairs:
+            have = 0 if refs is None else refs.count
+            raise InternalError(
+                f"U-LiRA needs {2 * self.pairs} reference models (unlearning.verify."
+                f"ulira_references = {self.pairs} pairs); the run handed it {have}"
             )
-            if setup.references is None:  # count >= 2 above, so prepare_attacks trained them
-                raise RuntimeError("U-LiRA: prepare_attacks returned no references")
-            self._refs = setup.references
-        return self._refs
+        return refs
+
+    @staticmethod
+    def _plan(refs: ReferenceSet) -> ReferencePlan:
+        if refs.plan is None:
+            raise InternalError("U-LiRA: the reference set carries no training plan")
+        return refs.plan
 
     def _target_noise(self) -> Mapping[str, float] | None:
         privacy = getattr(self.ctx, "privacy", None)
@@ -285,14 +276,9 @@ class ULiRA:
     def _clients_of(self, refs: ReferenceSet, j: int) -> dict[str, EncodedSet]:
         """Reference j's client partition, as :func:`train_references` drew it."""
         self._index()
-        ref_cfg = reference_config(self.ctx.cfg, noise_multiplier=self._noise_multiplier())
-        part = ref_cfg.data.partition
         inside = [self._records[rid] for rid, k in zip(refs.population_ids, refs.keep[j],
                                                        strict=True) if k]
-        parts = partition_records(
-            inside, k=ref_cfg.federation.clients, scheme=part.scheme,
-            seed=reference_seed(self.ctx.cfg.seed, j), alpha=part.alpha,
-            field_name=part.field, keep_subjects_together=part.keep_subjects_together)
+        parts = self._plan(refs).clients_of(inside, j)
         return {c: self.encoded([r.id for r in recs]) for c, recs in parts.items() if recs}
 
     # ------------------------------------------------------------------ one request
@@ -305,7 +291,7 @@ class ULiRA:
             population = set(refs.population_ids)
             f_ids = [r for r in forget.record_ids if r in population]
             non = [r for r in self.ctx.nonmembers.record_ids if r in population]
-            rng = np.random.default_rng(derive_seed(self.ctx.cfg.seed, "ulira", request.id))
+            rng = np.random.default_rng(derive_seed(self.ctx.recipe.seed, "ulira", request.id))
             n = min(len(f_ids), len(non))
             picked = sorted(rng.choice(len(non), n, replace=False).tolist()) if n else []
             self._samples[request.id] = (self.encoded(f_ids),
@@ -341,10 +327,10 @@ class ULiRA:
                        both)
             for j in range(n_refs)])
         lam = ulira_scores(self.score(model, both), ref_scores, keep)
-        a = self.ctx.cfg.attacks
+        a = self.ctx.attacks
         is_member = np.r_[np.ones(len(f_set)), np.zeros(len(n_set))]
         m = evaluate_scores(lam, is_member, fprs=tuple(a.fprs), confidence=a.confidence,
-                            n_bootstrap=a.bootstrap, seed=self.ctx.cfg.seed)
+                            n_bootstrap=a.bootstrap, seed=self.ctx.recipe.seed)
         return ULiRAOutcome(
             auc=m.auc, ci_low=m.auc_ci_low, ci_high=m.auc_ci_high, references=n_refs,
             n_forget=len(f_set), n_nonmembers=len(n_set),
@@ -360,7 +346,7 @@ class ULiRA:
         start = UnlearnedModel(states=[refs.states[j]])
         if not forget:
             return start
-        seed = derive_seed(ctx.cfg.seed, method, request.id, "ulira", j)
+        seed = derive_seed(ctx.recipe.seed, method, request.id, "ulira", j)
         key = _sha({"reference": refs.sha256[j], "method": method, "seed": seed,
                     "unlearning": ctx.ucfg.model_dump(mode="json"), "forget": sorted(forget),
                     "noise": self._noise_multiplier()})
@@ -377,7 +363,7 @@ class ULiRA:
                   if not k}
         out_non = [r for r in ctx.nonmembers.record_ids if r in unseen]
         ref_ctx = replace(
-            ctx, cfg=reference_config(ctx.cfg, noise_multiplier=self._noise_multiplier()),
+            ctx, recipe=self._plan(refs).recipe,
             clients=clients, trained_state=refs.states[j],
             nonmembers=self.encoded(out_non))
         ref_loss = float(np.mean(self._losses(start, ref_ctx.nonmembers))) \
@@ -397,4 +383,4 @@ class ULiRA:
 
         with preserved_adapter(self.ctx.bundle.model):
             return per_example_loss(self.ctx.bundle.model, model.states, data,
-                                    self.ctx.cfg.model.task)
+                                    self.ctx.recipe.task)

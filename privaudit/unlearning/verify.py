@@ -61,7 +61,6 @@ from privaudit.attacks.metrics import AttackMetrics, evaluate_scores
 from privaudit.attacks.references import preserved_adapter
 from privaudit.attacks.scores.inputs import SignalSet
 from privaudit.attacks.signals import cached_signals, load_signals, save_signals, sequence_nll
-from privaudit.core.progress import PlainReporter, Reporter
 from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import set_adapter_state
@@ -263,7 +262,6 @@ class Verifier:
     reusing per-example losses through the run's signal cache."""
 
     ctx: UnlearningContext
-    reporter: Reporter | None = None  # progress of the U-LiRA references' training
     _memo: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     _utility_before: tuple[str, float] | None = None
     _ulira: ULiRA | None = None
@@ -279,12 +277,12 @@ class Verifier:
     def ulira(self) -> ULiRA:
         """U-LiRA's runner, built once: its references are shared by every request."""
         if self._ulira is None:
-            self._ulira = ULiRA(self.ctx, self.reporter or PlainReporter(quiet=True),
-                                self.ulira_signal)
+            self._ulira = ULiRA(self.ctx, self.ulira_signal)
         return self._ulira
 
     def prepare(self, methods: Sequence[str]) -> None:
-        """Train (or load) U-LiRA's references up front when some method will use them."""
+        """Check up front that the run handed U-LiRA its references when some method will
+        use them (the audit's references stage trains them)."""
         v = self.cfg
         if v.ulira_references and any(m in v.ulira_methods for m in methods):
             self.ulira.references()
@@ -304,14 +302,14 @@ class Verifier:
     def _signals(self, model: UnlearnedModel, data: EncodedSet) -> SignalSet:
         """Every cached signal of a single-adapter model on ``data``."""
         msha, rsha = self._keys(model, data)
-        net, task = self.ctx.bundle.model, self.ctx.cfg.model.task
+        net, task = self.ctx.bundle.model, self.ctx.recipe.task
         with preserved_adapter(net):
             set_adapter_state(net, model.states[0])
             return cached_signals(net, data, task=task, model_sha256=msha,
                                   records_sha256=rsha, cache_dir=self.ctx.run.path("signals"))
 
     def _context_sha(self) -> str:
-        b, m = self.ctx.bundle, self.ctx.cfg.model
+        b, m = self.ctx.bundle, self.ctx.model_cfg
         return hashlib.sha256(json.dumps({
             "base": b.base_sha256, "adapter": b.adapter_config_sha256, "task": m.task,
             "max_length": m.max_length}, sort_keys=True).encode()).hexdigest()
@@ -322,7 +320,7 @@ class Verifier:
         if (msha, rsha) in self._memo:
             return self._memo[(msha, rsha)]
         cache = self.ctx.run.path("signals")
-        net, task = self.ctx.bundle.model, self.ctx.cfg.model.task
+        net, task = self.ctx.bundle.model, self.ctx.recipe.task
         if model.is_ensemble:  # the probability-averaged shards: losses only
             path = cache / f"{msha[:16]}-{rsha[:16]}.npz"
             if path.is_file():
@@ -337,17 +335,17 @@ class Verifier:
         return self._memo[(msha, rsha)]
 
     def _auc(self, members: np.ndarray, nonmembers: np.ndarray) -> AttackMetrics:
-        a = self.ctx.cfg.attacks
+        a = self.ctx.attacks
         scores = -np.r_[members, nonmembers]
         is_member = np.r_[np.ones(members.size), np.zeros(nonmembers.size)]
         return evaluate_scores(scores, is_member, fprs=tuple(a.fprs), confidence=a.confidence,
-                               n_bootstrap=a.bootstrap, seed=self.ctx.cfg.seed)
+                               n_bootstrap=a.bootstrap, seed=self.ctx.recipe.seed)
 
     def retain_set(self, erased: frozenset[str]) -> EncodedSet:
         """Up to ``retain_sample`` retained training records, chosen by the run's seed."""
         ids = sorted({r for d in self.ctx.clients.values() for r in d.record_ids} - erased
                      - self.ctx.audit_canary_ids)
-        rng = np.random.default_rng(self.ctx.cfg.seed)
+        rng = np.random.default_rng(self.ctx.recipe.seed)
         if len(ids) > self.cfg.retain_sample:
             ids = sorted(rng.choice(ids, self.cfg.retain_sample, replace=False).tolist())
         return self.ctx.records(frozenset(ids))
@@ -356,7 +354,7 @@ class Verifier:
         """Mean exposure in bits of ``canaries`` (among the run's) under ``model``; the
         candidates' log-perplexities are computed once per model."""
         ctx = self.ctx
-        acfg = ctx.cfg.attacks.canaries
+        acfg = ctx.attacks.canaries
         everyone = list(ctx.data.canaries)
         if self._canary_sets is None:
             def as_set(texts: list[str], prefix: str) -> EncodedSet:
@@ -365,7 +363,7 @@ class Verifier:
 
             self._canary_sets = (
                 as_set([c.text for c in everyone], "canary"),
-                as_set(candidate_texts(acfg, everyone, seed=ctx.cfg.seed), "candidate"))
+                as_set(candidate_texts(acfg, everyone, seed=ctx.recipe.seed), "candidate"))
         if model.sha256 not in self._canary_memo:
             net = ctx.bundle.model
             states = model.states if model.is_ensemble else None
@@ -388,7 +386,7 @@ class Verifier:
         line (in place). ``unlearner`` and ``request``: the method and request that produced
         ``model``, which U-LiRA runs again on its reference models."""
         ctx = self.ctx
-        confidence = ctx.cfg.attacks.confidence
+        confidence = ctx.attacks.confidence
         trained = UnlearnedModel(states=[ctx.trained_state])
         non = self.losses(trained, ctx.nonmembers)
         f, r = result.forget, result.retain
@@ -438,7 +436,7 @@ class Verifier:
             r.mia_auc_increase = after.auc - before_r.auc
         held = set(forget.record_ids)
         canaries = [c for c in ctx.data.canaries if held & set(c.carriers)]
-        if canaries and ctx.cfg.model.task == "causal-lm":
+        if canaries and ctx.recipe.task == "causal-lm":
             f.exposure_canaries = len(canaries)
             f.exposure_bits_before = self.canary_exposure(trained, canaries)
             f.exposure_bits = self.canary_exposure(model, canaries)
@@ -469,7 +467,7 @@ class Verifier:
         ctx = self.ctx
         if self._utility_before is None:
             self._utility_before = utility(ctx.bundle.model, [ctx.trained_state], ctx.test,
-                                           ctx.cfg.model.task)
+                                           ctx.recipe.task)
             set_adapter_state(ctx.bundle.model, ctx.trained_state)
         return self._utility_before
 
@@ -479,13 +477,13 @@ class Verifier:
             net = ctx.bundle.model
             with preserved_adapter(net):
                 self._utility_memo[model.sha256] = per_example_utility(
-                    net, model.states, ctx.test, ctx.cfg.model.task)
+                    net, model.states, ctx.test, ctx.recipe.task)
         return self._utility_memo[model.sha256]
 
     def utility_drop_ci(self, model: UnlearnedModel, metric: str) -> tuple[float, float] | None:
         """Paired-bootstrap interval of ``model``'s utility drop from the trained model's."""
-        a = self.ctx.cfg.attacks
+        a = self.ctx.attacks
         trained = UnlearnedModel(states=[self.ctx.trained_state])
         return utility_drop_interval(
             self._per_example_utility(trained), self._per_example_utility(model), metric,
-            confidence=a.confidence, n_resamples=a.bootstrap, seed=self.ctx.cfg.seed)
+            confidence=a.confidence, n_resamples=a.bootstrap, seed=self.ctx.recipe.seed)

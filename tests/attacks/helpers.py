@@ -7,6 +7,7 @@ from pathlib import Path
 from privaudit.attacks.battery import AttackSetup, prepare_attacks
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.pipeline import build_model
+from privaudit.audit.stages.references import references_stage
 from privaudit.core.progress import PlainReporter
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import prepare_data
@@ -29,7 +30,11 @@ def attack_setup(cfg: AuditConfig, run_dir: Path) -> tuple[ModelBundle, AttackSe
                              max_length=cfg.model.max_length)
         return attach_features(enc, bundle.model)
 
-    setup = prepare_attacks(cfg, bundle=bundle, data=data, encode=encode, run=run,
-                            initial_state=adapter_state(bundle.model), engine="inprocess",
-                            reporter=QUIET)
+    initial = adapter_state(bundle.model)
+    references = references_stage(
+        cfg, count=cfg.attacks.references.count, bundle=bundle, data=data, encode=encode,
+        run=run, initial_state=initial, engine="inprocess", reporter=QUIET)
+    setup = prepare_attacks(cfg.attacks, model=cfg.model, seed=cfg.seed, bundle=bundle,
+                            data=data, encode=encode, run=run, initial_state=initial,
+                            references=references)
     return bundle, setup

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from privaudit.attacks import references as references_module
-from privaudit.attacks.references import balanced_keep, reference_config
-from privaudit.audit.config import config_from_dict
+from privaudit.attacks.reference_plan import ReferencePlan, reference_plan
+from privaudit.attacks.references import balanced_keep
+from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.pipeline import run_audit
 from privaudit.core.errors import ConfigError
 from privaudit.core.progress import PlainReporter
@@ -43,6 +44,11 @@ def test_an_odd_reference_count_is_refused() -> None:
     assert err.value.problems[0].startswith("attacks.references: count must be even")
 
 
+def _plan(cfg: AuditConfig, noise_multiplier: float | None = None) -> ReferencePlan:
+    return reference_plan(cfg.recipe, cfg.attacks.references, model=cfg.model,
+                          partition=cfg.data.partition, noise_multiplier=noise_multiplier)
+
+
 def test_reference_recipe_is_the_run_recipe_with_overrides_and_without_encryption(
     tiny_config_dict,
 ) -> None:
@@ -52,25 +58,26 @@ def test_reference_recipe_is_the_run_recipe_with_overrides_and_without_encryptio
         "attacks": {"references": {"count": 2, "overrides": {"federation": {"rounds": 1}}}},
     })
     cfg = config_from_dict(raw)
-    ref = reference_config(cfg)
-    assert ref.privacy == cfg.privacy
+    ref = _plan(cfg).recipe
+    assert ref.dp == cfg.privacy.dp
     assert ref.federation.rounds == 1
     assert ref.federation.model_copy(update={"rounds": cfg.federation.rounds}) == cfg.federation
-    assert ref.model == cfg.model
+    assert (ref.task, ref.seed) == (cfg.model.task, cfg.seed)
     assert not ref.secure_aggregation.enabled
+    assert ref.secure_aggregation.model_copy(update={"enabled": True}) == cfg.secure_aggregation
 
 
 def test_dp_references_reuse_the_targets_calibrated_noise(tiny_config_dict) -> None:
     dp = {"mode": "record", "target_epsilon": 8.0, "delta": 1e-5}
     cfg = config_from_dict(merge(tiny_config_dict, {"privacy": {"dp": dp},
                                                     "attacks": {"references": {"count": 2}}}))
-    ref = reference_config(cfg, noise_multiplier=0.91)
-    assert (ref.privacy.dp.noise_multiplier, ref.privacy.dp.target_epsilon) == (0.91, None)
-    assert ref.privacy.dp.max_grad_norm == cfg.privacy.dp.max_grad_norm
+    ref = _plan(cfg, noise_multiplier=0.91).recipe
+    assert (ref.dp.noise_multiplier, ref.dp.target_epsilon) == (0.91, None)
+    assert ref.dp.max_grad_norm == cfg.privacy.dp.max_grad_norm
     own = merge(tiny_config_dict, {"privacy": {"dp": dp}, "attacks": {"references": {
         "count": 2, "overrides": {"privacy": {"dp": {"target_epsilon": 4.0}}}}}})
-    ref = reference_config(config_from_dict(own), noise_multiplier=0.91)
-    assert ref.privacy.dp.target_epsilon == 4.0  # an explicit override wins
+    ref = _plan(config_from_dict(own), noise_multiplier=0.91).recipe
+    assert ref.dp.target_epsilon == 4.0  # an explicit override wins
 
 
 def test_bad_overrides_name_the_field(tiny_config_dict) -> None:

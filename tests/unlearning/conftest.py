@@ -50,7 +50,7 @@ def best_fit_subjects(ctx: UnlearningContext) -> list[str]:
     losses: dict[str, list[float]] = defaultdict(list)
     for d in ctx.clients.values():
         for rid, loss in zip(d.record_ids, per_example_loss(
-                ctx.bundle.model, [ctx.trained_state], d, ctx.cfg.model.task), strict=True):
+                ctx.bundle.model, [ctx.trained_state], d, ctx.recipe.task), strict=True):
             losses[subject[rid]].append(float(loss))
     ranked = sorted(losses, key=lambda s: (sum(losses[s]) / len(losses[s]), s))
     chosen = set(ranked[: len(ranked) // 3])

@@ -139,4 +139,4 @@ def test_client_request_below_the_secure_aggregation_minimum_is_refused() -> Non
                unlearning={"requests": [{"id": "r1", "kind": "client", "ids": ["client-0"]}]})
     cfg = config_from_dict(raw)
     with pytest.raises(ConfigError, match=r"leave 2 client.*min_clients is 3"):
-        check_requests(cfg, data_of(cfg))
+        check_requests(cfg.secure_aggregation, data_of(cfg), cfg.unlearning.requests)

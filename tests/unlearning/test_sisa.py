@@ -106,7 +106,7 @@ def test_sisa_result_is_exact_and_verified_against_its_oracle(sisa_run: SisaRun)
 
 def test_ensemble_loss_is_minus_log_of_the_mean_shard_probability(sisa_run: SisaRun) -> None:
     ctx = sisa_run.ctx
-    model, task = ctx.bundle.model, ctx.cfg.model.task
+    model, task = ctx.bundle.model, ctx.recipe.task
     shards = Sisa(ctx.ucfg).start_model(ctx, read_ledger(sisa_run.run)).states
     data = ctx.test.subset(range(5))
     got = per_example_loss(model, shards, data, task)
@@ -122,10 +122,14 @@ def test_ensemble_loss_is_minus_log_of_the_mean_shard_probability(sisa_run: Sisa
     assert torch.allclose(torch.as_tensor(got), -torch.log(mean).double(), atol=1e-5)
 
 
-def _dp_recipe(batch: int) -> AuditConfig:
+def _dp_config(batch: int) -> AuditConfig:
     return config_from_dict(merge(TINY, {"privacy": {"dp": {
         "mode": "record", "target_epsilon": 4.0, "delta": 1e-5, "batch_size": batch,
         "accountant": "rdp"}}}))
+
+
+def _dp_recipe(batch: int) -> TrainingRecipe:
+    return _dp_config(batch).recipe
 
 
 def test_sisa_shard_sigma_keeps_the_composition_over_its_slices_within_the_target() -> None:
@@ -150,10 +154,11 @@ def test_sisa_shard_sigma_keeps_the_composition_over_its_slices_within_the_targe
 def test_sisa_slice_smaller_than_the_dp_batch_trains_full_batch_under_the_shard_sigma() -> None:
     cfg = _dp_recipe(batch=32)
     small = _slice_recipe(cfg, 1.3, 20)
-    dp = small.privacy.dp
+    dp = small.dp
     assert (dp.batch_size, dp.noise_multiplier, dp.target_epsilon) == (20, 1.3, None)
-    assert _slice_recipe(cfg, 1.3, 100).privacy.dp.batch_size == 32
-    assert _slice_recipe(config_from_dict(TINY), None, 5) == config_from_dict(TINY)
+    assert _slice_recipe(cfg, 1.3, 100).dp.batch_size == 32
+    plain = config_from_dict(TINY).recipe
+    assert _slice_recipe(plain, None, 5) == plain
 
 
 def test_sisa_learning_rate_is_the_step_every_slice_trains_with_dp_or_not(
@@ -171,14 +176,14 @@ def test_sisa_learning_rate_is_the_step_every_slice_trains_with_dp_or_not(
     monkeypatch.setattr(sisa_module, "train_federation", record)
     for dp in ({"mode": "none"}, {"mode": "record", "target_epsilon": 4.0, "delta": 1e-5,
                                   "batch_size": 8, "learning_rate": 0.05, "accountant": "rdp"}):
-        cfg = config_from_dict(merge(sisa_run.ctx.cfg.model_dump(mode="json"), {
+        cfg = config_from_dict(merge(TINY, {
             "privacy": {"dp": dp}, "unlearning": {"sisa": {"learning_rate": 0.0123}}}))
-        ctx = dataclasses.replace(sisa_run.ctx, cfg=cfg)
+        ctx = dataclasses.replace(sisa_run.ctx, recipe=cfg.recipe, ucfg=cfg.unlearning)
         with pytest.raises(_Stop):
             train_shard(ctx, _layout(sisa_run), 0, excluded=frozenset())
-        assert ctx.cfg.recipe.training_federation().learning_rate != 0.0123  # federation keeps its
+        assert ctx.recipe.training_federation().learning_rate != 0.0123  # federation keeps its
     assert seen == [0.0123, 0.0123]
-    dp_cfg = _dp_recipe(batch=32)
+    dp_cfg = _dp_config(batch=32)
     layout = SisaLayout(slices=((tuple(f"a{i}" for i in range(40)),),))
     faster = config_from_dict(merge(dp_cfg.model_dump(mode="json"),
                                     {"unlearning": {"sisa": {"learning_rate": 0.5}}}))
@@ -187,8 +192,8 @@ def test_sisa_learning_rate_is_the_step_every_slice_trains_with_dp_or_not(
 
 
 def _ctx_of(cfg: AuditConfig) -> UnlearningContext:
-    """What shard_recipe reads of a context: the config."""
-    return cast(UnlearningContext, SimpleNamespace(cfg=cfg, ucfg=cfg.unlearning))
+    """What shard_recipe reads of a context: the recipe and the unlearning section."""
+    return cast(UnlearningContext, SimpleNamespace(recipe=cfg.recipe, ucfg=cfg.unlearning))
 
 
 class _Stop(Exception):

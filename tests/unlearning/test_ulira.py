@@ -14,6 +14,7 @@ from privaudit.attacks.metrics import evaluate_scores
 from privaudit.audit.config import VerifyConfig, config_from_dict
 from privaudit.audit.erase_run import open_run_context
 from privaudit.audit.pipeline import run_audit
+from privaudit.audit.stages.references import references_needed
 from privaudit.core.progress import PlainReporter
 from privaudit.core.rundir import RunDir
 from privaudit.unlearning.base import UnlearnedModel, UnlearningContext, get_unlearner
@@ -81,19 +82,18 @@ class Memorised:
 def _with_verify(ctx: UnlearningContext, **verify: object) -> UnlearningContext:
     v = ctx.ucfg.verify.model_copy(update=verify)
     ucfg = ctx.ucfg.model_copy(update={"verify": v})
-    return replace(ctx, cfg=ctx.cfg.model_copy(update={"unlearning": ucfg}))
+    return replace(ctx, ucfg=ucfg)
 
 
 @pytest.fixture(scope="module")
 def memorised(tmp_path_factory: pytest.TempPathFactory) -> Memorised:
     """The memorising tiny run, two U-LiRA pairs, the best-fit third of its subjects to forget."""
     path = tmp_path_factory.mktemp("ulira") / "run"
-    report = run_audit(config_from_dict(merge(TINY, OVERFIT_PATCH)), path,
-                       reporter=PlainReporter(quiet=True)).report
+    cfg = merge(TINY, merge(OVERFIT_PATCH, {"unlearning": {"verify": {"ulira_references": 2}}}))
+    report = run_audit(config_from_dict(cfg), path, reporter=PlainReporter(quiet=True)).report
     check_memorises(next(a.auc for a in report.attacks if a.attack == "loss"))
     run = RunDir(path)
-    ctx, _ = open_run_context(run)
-    ctx = _with_verify(ctx, ulira_references=2)
+    ctx, _ = open_run_context(run)  # serving a request needs U-LiRA's 2 pairs: trained here
     ids = best_fit_subjects(ctx)
     (request,) = resolve_requests([ErasureRequest(id="thirds", kind="record", ids=ids)],
                                   ctx.data)
@@ -121,13 +121,17 @@ def test_the_untouched_original_model_judged_as_unlearned_has_ulira_auc_clearly_
     assert len(cached) == 4
 
 
-def test_ulira_references_are_trained_once_and_then_loaded_from_the_run(
+def test_ulira_references_are_trained_once_and_loaded_when_the_run_is_opened_again(
     memorised: Memorised,
 ) -> None:
-    """A second verifier (another request, the attack stage, ``privaudit erase``) finds the
+    """Opening the run again (another request, ``privaudit erase``) finds U-LiRA's
     references in ``models/references`` instead of training them again."""
-    refs = Verifier(memorised.ctx).ulira.references()
-    assert refs.count >= 4 and refs.reused == refs.count and refs.seconds == 0.0
+    first = Verifier(memorised.ctx).ulira.references()
+    assert first.count == 4 and first.reused == 0 and first.seconds > 0.0
+    again, _ = open_run_context(memorised.run)
+    refs = Verifier(again).ulira.references()
+    assert refs.count == 4 and refs.reused == refs.count and refs.seconds == 0.0
+    assert refs.sha256 == first.sha256
 
 
 def test_ulira_off_leaves_the_auc_none_and_says_why(memorised: Memorised) -> None:
@@ -141,7 +145,8 @@ def test_ulira_off_leaves_the_auc_none_and_says_why(memorised: Memorised) -> Non
         request=memorised.request)
     assert judged.ulira_auc is None and judged.ulira_references is None
     assert judged.ulira_reason is not None and "ulira_references is 0" in judged.ulira_reason
-    assert verifier.ulira._refs is None  # no reference model was trained or even loaded
+    off = config_from_dict(merge(TINY, {"unlearning": {"verify": {"ulira_references": 0}}}))
+    assert references_needed(off, ["gradient_ascent"], serving=True) == 0  # none trained for it
 
 
 def test_ulira_is_not_applied_to_methods_that_retrain(memorised: Memorised) -> None:

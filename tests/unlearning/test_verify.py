@@ -59,7 +59,7 @@ def overfit(tmp_path_factory: pytest.TempPathFactory) -> Judged:
     ctx, run = _open(merge(TINY, OVERFIT_PATCH), tmp_path_factory.mktemp("verify") / "run",
                      memorises=True)
     ucfg = ctx.ucfg.model_copy(update={"ascent": ctx.ucfg.ascent.model_copy(update=AGGRESSIVE)})
-    ctx = replace(ctx, cfg=ctx.cfg.model_copy(update={"unlearning": ucfg}))
+    ctx = replace(ctx, ucfg=ucfg)
     ids = best_fit_subjects(ctx)
     request = ErasureRequest(id="thirds", kind="record", ids=ids)
     results, _ = run_erase(ctx, [request], ["gradient_ascent"], PlainReporter(quiet=True))

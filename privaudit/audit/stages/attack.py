@@ -18,8 +18,9 @@ same question — can an attacker tell this model's training records from unseen
 the unlearned models' rows show what unlearning did to the records it kept.
 
 Cost, and why every attack runs on every model. Everything that does not depend on the
-attacked model is done once (:func:`~privaudit.attacks.battery.prepare_attacks`: reference
-models, population, encoded records with their frozen-prefix features); signals are cached
+attacked model is done once (the references stage trains the reference models;
+:func:`~privaudit.attacks.battery.prepare_attacks`: population, encoded records with their
+frozen-prefix features); signals are cached
 per (model hash, records hash), so the references' and the base model's signals are computed
 for the first model and read back for every other. An extra model costs one batched forward
 pass over the audit split and the population (S passes per batch for an S-shard ensemble),

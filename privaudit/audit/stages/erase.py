@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from privaudit.attacks.references import ReferenceSet
 from privaudit.audit.config import AuditConfig
 from privaudit.core.errors import ConfigError, InternalError
 from privaudit.core.hashing import set_ids_sha256
@@ -34,6 +35,7 @@ from privaudit.mechanisms.models import (
     set_adapter_state,
     state_sha256,
 )
+from privaudit.mechanisms.secagg.config import SecureAggregationConfig
 from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.reports.schema import ForgetEvidence, RetainEvidence, UnlearningResult
 from privaudit.unlearning import ledger as ledgers
@@ -54,14 +56,12 @@ from privaudit.unlearning.verify import Verifier, rank_results
 
 
 def check_requests(
-    cfg: AuditConfig, data: PreparedData, requests: Sequence[ErasureRequest] | None = None,
+    he: SecureAggregationConfig, data: PreparedData, requests: Sequence[ErasureRequest],
     *, erased: Mapping[str, str] | None = None, where: str = "unlearning.requests",
 ) -> list[ResolvedRequest]:
     """Validate erasure requests against the data before any training: ids, and that the
     federation left after them can still run (secure aggregation's minimum of clients)."""
-    requests = cfg.unlearning.requests if requests is None else requests
     resolved = resolve_requests(requests, data, erased=erased, where=where)
-    he = cfg.secure_aggregation
     gone = {c for r in resolved for c in r.whole_clients}
     gone |= {c for c, recs in data.clients.items() if {x.id for x in recs} <= set(erased or {})}
     left = len(data.clients) - len(gone)
@@ -71,6 +71,13 @@ def check_requests(
             f"is {he.min_clients}, so the oracle could not be retrained"
         )
     return resolved
+
+
+def unlearning_context(cfg: AuditConfig, **fields: Any) -> UnlearningContext:
+    """The unlearning context of a run of ``cfg``: the config sections unlearning reads
+    (training recipe, model, data, attacks, unlearning) and ``fields`` (the run's state)."""
+    return UnlearningContext(recipe=cfg.recipe, model_cfg=cfg.model, data_cfg=cfg.data,
+                             attacks=cfg.attacks, ucfg=cfg.unlearning, **fields)
 
 
 def make_target(
@@ -93,7 +100,7 @@ def make_target(
     covered = ledgers.covered_ids(ledger, name) if unlearner.chained else set()
     return ErasureTarget(
         request=req, forget=erased - covered, erased=erased, start=start,
-        seed=derive_seed(ctx.cfg.seed, name, req.id), reference_loss=reference,
+        seed=derive_seed(ctx.recipe.seed, name, req.id), reference_loss=reference,
     )
 
 
@@ -112,7 +119,7 @@ class EraseStage:
         self.reporter = reporter
         self.ledger = ledgers.read_ledger(ctx.run)
         self.seconds: dict[str, float] = {}
-        self.verifier = Verifier(ctx, reporter=reporter)
+        self.verifier = Verifier(ctx)
 
     def prepare(self) -> None:
         """Training-time work of the methods (SISA's shards), once per run."""
@@ -128,10 +135,10 @@ class EraseStage:
 
     def serve(self, requests: Sequence[ErasureRequest]) -> list[UnlearningResult]:
         ctx = self.ctx
-        resolved = check_requests(ctx.cfg, ctx.data, requests,
+        resolved = check_requests(ctx.recipe.secure_aggregation, ctx.data, requests,
                                   erased=ledgers.erased_so_far(self.ledger))
         reference = mean_loss(ctx.bundle.model, [ctx.trained_state], ctx.nonmembers,
-                              ctx.cfg.model.task)
+                              ctx.recipe.task)
         results: list[UnlearningResult] = []
         self.verifier.prepare(list(self.unlearners))  # U-LiRA's references, before the bar
         with self.reporter.stage("erase", len(resolved) * len(self.unlearners)) as progress:
@@ -214,7 +221,7 @@ class EraseStage:
         sha_after: str, executed_at: str,
     ) -> UnlearningResult:
         ctx = self.ctx
-        model, task = ctx.bundle.model, ctx.cfg.model.task
+        model, task = ctx.bundle.model, ctx.recipe.task
         metric, value = utility(model, outcome.model.states, ctx.test, task)
         oracle_seconds, oracle_model = oracle if oracle is not None else (None, None)
         return UnlearningResult(
@@ -244,7 +251,7 @@ class EraseStage:
             stopping_reason=outcome.stopping_reason,
             flags=list(outcome.flags),
             dp_bound=ledgers.dp_bound(
-                ctx.dp_guarantee, req, client_level=ctx.cfg.privacy.dp.mode == "client",
+                ctx.dp_guarantee, req, client_level=ctx.recipe.dp.mode == "client",
                 privacy=ctx.privacy, holders={
                     c: sum(r in req.record_ids for r in d.record_ids)
                     for c, d in ctx.clients.items()}),
@@ -314,6 +321,7 @@ def erase_stage(
     dp_guarantee: tuple[float, float] | None = None,
     privacy: PrivacyOutcome | None = None,
     audit_canary_ids: frozenset[str] = frozenset(),
+    references: ReferenceSet | None = None,
 ) -> tuple[list[UnlearningResult], dict[str, float]]:
     """The pipeline's erase stage (after train, before attack): SISA training when 'sisa' is
     a method, then ``unlearning.requests``. On ``--resume`` it is skipped when its inputs
@@ -327,11 +335,12 @@ def erase_stage(
     if not u.requests and not any(get_unlearner(m).trains for m in u.methods):
         return [], {}
     ledgers.reset(run)
-    ctx = UnlearningContext(
-        cfg=cfg, bundle=bundle, data=data, clients=clients, test=test,
+    ctx = unlearning_context(
+        cfg, bundle=bundle, data=data, clients=clients, test=test,
         nonmembers=encode(data.nonmembers), initial_state=initial_state,
         trained_state=trained_state, run=run, engine=engine, encode=encode,
         dp_guarantee=dp_guarantee, privacy=privacy, audit_canary_ids=audit_canary_ids,
+        references=references,
     )
     results, seconds = run_erase(ctx, u.requests, u.methods, reporter, oracle=u.oracle)
     if not results:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         noisy_uniform_aggregate,
         sample_clients,
     )
-    from privaudit.mechanisms.dp.config import DPConfig
+    from privaudit.mechanisms.dp.config import DPConfig, PrivacyConfig
     from privaudit.mechanisms.dp.record_level import (
         GRAD_SAMPLE_MODES,
         PrivateTraining,
@@ -48,6 +48,7 @@ _EXPORTS = {
     "DPCard": "privaudit.mechanisms.dp.results",
     "DPConfig": "privaudit.mechanisms.dp.config",
     "DeltaVsN": "privaudit.mechanisms.dp.results",
+    "PrivacyConfig": "privaudit.mechanisms.dp.config",
     "GRAD_SAMPLE_MODES": "privaudit.mechanisms.dp.record_level",
     "PrivateTraining": "privaudit.mechanisms.dp.record_level",
     "RoundEntry": "privaudit.mechanisms.dp.accounting",
@@ -79,6 +80,7 @@ __all__ = [
     "DPCard",
     "DPConfig",
     "DeltaVsN",
+    "PrivacyConfig",
     "PrivateTraining",
     "RoundEntry",
     "add_noise_to_sum",

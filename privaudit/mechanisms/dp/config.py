@@ -1,4 +1,4 @@
-"""The ``privacy.dp`` section of the config."""
+"""The ``privacy`` section of the config and its ``privacy.dp``."""
 
 from __future__ import annotations
 
@@ -53,3 +53,7 @@ class DPConfig(ConfigSection):
     client_sample_rate: float = Field(
         default=1.0, description="q, clients per round / clients (client mode: Poisson)"
     )
+
+
+class PrivacyConfig(ConfigSection):
+    dp: DPConfig = Field(default_factory=DPConfig)

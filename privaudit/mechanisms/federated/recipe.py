@@ -3,8 +3,10 @@
 A :class:`TrainingRecipe` holds the sections a training reads — the seed, the task, the
 federation, ``privacy.dp`` and ``secure_aggregation`` — and nothing else of the config, so
 that training, the oracle, the unlearning methods, SISA's shards and the reference models
-take a recipe instead of the whole :class:`~privaudit.audit.config.AuditConfig`
-(:attr:`AuditConfig.recipe <privaudit.audit.config.AuditConfig.recipe>`).
+take a recipe instead of the whole config (``AuditConfig.recipe`` in ``privaudit.audit``
+makes the run's own). The derived trainings are methods: :meth:`TrainingRecipe.
+with_federation` (a retraining's rounds, SISA's slices) and :meth:`TrainingRecipe.local`
+(secure aggregation off, for a training that is one party's alone).
 
 "What the clients train with" is computed here only (:meth:`TrainingRecipe.
 training_federation`): under record-level DP, ``privacy.dp.batch_size`` and
@@ -44,6 +46,23 @@ class TrainingRecipe(BaseModel):
         if self.dp.learning_rate is not None:
             update["learning_rate"] = self.dp.learning_rate
         return self.federation.model_copy(update=update) if update else self.federation
+
+    def with_federation(self, **overrides: Any) -> TrainingRecipe:
+        """This recipe with some ``federation`` settings replaced (unvalidated, like
+        ``model_copy``: callers pass values of the field's type)."""
+        return self.model_copy(update={"federation": self.federation.model_copy(update=overrides)})
+
+    def with_dp(self, **overrides: Any) -> TrainingRecipe:
+        """This recipe with some ``privacy.dp`` settings replaced."""
+        return self.model_copy(update={"dp": self.dp.model_copy(update=overrides)})
+
+    def local(self) -> TrainingRecipe:
+        """This recipe with secure aggregation off: for a training whose updates never leave
+        one party (a SISA shard, a retraining on one machine), encryption adds only time."""
+        if not self.secure_aggregation.enabled:
+            return self
+        he = self.secure_aggregation.model_copy(update={"enabled": False})
+        return self.model_copy(update={"secure_aggregation": he})
 
     def quorum(self) -> tuple[int, str]:
         """The updates a round needs after dropouts, and the config field that sets it: the

@@ -112,7 +112,7 @@ def keygen(
 
 
 def _gate_table(result: object) -> None:
-    from privaudit.gate.policy import GateResult
+    from privaudit.gate.evaluation import GateResult
 
     if not isinstance(result, GateResult):
         return
@@ -155,7 +155,8 @@ def gate(
 ) -> None:
     """Fail a build on a privacy regression: check REPORT against the rules of --policy."""
     from privaudit.gate import ci
-    from privaudit.gate.policy import run_gate, starter_policy
+    from privaudit.gate.evaluation import run_gate
+    from privaudit.gate.policy import starter_policy
 
     if init:
         write_output(policy, starter_policy(), "--policy", overwrite=False, parents=False)

@@ -1,6 +1,8 @@
-"""Tamper evidence for a run: canonical hashing, environment capture, manifest, Ed25519.
+"""Tamper evidence for a run: the manifest, its Ed25519 signature, and their verification.
 
-What is hashed and signed, precisely (so a regulator can re-check it with other tools):
+The environment it records is :mod:`privaudit.core.environment`'s; keys are
+:mod:`privaudit.core.signing`'s. What is hashed and signed, precisely (so a regulator can
+re-check it with other tools):
 
 * **Canonical JSON** (:func:`canonical_json`): ``json.dumps`` with sorted keys, separators
   ``(",", ":")``, ``ensure_ascii=False``, UTF-8, NaN/Infinity refused; floats as Python's
@@ -41,27 +43,24 @@ import base64
 import binascii
 import hashlib
 import hmac
-import importlib.metadata
 import json
-import os
-import platform
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
 from privaudit.core.commitment import SEED_OPENING, opening_problem
 from privaudit.core.commitment import seed_commitment as seed_commitment
 from privaudit.core.commitment import verify_seed_commitment as verify_seed_commitment
+from privaudit.core.environment import TRACKED_PACKAGES as TRACKED_PACKAGES
+from privaudit.core.environment import capture_environment as capture_environment
 from privaudit.core.errors import ConfigError, DataError
 from privaudit.core.hashing import canonical_json as canonical_json
 from privaudit.core.hashing import canonical_sha256 as canonical_sha256
@@ -71,75 +70,18 @@ from privaudit.core.hashing import report_digest as report_digest
 from privaudit.core.hashing import report_file_digest as report_file_digest
 from privaudit.core.rundir import sha256_file, write_bytes_atomic
 from privaudit.core.runlock import LOCK_NAME
+from privaudit.core.signing import PRIVATE_KEY_NAME as PRIVATE_KEY_NAME
+from privaudit.core.signing import PUBLIC_KEY_NAME as PUBLIC_KEY_NAME
+from privaudit.core.signing import generate_keypair as generate_keypair
+from privaudit.core.signing import load_private_key, public_key_fingerprint
+from privaudit.core.signing import load_public_key as load_public_key
 
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 REPORT_NAME = "report.json"
-PRIVATE_KEY_NAME = "privaudit-ed25519.pem"
-PUBLIC_KEY_NAME = "privaudit-ed25519.pub.pem"
 MANIFEST_SCHEMA = 1
 _RESERVED = frozenset({MANIFEST_NAME, SIGNATURE_NAME, LOCK_NAME})
 _CHUNK = 1 << 20
-
-#: Distributions whose versions go into the provenance section (those installed).
-TRACKED_PACKAGES: tuple[str, ...] = (
-    "privaudit", "torch", "transformers", "peft", "opacus", "tenseal", "numpy",
-    "scikit-learn", "scipy", "pydantic", "cryptography", "flwr",
-)
-
-
-# ---------------------------------------------------------------- canonical hashing
-
-
-# ---------------------------------------------------------------- environment
-
-
-def capture_environment() -> dict[str, Any]:
-    """Versions and code identity for the provenance section; never fails, never names the host.
-
-    Keys: ``package_versions`` (installed ones of :data:`TRACKED_PACKAGES`), ``python``,
-    ``python_implementation``, ``platform`` (OS, kernel, architecture, libc — no hostname),
-    ``git_commit`` and ``git_dirty`` (tracked files modified; untracked files ignored) when
-    privaudit runs from its own git checkout, else ``None``.
-    """
-    versions: dict[str, str] = {}
-    for name in TRACKED_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    commit, dirty = _git_state(Path(__file__).resolve().parents[2])
-    return {
-        "package_versions": versions,
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "git_commit": commit,
-        "git_dirty": dirty,
-    }
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(root), *args],
-            capture_output=True, text=True, timeout=10, check=False,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def _git_state(root: Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the checkout at ``root``; (None, None) if ``root`` is not one."""
-    toplevel = _git(root, "rev-parse", "--show-toplevel")
-    if toplevel is None or Path(toplevel).resolve() != root:
-        return None, None  # not a checkout, or privaudit installed inside another repo
-    commit = _git(root, "rev-parse", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    return commit, (None if status is None or commit is None else bool(status))
-
 
 # ---------------------------------------------------------------- manifest
 
@@ -201,61 +143,6 @@ def write_manifest(run_dir: Path | str, *, exclude: Iterable[str] = ()) -> Path:
 
 
 # ---------------------------------------------------------------- keys and signatures
-
-
-def public_key_fingerprint(key: Ed25519PublicKey) -> str:
-    """``sha256:<hex>`` of the raw 32-byte public key."""
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def generate_keypair(out_dir: Path | str, *, passphrase: bytes | None = None) -> tuple[Path, Path]:
-    """Write a new Ed25519 key pair as PEM into ``out_dir``: (private, public) paths.
-
-    The private key (PKCS#8, encrypted when ``passphrase`` is given) is created with mode
-    0600; existing key files are never overwritten.
-    """
-    out = Path(out_dir)
-    private_path, public_path = out / PRIVATE_KEY_NAME, out / PUBLIC_KEY_NAME
-    for existing in (private_path, public_path):
-        if existing.exists():
-            raise ConfigError(f"{existing} already exists; refusing to overwrite a key")
-    out.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase
-        else serialization.NoEncryption())
-    private_pem = key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8, encryption)
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    for path, data, mode in ((private_path, private_pem, 0o600), (public_path, public_pem, 0o644)):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-    return private_path, public_path
-
-
-def load_private_key(path: Path | str, *, passphrase: bytes | None = None) -> Ed25519PrivateKey:
-    """An Ed25519 private key from a PEM file; ConfigError naming the file otherwise."""
-    try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=passphrase)
-    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise ConfigError(f"{path}: cannot read the private key ({exc})") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path}: expected an Ed25519 private key; got {type(key).__name__}")
-    return key
-
-
-def load_public_key(path: Path | str) -> Ed25519PublicKey:
-    """An Ed25519 public key from a PEM file; ConfigError naming the file otherwise."""
-    try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
-    except (OSError, ValueError, UnsupportedAlgorithm) as exc:
-        raise ConfigError(f"{path}: cannot read the public key ({exc})") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError(f"{path}: expected an Ed25519 public key; got {type(key).__name__}")
-    return key
 
 
 def sign_manifest(run_dir: Path | str, private_key_path: Path | str, *,

@@ -18,7 +18,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from privaudit.gate.policy import FINGERPRINT_KEY, Check, GateResult
+from privaudit.gate.evaluation import Check, GateResult
+from privaudit.gate.policy import FINGERPRINT_KEY
 
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 _ICON = {"pass": "✅", "fail": "❌", "warn": "⚠️", "waived": "🔕", "missing": "❓",

@@ -73,7 +73,7 @@ class GatePolicy(pytest.File):
 
     def collect(self) -> list[GateItem]:
         from privaudit.core.errors import PrivauditError
-        from privaudit.gate.policy import run_gate
+        from privaudit.gate.evaluation import run_gate
 
         options = self.config.option
         report = Path(options.privaudit_report)

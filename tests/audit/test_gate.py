@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from privaudit.gate.evaluation import evaluate
 from privaudit.gate.metrics import resolve_metric
-from privaudit.gate.policy import Policy, evaluate, load_policy, starter_policy
+from privaudit.gate.policy import Policy, load_policy, starter_policy
 from tests.reports.cli_helpers import CliResult, run_cli
 from tests.reports.samples import full_document, sample_report
 
@@ -88,7 +89,7 @@ def test_exit_2_when_the_report_is_malformed_naming_the_field(
 
 def test_exit_3_on_an_internal_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import privaudit.gate.policy as gate
+    import privaudit.gate.evaluation as gate
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("bug")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from privaudit.core import provenance as pv
+from privaudit.core.environment import git_state
 from privaudit.core.errors import ConfigError
 from privaudit.core.rundir import sha256_file
 
@@ -108,7 +109,7 @@ def test_environment_names_versions_and_code_but_not_the_host() -> None:
 
 
 def test_git_state_is_none_outside_a_checkout(tmp_path: Path) -> None:
-    assert pv._git_state(tmp_path) == (None, None)
+    assert git_state(tmp_path) == (None, None)
 
 
 # ---------------------------------------------------------------- manifest and keys
@@ -142,7 +143,7 @@ def test_a_failed_manifest_write_keeps_the_previous_manifest(
     def fail(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(pv.os, "replace", fail)
+    monkeypatch.setattr(os, "replace", fail)  # the atomic writer (core.rundir) renames
     with pytest.raises(OSError):
         pv.write_manifest(run)
     assert (run / "manifest.json").read_bytes() == before

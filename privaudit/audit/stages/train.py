@@ -19,7 +19,12 @@ from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir, sha256_file, verify_outputs, write_json_atomic
 from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.federated.engine import RoundRecord
-from privaudit.mechanisms.federated.privacy import PrivacyOutcome, check_privacy, client_sizes_of
+from privaudit.mechanisms.federated.privacy import (
+    PRNG_WARNING,
+    PrivacyOutcome,
+    check_privacy,
+    client_sizes_of,
+)
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import (
     AdapterState,
@@ -161,6 +166,8 @@ def train_stage(session: RunSession, clients: dict[str, EncodedSet], test: Encod
     cfg, bundle = session.cfg, session.bundle
     # DP and HE settings are checked (noise calibrated) before any training: exit 2
     check_privacy(cfg.recipe, client_sizes=client_sizes_of(clients), model=bundle.model)
+    if cfg.privacy.dp.mode != "none":  # once per run, not once per process
+        reporter.info(f"[train] note: {PRNG_WARNING}")
     inputs_sha = _inputs_sha256(session, clients, engine)
     rounds_total = cfg.federation.rounds
     if resume and run.stage_is_current("train", inputs_sha):

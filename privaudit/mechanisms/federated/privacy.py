@@ -49,7 +49,7 @@ from privaudit.mechanisms.secagg import build_report as build_secagg_report
 #: the accountant of the whole federation in client mode (DP-FedAvg)
 FEDERATION = "federation"
 _SIGMA_CACHE: dict[str, dict[str, float]] = {}
-_WARNED: list[str] = []
+#: said once per run by the train stage (record-level DP-SGD's ``make_private`` also warns)
 PRNG_WARNING = (
     "privacy.dp: DP noise comes from torch's PRNG, not a CSPRNG: fine for audits and "
     "reproducible runs, not hardened against floating-point or RNG-state attacks"
@@ -246,9 +246,6 @@ def build_recipe(
             strategy, holder, adapter_config_hash=adapter_config_hash, channel=channel
         )
     client_fn: ClientFn = client_update
-    if dp.mode != "none" and not _WARNED:
-        _WARNED.append(PRNG_WARNING)  # once per process: every training of a run shares it
-        warnings.warn(PRNG_WARNING, UserWarning, stacklevel=2)
     if dp.mode == "record":
         client_fn = RecordLevelDP(dp, noise_multipliers=sigmas)
         outcome.accountants = {

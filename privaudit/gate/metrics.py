@@ -44,14 +44,12 @@ the closest registered names), so a typo never reads as missing evidence;
 from __future__ import annotations
 
 import difflib
-import math
+import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Any
 
-from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, tpr_estimable
 from privaudit.core.errors import ConfigError
 from privaudit.core.registry import Registry
 from privaudit.reports.crosswalk import MISSING, parse_pointer, resolve_pointer
@@ -96,8 +94,13 @@ class MetricSpec:
     names: tuple[str, ...] = ()
 
 
-#: The gate's metric families, by pattern, in registration order (first match wins).
-METRICS: Registry[MetricSpec] = Registry("metric", where="gate rules")
+def _load_builtin() -> None:
+    importlib.import_module("privaudit.gate.resolvers")  # registers the built-in families
+
+
+#: The gate's metric families, by pattern, in registration order (first match wins); the
+#: built-in ones (:mod:`privaudit.gate.resolvers`) are registered before any other.
+METRICS: Registry[MetricSpec] = Registry("metric", where="gate rules", load=_load_builtin)
 
 
 def register_metric(pattern: str, regex: str, resolve: Resolver, *, has_ci: bool = False,
@@ -105,6 +108,7 @@ def register_metric(pattern: str, regex: str, resolve: Resolver, *, has_ci: bool
     """Register a metric family; ``regex`` must match the whole name. ``names``: the family's
     whole names when it has a fixed few (suggested for a misspelt one)."""
     spec = MetricSpec(pattern, re.compile(regex), resolve, has_ci, description, names)
+    METRICS.names()  # the built-in families first, so that they keep precedence
     return METRICS.register(pattern, spec)
 
 
@@ -204,7 +208,7 @@ def check_metric_name(name: str) -> None:
 def resolve_metric(doc: Document, name: str) -> list[Observation]:
     """Every observation of ``name`` in ``doc``; raises MetricUnavailable / UnknownMetric."""
     if name.startswith("/"):
-        return [_number(doc, name, "")]
+        return [number_at(doc, name, "")]
     found = find_metric(name)
     if found is None:
         raise UnknownMetric(f"unknown metric {name!r}: not a registered name nor a JSON "
@@ -220,12 +224,12 @@ def resolve_metric(doc: Document, name: str) -> list[Observation]:
 # ---------------------------------------------------------------- helpers
 
 
-def _get(doc: Document, pointer: str) -> Any:
+def value_at(doc: Document, pointer: str) -> Any:
     value = resolve_pointer(doc, pointer)
     return None if value is MISSING else value
 
 
-def _as_float(value: Any, where: str) -> float:
+def as_float(value: Any, where: str) -> float:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, (int, float)):
@@ -234,210 +238,16 @@ def _as_float(value: Any, where: str) -> float:
                             "in the report")
 
 
-def _number(doc: Document, pointer: str, target: str, note: str = "") -> Observation:
+def number_at(doc: Document, pointer: str, target: str, note: str = "") -> Observation:
     value = resolve_pointer(doc, pointer)
     if value is MISSING:
         raise MetricUnavailable(f"{pointer} is not in the report")
-    return Observation(target, _as_float(value, pointer), pointer, note=note)
+    return Observation(target, as_float(value, pointer), pointer, note=note)
 
 
-def _section(doc: Document, pointer: str, name: str) -> Mapping[str, Any]:
-    section = _get(doc, pointer)
+def section_at(doc: Document, pointer: str, name: str) -> Mapping[str, Any]:
+    section = value_at(doc, pointer)
     if not isinstance(section, Mapping) or not section:
         raise MetricUnavailable(f"{name}: the report has no {pointer} section (the stage that "
                                 "writes it did not run, or this privaudit does not record it)")
     return section
-
-
-# ---------------------------------------------------------------- resolvers
-
-
-def _dp(doc: Document, m: re.Match[str]) -> list[Observation]:
-    field = m.group(1)
-    dp = _section(doc, "/privacy/dp", f"dp.{field}")
-    pointer = f"/privacy/dp/{field}"
-    if not dp.get("enabled"):
-        return [Observation("", math.inf, pointer, note="DP is off (privacy.dp.enabled: false)")]
-    if field.startswith("subject_level") and dp.get("subject_level_none"):
-        return [Observation("", math.inf, "/privacy/dp/subject_level_none",
-                            note=f"no subject-level guarantee: {dp['subject_level_none']}")]
-    return [_number(doc, pointer, "")]
-
-
-_GATED_MODEL = "federated"
-
-
-def _attack_items(doc: Document, attack: str,
-                  model: str | None = None) -> list[tuple[int, Mapping[str, Any]]]:
-    """``attack``'s entries of ``/attacks``: on ``model``; by default the federated model's
-    (every model's when the report has no federated model)."""
-    attacks = _get(doc, "/attacks") or []
-    items = [(i, a) for i, a in enumerate(attacks) if a.get("attack") == attack]
-    if not items:
-        raise MetricUnavailable(f"attack {attack!r} is not in the report's attacks (it did not "
-                                "run, or was skipped)")
-    wanted = model if model is not None else _GATED_MODEL
-    chosen = [(i, a) for i, a in items if a.get("model") == wanted]
-    if model is not None and not chosen:
-        models = ", ".join(str(a.get("model")) for _, a in items)
-        raise MetricUnavailable(f"attack {attack!r} did not run on model {model!r} (it ran on: "
-                                f"{models})")
-    return chosen or items
-
-
-def _auc(doc: Document, m: re.Match[str]) -> list[Observation]:
-    out = []
-    model = m.group(2) if m.re.groups > 1 else None
-    for i, a in _attack_items(doc, m.group(1), model):
-        pointer = f"/attacks/{i}/auc"
-        out.append(Observation(str(a.get("model", "")), _as_float(a.get("auc"), pointer),
-                               pointer, a.get("auc_ci_low"), a.get("auc_ci_high")))
-    return out
-
-
-def _attack_field(doc: Document, m: re.Match[str]) -> list[Observation]:
-    attack, field = m.group(1), m.group(2)
-    return [Observation(str(a.get("model", "")), _as_float(a.get(field), f"/attacks/{i}/{field}"),
-                        f"/attacks/{i}/{field}") for i, a in _attack_items(doc, attack)]
-
-
-def _tpr(doc: Document, m: re.Match[str]) -> list[Observation]:
-    attack, fpr = m.group(1), float(m.group(2))
-    out = []
-    for i, a in _attack_items(doc, attack):
-        keys = [k for k in (a.get("tpr_at_fpr") or {}) if math.isclose(float(k), fpr)]
-        if not keys:
-            recorded = ", ".join(a.get("tpr_at_fpr") or {})
-            raise MetricUnavailable(f"attack {attack!r} on {a.get('model')} has no TPR at FPR "
-                                    f"{m.group(2)} (recorded: {recorded})")
-        t, n_non = a["tpr_at_fpr"][keys[0]], int(a.get("n_nonmembers") or 0)
-        if not tpr_estimable(t, n_non, float(keys[0])):
-            high = t.get("ci_high")
-            bound = f"; the TPR there is at most {high:.3g}" if high is not None else ""
-            raise MetricUnavailable(
-                f"attacks.{attack}.tpr_at_fpr.{m.group(2)}: the TPR of {attack!r} on "
-                f"{a.get('model')} at FPR {keys[0]} is NOT ESTIMABLE: {n_non} held-out "
-                f"non-members resolve FPRs down to {min_resolvable_fpr(n_non):.3g} only (it "
-                f"needs at least {nonmembers_needed(fpr)}), so it is no evidence either "
-                f"way{bound}")
-        out.append(Observation(str(a.get("model", "")), _as_float(t.get("value"), "TPR"),
-                               f"/attacks/{i}/tpr_at_fpr/{keys[0]}", t.get("ci_low"),
-                               t.get("ci_high")))
-    return out
-
-
-def _exposure(doc: Document, m: re.Match[str]) -> list[Observation]:
-    field = m.group(1)
-    section = _section(doc, "/exposure", f"attacks.exposure.{field}")
-    return [_number(doc, f"/exposure/{field}", str(section.get("model", "")))]
-
-
-def _unlearning(doc: Document, m: re.Match[str]) -> list[Observation]:
-    selector, path = m.group(1), m.group(2)
-    items = _get(doc, "/unlearning")
-    if not items:
-        raise MetricUnavailable(f"unlearning.{selector}.{path}: the report has no unlearning "
-                                "results (no erasure request was served)")
-    out = []
-    for i, u in enumerate(items):
-        rid, method = str(u.get("request_id", i)), str(u.get("method", ""))
-        if not (fnmatchcase(rid, selector) or fnmatchcase(method, selector)):
-            continue
-        pointer = f"/unlearning/{i}/" + path.replace(".", "/")
-        _require_informative(u, path, f"unlearning.{selector}.{path}")
-        value = resolve_pointer(doc, pointer)
-        low, high = (resolve_pointer(doc, f"{pointer}_ci_{b}") for b in ("low", "high"))
-        out.append(Observation(f"{rid}/{method}", _as_float(None if value is MISSING else value,
-                                                            pointer), pointer,
-                               None if low is MISSING else low,
-                               None if high is MISSING else high))
-    if not out:
-        raise MetricUnavailable(f"unlearning.{selector}.{path}: no request or method matches "
-                                f"{selector!r}")
-    return out
-
-
-#: unlearning fields whose test is the forget-vs-held-out comparison (``forget.informative``)
-_POWERED = ("forget.privleak", "forget.mia_auc", "ulira_auc")
-
-
-def _require_informative(u: Mapping[str, Any], path: str, metric: str) -> None:
-    """A gate on an erasure test that could not have failed is evidence incomplete (exit 4)."""
-    f = u.get("forget") or {}
-    who = f"request {u.get('request_id')} ({u.get('method')})"
-    if path.startswith(_POWERED) and f.get("informative") is False:
-        raise MetricUnavailable(
-            f"{metric}: NOT INFORMATIVE for {who}: {f.get('n_records')} forget and "
-            f"{f.get('n_nonmembers')} held-out records can show PrivLeak beyond "
-            f"±{f.get('privleak_floor', 0):.0f}% only, so not even total memorisation could be "
-            f"told from retraining (at least {f.get('records_needed')} records needed)")
-    floor = f.get("ks_pvalue_floor")
-    if path.startswith("forget.ks_pvalue") and floor is not None and floor > 0.05:
-        raise MetricUnavailable(
-            f"{metric}: NOT INFORMATIVE for {who}: with {f.get('n_records')} forget records "
-            f"the KS test cannot give p below {floor:.2g}")
-
-
-_OFF_VALUES = {"security_bits": 0.0, "max_abs_error": 0.0}
-
-
-def _secagg(doc: Document, m: re.Match[str]) -> list[Observation]:
-    field = m.group(1)
-    section = _section(doc, "/secure_aggregation", f"secure_aggregation.{field}")
-    pointer = f"/secure_aggregation/{field}"
-    if not section.get("enabled") and field in _OFF_VALUES:
-        return [Observation("", _OFF_VALUES[field], pointer,
-                            note="secure aggregation is off (enabled: false)")]
-    return [_number(doc, pointer, "")]
-
-
-def _dp_audit(doc: Document, m: re.Match[str]) -> list[Observation]:
-    field = m.group(1)
-    audit = _section(doc, "/dp_audit", f"dp_audit.{field}")
-    if field in ("epsilon_lower_bound", "violation") and audit.get("informative") is False:
-        raise MetricUnavailable(
-            f"dp_audit.{field}: the DP audit is NOT INFORMATIVE (it can show at most ε ≥ "
-            f"{audit.get('max_provable_epsilon', float('nan')):.3g}, the claim is "
-            f"{audit.get('claimed_epsilon', float('nan')):.3g}): it could not have failed, so "
-            "it is no evidence either way")
-    return [_number(doc, f"/dp_audit/{field}", "")]
-
-
-def _utility(doc: Document, m: re.Match[str]) -> list[Observation]:
-    _section(doc, "/utility", "utility")
-    if m.group(1) is None:
-        return [_number(doc, "/utility/value", "")]
-    model = m.group(1)
-    return [_number(doc, f"/utility/per_model/{model.replace('~', '~0').replace('/', '~1')}",
-                    model)]
-
-
-_FIELD = r"([A-Za-z_][A-Za-z0-9_]*)"
-_NAME = r"([^.\s]+)"
-register_metric("dp.<field>", r"dp\.(epsilon|subject_level_epsilon|delta|subject_level_delta)",
-                _dp, description="the DP card's guarantee (∞ when DP is off)",
-                names=("dp.epsilon", "dp.subject_level_epsilon", "dp.delta",
-                       "dp.subject_level_delta"))
-register_metric("attacks.exposure.<field>", r"attacks\.exposure\.(mean_bits|max_bits)", _exposure,
-                description="secret-canary exposure in bits",
-                names=("attacks.exposure.mean_bits", "attacks.exposure.max_bits"))
-register_metric("attacks.<attack>.auc", rf"attacks\.{_NAME}\.auc", _auc, has_ci=True,
-                description="AUC of a membership-inference attack (the federated model)")
-register_metric("attacks.<attack>.<model>.auc", rf"attacks\.{_NAME}\.(\S+)\.auc", _auc,
-                has_ci=True, description="AUC of a membership-inference attack on one model")
-register_metric("attacks.<attack>.tpr_at_fpr.<fpr>",
-                rf"attacks\.{_NAME}\.tpr_at_fpr\.(\d*\.?\d+(?:[eE]-?\d+)?)", _tpr, has_ci=True,
-                description="TPR at a fixed FPR (the federated model)")
-register_metric("attacks.<attack>.balanced_accuracy",
-                rf"attacks\.{_NAME}\.(balanced_accuracy)", _attack_field)
-register_metric("unlearning.<selector>.<path>", r"unlearning\.([^.\s]+)\.([A-Za-z0-9_.]+)",
-                _unlearning, description="a field of each unlearning result; selector globs "
-                "request ids or method names")
-register_metric("secure_aggregation.<field>", rf"secure_aggregation\.{_FIELD}", _secagg,
-                names=("secure_aggregation.security_bits", "secure_aggregation.max_abs_error"))
-register_metric("dp_audit.<field>", rf"dp_audit\.{_FIELD}", _dp_audit,
-                names=("dp_audit.epsilon_lower_bound", "dp_audit.violation",
-                       "dp_audit.max_provable_epsilon"))
-register_metric("utility.value", r"utility\.(?:value|per_model\.(.+))", _utility,
-                description="utility of the final model (or utility.per_model.<model>)",
-                names=("utility.value",))

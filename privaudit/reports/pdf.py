@@ -11,7 +11,8 @@ resolution is switched off, so rendering a report never contacts the network.
 ≥ 400), uncaught exceptions and console/log errors, and whether a CSS selector (e.g. the
 verdict) is rendered and on the first screen. A page is self-contained when it made no
 request other than the document itself and ``data:``/``blob:`` URLs, and none failed.
-:func:`external_references` is the static counterpart, for tests without Chromium.
+:func:`~privaudit.reports.html_refs.external_references` is the static counterpart, for
+tests without Chromium.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import select
 import shutil
 import signal
@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -330,73 +329,3 @@ def screenshot_html(html_path: Path | str, png_path: Path | str, *,
                      selector_visible=bool(found.get("visible")),
                      selector_above_fold=bool(found.get("aboveFold")),
                      selector_text=str(found.get("text", "")))
-
-
-# ---------------------------------------------------------------- static check
-
-_RESOURCE_ATTRS = {"src", "srcset", "poster", "data", "background", "xlink:href"}
-_CSS_URL = re.compile(r"""url\(\s*(['"]?)(.*?)\1\s*\)|@import\s+(['"])(.*?)\3""", re.I)
-
-
-_SRCSET_URL = re.compile(r"[\s,]*(\S*)")
-
-
-def _srcset_urls(value: str) -> list[str]:
-    """The URLs of a ``srcset`` (HTML spec parsing: a URL may itself contain commas)."""
-    urls, pos = [], 0
-    while (match := _SRCSET_URL.match(value, pos)) and match.group(1):
-        url, pos = match.group(1), match.end()
-        if url.endswith(","):
-            url = url.rstrip(",")  # no descriptors follow
-        else:
-            comma = value.find(",", pos)  # skip the descriptors ("2x", "480w")
-            pos = len(value) if comma < 0 else comma + 1
-        urls.append(url)
-    return urls
-
-
-class _References(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[str] = []
-        self._in_style = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._in_style = tag == "style"
-        for name, value in attrs:
-            if value is None:
-                continue
-            if name == "style":
-                self._css(value)
-            elif name == "srcset":
-                self.found += _srcset_urls(value)
-            elif name in _RESOURCE_ATTRS or (name == "href" and tag in ("link", "image", "use")):
-                self.found.append(value.strip())
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "style":
-            self._in_style = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_style:
-            self._css(data)
-
-    def _css(self, text: str) -> None:
-        self.found += [m.group(2) or m.group(4) for m in _CSS_URL.finditer(text)]
-
-
-def external_references(html: str) -> list[str]:
-    """Resources the page would fetch from outside itself: every ``src``/``srcset``/
-    ``<link href>``/SVG ``href``/CSS ``url()``/``@import`` that is not a ``data:`` URI or a
-    ``#fragment``. Hyperlinks (``<a href>``) are not fetched and are not listed.
-
-    >>> external_references('<img src="data:image/png;base64,AA"><a href="https://x">x</a>')
-    []
-    >>> external_references('<link rel="stylesheet" href="https://cdn/x.css">')
-    ['https://cdn/x.css']
-    """
-    parser = _References()
-    parser.feed(html)
-    parser.close()
-    return [ref for ref in parser.found
-            if ref and not ref.startswith("#") and not ref.lower().startswith("data:")]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from privaudit.reports.html_refs import external_references
 from privaudit.reports.pdf import (
     RenderEngineUnavailable,
-    external_references,
     find_chromium,
     html_to_pdf,
     screenshot_html,

@@ -11,8 +11,8 @@ import pytest
 
 from privaudit.core.provenance import report_content_hash
 from privaudit.reports.html import render_html
+from privaudit.reports.html_refs import external_references
 from privaudit.reports.markdown import render_summary
-from privaudit.reports.pdf import external_references
 from privaudit.reports.schema import SCHEMA_VERSION, Report, json_schema
 from privaudit.reports.verdict import finalize_report
 from tests.reports.cli_helpers import run_cli

@@ -227,6 +227,66 @@ def _result(
     )
 
 
+def _side_signals(
+    model: nn.Module, setup: AttackSetup, ref: ReferenceSet | None, need_base: bool,
+    records: list[Record], signals: Callable[[str], SignalSet], advance: Callable[[str], None],
+) -> tuple[list[SignalSet], np.ndarray | None, SignalSet | None]:
+    """The references' signals with their keep masks over ``records``, and the base model's
+    (cached after the first attacked model)."""
+    ref_signals: list[SignalSet] = []
+    keep = None
+    if ref is not None:
+        for j, (ref_state, sha) in enumerate(zip(ref.states, ref.sha256, strict=True)):
+            set_adapter_state(model, ref_state)
+            ref_signals.append(signals(sha))
+            advance(f"signals of reference {j}")
+        keep = ref.keep_for([r.id for r in records])
+    base = None
+    if need_base:
+        set_adapter_state(model, setup.base_state)
+        base = signals(state_sha256(setup.base_state))
+        advance("signals of the base model")
+    return ref_signals, keep, base
+
+
+def _layout(members: list[Record], nonmembers: list[Record], population: list[Record],
+            left_out: frozenset[str]) -> tuple[list[Record], np.ndarray, np.ndarray, np.ndarray]:
+    """(every record whose signals are computed — members, non-members, population points —,
+    the audited indices without ``left_out`` members, the population's indices, and
+    is-member of the audited ones)."""
+    audit = [*members, *nonmembers]
+    records = [*audit, *population]
+    audit_idx = np.array([i for i, r in enumerate(audit)
+                          if i >= len(members) or r.id not in left_out], dtype=np.int64)
+    pop_idx = np.arange(len(audit), len(records))
+    is_member = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(bool)[audit_idx]
+    return records, audit_idx, pop_idx, is_member
+
+
+def _attack_inputs(
+    setup: AttackSetup, target: SignalSet, ref_signals: list[SignalSet], keep: np.ndarray | None,
+    base: SignalSet | None, audit_idx: np.ndarray, pop_idx: np.ndarray,
+) -> AttackInputs:
+    """What the attacks score: the audited records' signals (``audit_idx``), the population
+    points' (``pop_idx``), the references' with their keep masks, and the reference model's
+    (the references' mean OUT loss, or the base model's)."""
+    reference_model = None
+    if _reference_model_source(setup) == "references" and keep is not None:
+        reference_model = _mean_out_loss(ref_signals, keep).take(audit_idx)
+    elif base is not None:
+        reference_model = base.take(audit_idx)
+    has_pop = pop_idx.size > 0
+    return AttackInputs(
+        target=target.take(audit_idx),
+        references=[s.take(audit_idx) for s in ref_signals],
+        keep=None if keep is None else keep[:, audit_idx],
+        population_target=target.take(pop_idx) if has_pop else None,
+        population_references=[s.take(pop_idx) for s in ref_signals] if has_pop else (),
+        population_keep=None if keep is None or not has_pop else keep[:, pop_idx],
+        reference_model=reference_model,
+    )
+
+
 def run_battery(
     setup: AttackSetup,
     *,
@@ -253,19 +313,14 @@ def run_battery(
     ensemble = target_states if len(target_states) > 1 else None
     started = time.perf_counter()
     cfg = setup.cfg
-    members = setup.members if members is None else list(members)
-    nonmembers = setup.nonmembers if nonmembers is None else list(nonmembers)
     need_refs, need_base, need_pop = _needs(setup)
-    audit = [*members, *nonmembers]
-    records = [*audit, *(setup.population if need_pop else ())]
+    records, audit_idx, pop_idx, is_member = _layout(
+        setup.members if members is None else list(members),
+        setup.nonmembers if nonmembers is None else list(nonmembers),
+        setup.population if need_pop else [], frozenset(exclude_members))
     encoded = setup.encoded(records)
     rsha = records_sha256(records)
     texts = [r.text for r in records]
-    left_out = frozenset(exclude_members)
-    audit_idx = np.array([i for i, r in enumerate(audit)
-                          if i >= len(members) or r.id not in left_out], dtype=np.int64)
-    pop_idx = np.arange(len(audit), len(records))
-    is_member = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(bool)[audit_idx]
     ref = setup.references if need_refs else None
     n_refs = ref.count if ref is not None else 0
     total = 1 + n_refs + int(need_base) + len(cfg.battery) + int(bool(setup.canaries))
@@ -288,42 +343,16 @@ def run_battery(
             exposure = measure_exposure(model, setup.canaries, setup.candidates, cfg.canaries,
                                         setup.encoded, model_name=model_name, states=ensemble)
             progress.advance(f"canary exposure: mean {exposure.mean_bits:.2f} bits")
-        ref_signals: list[SignalSet] = []
-        keep = None
-        if ref is not None:
-            for j, (ref_state, sha) in enumerate(zip(ref.states, ref.sha256, strict=True)):
-                set_adapter_state(model, ref_state)
-                ref_signals.append(signals(sha))
-                progress.advance(f"signals of reference {j}")
-            keep = ref.keep_for([r.id for r in records])
-        base = None
-        if need_base:
-            set_adapter_state(model, setup.base_state)
-            base = signals(state_sha256(setup.base_state))
-            progress.advance("signals of the base model")
-        reference_model = None
-        if _reference_model_source(setup) == "references" and keep is not None:
-            reference_model = _mean_out_loss(ref_signals, keep).take(audit_idx)
-        elif base is not None:
-            reference_model = base.take(audit_idx)
-        has_pop = pop_idx.size > 0
-        inputs = AttackInputs(
-            target=target.take(audit_idx),
-            references=[s.take(audit_idx) for s in ref_signals],
-            keep=None if keep is None else keep[:, audit_idx],
-            population_target=target.take(pop_idx) if has_pop else None,
-            population_references=[s.take(pop_idx) for s in ref_signals] if has_pop else (),
-            population_keep=None if keep is None or not has_pop else keep[:, pop_idx],
-            reference_model=reference_model,
-        )
+        ref_signals, keep, base = _side_signals(model, setup, ref, need_base, records, signals,
+                                                progress.advance)
+        inputs = _attack_inputs(setup, target, ref_signals, keep, base, audit_idx, pop_idx)
         results = []
         source = _reference_model_source(setup)
         for spec in cfg.battery:
             attack = get_attack(spec.name, **spec.params).tune(inputs)
             uses_refs = attack.uses_references(source)
-            scores = attack.score(inputs)
-            result = _result(spec, attack.params.model_dump(), model_name, scores, is_member,
-                             cfg, setup.seed, n_refs if uses_refs else 0)
+            result = _result(spec, attack.params.model_dump(), model_name, attack.score(inputs),
+                             is_member, cfg, setup.seed, n_refs if uses_refs else 0)
             result.model_sha256 = model_sha
             if uses_refs:
                 result.warnings.extend(setup.reference_warnings)

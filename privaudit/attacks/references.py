@@ -181,6 +181,58 @@ def _load_cached(folder: Path, key: str) -> tuple[AdapterState, str, float] | No
     return state, str(meta["sha256"]), float(meta["utility"])
 
 
+def _store_keep(stored: Path, ids: tuple[str, ...], keep: np.ndarray) -> None:
+    """Write the keep masks next to the population's ids unless a larger nested set is
+    stored already."""
+    rows = ["".join("1" if k else "0" for k in row) for row in keep]
+    try:
+        kept = json.loads(stored.read_text(encoding="utf-8"))["keep"] if stored.is_file() else []
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
+        kept = []
+    if len(kept) < len(rows) or kept[: len(rows)] != rows:  # nested: keep the largest set
+        write_json_atomic(stored, {"population_ids": list(ids), "keep": rows})
+
+
+@dataclass
+class _Population:
+    """The population, encoded once on first use (frozen-prefix features too)."""
+
+    records: Sequence[Record]
+    encode: Callable[[list[Record]], EncodedSet]
+    _encoded: EncodedSet | None = None
+    _position: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def subset(self, recs: Sequence[Record]) -> EncodedSet:
+        if self._encoded is None:
+            self._encoded = self.encode(list(self.records))
+            self._position = {r.id: i for i, r in enumerate(self.records)}
+        return self._encoded.subset([self._position[r.id] for r in recs])
+
+
+def _train_one(plan: ReferencePlan, bundle: ModelBundle, population: _Population,
+               keep_row: np.ndarray, j: int, *, initial_state: AdapterState,
+               engine: str) -> tuple[AdapterState, str, float, int]:
+    """Train reference ``j`` on the IN records of ``keep_row``: (state, sha256, utility on
+    at most 32 OUT records, IN records)."""
+    inside = [r for r, k in zip(population.records, keep_row, strict=True) if k]
+    outside = [r for r, k in zip(population.records, keep_row, strict=True) if not k]
+    clients = {c: population.subset(recs) for c, recs in plan.clients_of(inside, j).items()
+               if recs}
+    try:
+        result = train_federation(
+            plan.recipe, bundle, clients, population.subset(outside[:_UTILITY_RECORDS]),
+            initial_state=initial_state, seed=reference_seed(plan.recipe.seed, j),
+            engine=engine,
+        )
+    except ConfigError as exc:
+        where = (f"attacks.references: reference {j} trains on half the population "
+                 f"({len(inside)} records over {len(clients)} clients, the smallest "
+                 f"{min(len(c) for c in clients.values())})")
+        raise type(exc)(f"{where}: {exc}", [f"{where}: {p}" for p in exc.problems]) from None
+    value = result.rounds[-1].utility if result.rounds else float("nan")
+    return result.final_state, result.final_sha256, value, len(inside)
+
+
 def train_references(
     plan: ReferencePlan,
     bundle: ModelBundle,
@@ -194,33 +246,24 @@ def train_references(
 ) -> ReferenceSet:
     """Train (or load) ``plan.count`` references on halves of ``population``;
     ``bundle.model``'s adapter state is unchanged on return."""
-    count = plan.count
     recipe = plan.recipe_sha256(
         base_sha256=bundle.base_sha256, adapter_config_sha256=bundle.adapter_config_sha256,
         initial_sha256=state_sha256(initial_state), engine=engine,
     )
     data_sha = records_sha256(population)
-    keep = balanced_keep(count, len(population), seed=plan.recipe.seed)
+    keep = balanced_keep(plan.count, len(population), seed=plan.recipe.seed)
     folder = cache_root / f"{recipe[:16]}-{data_sha[:16]}"
     ids = tuple(r.id for r in population)
-    rows = ["".join("1" if k else "0" for k in row) for row in keep]
-    stored = folder / "keep.json"
-    try:
-        kept = json.loads(stored.read_text(encoding="utf-8"))["keep"] if stored.is_file() else []
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
-        kept = []
-    if len(kept) < len(rows) or kept[: len(rows)] != rows:  # nested: keep the largest set
-        write_json_atomic(stored, {"population_ids": list(ids), "keep": rows})
-    encoded: EncodedSet | None = None  # the population, encoded once (frozen-prefix features too)
-    position = {rid: i for i, rid in enumerate(ids)}
+    _store_keep(folder / "keep.json", ids, keep)
+    pop = _Population(population, encode)
+    metric = "accuracy" if plan.recipe.task == "classification" else "perplexity"
     states: list[AdapterState] = []
     shas: list[str] = []
     utility: list[float] = []
-    metric = "accuracy" if plan.recipe.task == "classification" else "perplexity"
-    per_seconds: list[float] = []
+    per_seconds: list[float] = []  # 0.0: loaded from the cache
     per_reused: list[bool] = []
-    with reporter.stage("references", count) as progress, preserved_adapter(bundle.model):
-        for j in range(count):
+    with reporter.stage("references", plan.count) as progress, preserved_adapter(bundle.model):
+        for j in range(plan.count):
             key = _sha({"recipe": recipe, "data": data_sha, "j": j,
                         "keep": hashlib.sha256(np.packbits(keep[j]).tobytes()).hexdigest()})
             here = folder / f"ref-{j:03d}"
@@ -232,58 +275,25 @@ def train_references(
                 progress.advance(f"reference {j}: reused ({metric} {value:.3f})")
             else:
                 started = time.perf_counter()
-                seed = reference_seed(plan.recipe.seed, j)
-                inside = [r for r, k in zip(population, keep[j], strict=True) if k]
-                outside = [r for r, k in zip(population, keep[j], strict=True) if not k]
-                parts = plan.clients_of(inside, j)
-                if encoded is None:
-                    encoded = encode(list(population))
-                pop = encoded
-
-                def subset(recs: list[Record], pop: EncodedSet = pop) -> EncodedSet:
-                    return pop.subset([position[r.id] for r in recs])
-
-                clients = {c: subset(recs) for c, recs in parts.items() if recs}
-                try:
-                    result = train_federation(
-                        plan.recipe, bundle, clients, subset(outside[:_UTILITY_RECORDS]),
-                        initial_state=initial_state, seed=seed, engine=engine,
-                    )
-                except ConfigError as exc:
-                    where = (f"attacks.references: reference {j} trains on half the population "
-                             f"({len(inside)} records over {len(clients)} clients, the smallest "
-                             f"{min(len(c) for c in clients.values())})")
-                    raise type(exc)(f"{where}: {exc}",
-                                    [f"{where}: {p}" for p in exc.problems]) from None
-                state, sha = result.final_state, result.final_sha256
-                value = result.rounds[-1].utility if result.rounds else float("nan")
+                state, sha, value, n_in = _train_one(plan, bundle, pop, keep[j], j,
+                                                     initial_state=initial_state, engine=engine)
                 save_adapter(state, here / "adapter.safetensors")
-                elapsed = time.perf_counter() - started
-                per_seconds.append(elapsed)
+                per_seconds.append(time.perf_counter() - started)
                 per_reused.append(False)
                 write_json_atomic(here / "meta.json", {
-                    "key": key, "sha256": sha, "utility": value, "seconds": elapsed,
+                    "key": key, "sha256": sha, "utility": value, "seconds": per_seconds[-1],
                     "file_sha256": sha256_file(here / "adapter.safetensors"),
-                    "seed": seed, "in_records": len(inside),
+                    "seed": reference_seed(plan.recipe.seed, j), "in_records": n_in,
                 })
-                progress.advance(f"reference {j}: {elapsed:.1f} s, {metric} {value:.3f}")
+                progress.advance(f"reference {j}: {per_seconds[-1]:.1f} s, {metric} {value:.3f}")
             states.append(state)
             shas.append(sha)
             utility.append(value)
     return ReferenceSet(
-        population_ids=ids,
-        keep=keep,
-        states=tuple(states),
-        sha256=tuple(shas),
-        recipe_sha256=recipe,
-        data_sha256=data_sha,
-        utility_metric=metric,
-        utility=tuple(utility),
-        seconds=float(sum(per_seconds)),
-        reused=sum(per_reused),
-        plan=plan,
-        per_seconds=tuple(per_seconds),
-        per_reused=tuple(per_reused),
+        population_ids=ids, keep=keep, states=tuple(states), sha256=tuple(shas),
+        recipe_sha256=recipe, data_sha256=data_sha, utility_metric=metric,
+        utility=tuple(utility), seconds=float(sum(per_seconds)), reused=sum(per_reused),
+        plan=plan, per_seconds=tuple(per_seconds), per_reused=tuple(per_reused),
     )
 
 

@@ -62,7 +62,7 @@ from privaudit.unlearning.power import (
     utility_drop_interval,
 )
 from privaudit.unlearning.requests import ResolvedRequest
-from privaudit.unlearning.results import UnlearningResult
+from privaudit.unlearning.results import ForgetEvidence, RetainEvidence, UnlearningResult
 from privaudit.unlearning.ulira import ULiRA
 
 __all__ = [
@@ -245,23 +245,8 @@ class Verifier:
                 f.records_needed = records_needed(m, auc_o.auc, half)
                 shift = float(np.median(l_after) - np.median(l_oracle))
                 f.informative = f.privleak_floor < 100.0
-        retain = self.retain_set(erased)
-        if len(retain) and len(ctx.nonmembers):
-            after = self._auc(self.losses(model, retain), self.losses(model, ctx.nonmembers))
-            before_r = self._auc(self.losses(trained, retain), non)
-            r.n_records = len(retain)
-            r.mia_auc, r.mia_auc_ci_low, r.mia_auc_ci_high = \
-                after.auc, after.auc_ci_low, after.auc_ci_high
-            r.mia_auc_before = before_r.auc
-            r.mia_auc_increase = after.auc - before_r.auc
-        held = set(forget.record_ids)
-        canaries = [c for c in ctx.data.canaries if held & set(c.carriers)]
-        if canaries and ctx.recipe.task == "causal-lm":
-            f.exposure_canaries = len(canaries)
-            f.exposure_bits_before = self.canary_exposure(trained, canaries)
-            f.exposure_bits = self.canary_exposure(model, canaries)
-            if oracle is not None:
-                f.exposure_bits_oracle = self.canary_exposure(oracle, canaries)
+        self._retain_evidence(r, model, trained, erased, non)
+        self._canary_evidence(f, model, oracle, trained, forget)
         u = self.ulira.evaluate(method=result.method, unlearner=unlearner, request=request,
                                 model=model, forget=forget)
         result.ulira_auc, result.ulira_auc_ci_low, result.ulira_auc_ci_high = \
@@ -281,6 +266,36 @@ class Verifier:
         result.flags += [v.message for v in result.verification_flags]
         result.verdict = verdict_line(result, alpha=1 - half)
         return result
+
+    def _retain_evidence(self, r: RetainEvidence, model: UnlearnedModel,
+                         trained: UnlearnedModel, erased: frozenset[str],
+                         non: np.ndarray) -> None:
+        """Collateral: the retained records' membership AUC after vs before (``non``: the
+        trained model's non-member losses)."""
+        retain, nonmembers = self.retain_set(erased), self.ctx.nonmembers
+        if not (len(retain) and len(nonmembers)):
+            return
+        after = self._auc(self.losses(model, retain), self.losses(model, nonmembers))
+        before = self._auc(self.losses(trained, retain), non)
+        r.n_records = len(retain)
+        r.mia_auc, r.mia_auc_ci_low, r.mia_auc_ci_high = \
+            after.auc, after.auc_ci_low, after.auc_ci_high
+        r.mia_auc_before = before.auc
+        r.mia_auc_increase = after.auc - before.auc
+
+    def _canary_evidence(self, f: ForgetEvidence, model: UnlearnedModel,
+                         oracle: UnlearnedModel | None, trained: UnlearnedModel,
+                         forget: EncodedSet) -> None:
+        """Exposure of the secret canaries carried by the forget set (causal LMs)."""
+        held = set(forget.record_ids)
+        canaries = [c for c in self.ctx.data.canaries if held & set(c.carriers)]
+        if not canaries or self.ctx.recipe.task != "causal-lm":
+            return
+        f.exposure_canaries = len(canaries)
+        f.exposure_bits_before = self.canary_exposure(trained, canaries)
+        f.exposure_bits = self.canary_exposure(model, canaries)
+        if oracle is not None:
+            f.exposure_bits_oracle = self.canary_exposure(oracle, canaries)
 
     def trained_utility(self) -> tuple[str, float]:
         """The trained model's utility on the test split, once."""

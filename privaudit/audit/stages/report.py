@@ -40,6 +40,32 @@ def max_clients_per_subject(data: PreparedData) -> int:
     return max((len(c) for c in seen.values()), default=1)
 
 
+def _run_info(cfg: AuditConfig, *, engine: str, bundle: ModelBundle, trained: TrainedModel,
+              seconds: dict[str, float], seed_commitment: str) -> RunInfo:
+    """The report's ``run`` section: what ran, on which engine, and how long each stage took."""
+    flower = flower_run(engine, trained.sha256)  # the Flower version and nodes, if any
+    return RunInfo(
+        name=cfg.name,
+        config_sha256=cfg.sha256(),
+        seed_commitment=seed_commitment,
+        engine=engine,
+        task=cfg.model.task,
+        base_model=cfg.model.base,
+        base_model_sha256=bundle.base_sha256,
+        adapter_config_sha256=bundle.adapter_config_sha256,
+        final_adapter_sha256=trained.sha256,
+        rounds=cfg.federation.rounds,
+        clients=cfg.federation.clients,
+        seconds=seconds,
+        flower_version=flower.flower_version if flower else None,
+        flower_runtime=flower.runtime if flower else None,
+        nodes=[
+            FederationNode(node_id=str(n.node_id), client_id=n.client_id, rounds=list(n.rounds))
+            for n in flower.nodes
+        ] if flower and flower.nodes else None,
+    )
+
+
 def build_report(
     cfg: AuditConfig,
     *,
@@ -64,29 +90,10 @@ def build_report(
     metric, value = utility
     summaries = data.summaries(cfg.data.source)
     env = capture_environment()
-    flower = flower_run(engine, trained.sha256)  # the Flower version and nodes, if any
     return Report(
         title=cfg.report.title,
-        run=RunInfo(
-            name=cfg.name,
-            config_sha256=cfg.sha256(),
-            seed_commitment=seed_commitment,
-            engine=engine,
-            task=cfg.model.task,
-            base_model=cfg.model.base,
-            base_model_sha256=bundle.base_sha256,
-            adapter_config_sha256=bundle.adapter_config_sha256,
-            final_adapter_sha256=trained.sha256,
-            rounds=cfg.federation.rounds,
-            clients=cfg.federation.clients,
-            seconds=seconds,
-            flower_version=flower.flower_version if flower else None,
-            flower_runtime=flower.runtime if flower else None,
-            nodes=[
-                FederationNode(node_id=str(n.node_id), client_id=n.client_id, rounds=list(n.rounds))
-                for n in flower.nodes
-            ] if flower and flower.nodes else None,
-        ),
+        run=_run_info(cfg, engine=engine, bundle=bundle, trained=trained, seconds=seconds,
+                      seed_commitment=seed_commitment),
         utility=Utility(
             metric=metric,  # type: ignore[arg-type]
             value=value,

@@ -108,6 +108,34 @@ def load_corpus(cfg: DataConfig, *, task: str, seed: int) -> tuple[list[Record],
     return records, labels
 
 
+def _check_exclusions(cfg: DataConfig, private: Sequence[Record]) -> None:
+    """``data.exclude_records`` / ``exclude_subjects`` must name training records and leave
+    some to train on; ConfigError naming the field otherwise."""
+    private_ids = {r.id for r in private}
+    private_subjects = {r.subject_id for r in private}
+    drop_ids, drop_subjects = set(cfg.exclude_records), set(cfg.exclude_subjects)
+    if private and all(r.id in drop_ids or r.subject_id in drop_subjects for r in private):
+        field = "data.exclude_subjects" if drop_subjects & private_subjects else \
+            "data.exclude_records"
+        raise ConfigError(
+            f"{field}: excludes every training record ({len(private)} records of "
+            f"{len(private_subjects)} subjects), so nothing would be left to train on "
+            f"(got {len(drop_subjects)} subject(s), {len(drop_ids)} record id(s))"
+        )
+    unknown = [i for i in cfg.exclude_records if i not in private_ids]
+    unknown_subjects = [s for s in cfg.exclude_subjects if s not in private_subjects]
+    problems = []
+    if unknown:
+        problems.append(f"data.exclude_records: ids not in the training data (got {unknown[:10]})")
+    if unknown_subjects:
+        problems.append(
+            "data.exclude_subjects: subjects not in the training data "
+            f"(got {unknown_subjects[:10]})"
+        )
+    if problems:
+        raise ConfigError(problems[0], problems)
+
+
 def prepare_data(
     cfg: DataConfig, *, task: str, k: int, seed: int, canaries: CanaryConfig | None = None
 ) -> PreparedData:
@@ -141,29 +169,8 @@ def prepare_data(
         )
     members = random.Random(seed + 1).sample(eligible, cfg.audit.members)
 
-    private_ids = {r.id for r in private}
-    private_subjects = {r.subject_id for r in private}
+    _check_exclusions(cfg, private)
     drop_ids, drop_subjects = set(cfg.exclude_records), set(cfg.exclude_subjects)
-    if private and all(r.id in drop_ids or r.subject_id in drop_subjects for r in private):
-        field = "data.exclude_subjects" if drop_subjects & private_subjects else \
-            "data.exclude_records"
-        raise ConfigError(
-            f"{field}: excludes every training record ({len(private)} records of "
-            f"{len(private_subjects)} subjects), so nothing would be left to train on "
-            f"(got {len(drop_subjects)} subject(s), {len(drop_ids)} record id(s))"
-        )
-    unknown = [i for i in cfg.exclude_records if i not in private_ids]
-    unknown_subjects = [s for s in cfg.exclude_subjects if s not in private_subjects]
-    problems = []
-    if unknown:
-        problems.append(f"data.exclude_records: ids not in the training data (got {unknown[:10]})")
-    if unknown_subjects:
-        problems.append(
-            "data.exclude_subjects: subjects not in the training data "
-            f"(got {unknown_subjects[:10]})"
-        )
-    if problems:
-        raise ConfigError(problems[0], problems)
 
     def dropped(r: Record) -> bool:
         return r.id in drop_ids or r.subject_id in drop_subjects

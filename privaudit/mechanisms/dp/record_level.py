@@ -127,6 +127,34 @@ class PrivateTraining:
         self.finish()  # steps taken before a failure were released too: account them
 
 
+#: What the noise is drawn from, said wherever DP-SGD is set up or a run trains with DP.
+PRNG_NOTE = ("DP noise comes from torch's PRNG, not a CSPRNG: fine for audits and reproducible "
+             "runs, not hardened against floating-point or RNG-state attacks")
+
+
+def _setting_problems(noise_multiplier: float, max_grad_norm: float, grad_sample_mode: str,
+                      criterion: nn.Module) -> list[str]:
+    """Every problem of the DP-SGD settings, named by their config field."""
+    problems = []
+    if not noise_multiplier > 0:
+        problems.append(
+            f"privacy.dp.noise_multiplier: must be > 0 with DP on (got {noise_multiplier})"
+        )
+    if not max_grad_norm > 0:
+        problems.append(f"privacy.dp.max_grad_norm: must be > 0 (got {max_grad_norm})")
+    if grad_sample_mode not in GRAD_SAMPLE_MODES:
+        problems.append(
+            f"privacy.dp.grad_sample_mode: must be one of {', '.join(GRAD_SAMPLE_MODES)} "
+            f"(got {grad_sample_mode!r})"
+        )
+    if getattr(criterion, "reduction", "sum") != "sum":
+        problems.append(
+            "privacy.dp.criterion: the loss must be summed over examples "
+            f"(got reduction={getattr(criterion, 'reduction', None)!r})"
+        )
+    return problems
+
+
 def make_private(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -151,24 +179,8 @@ def make_private(
     """
     if isinstance(model, AbstractGradSampleModule):
         raise InternalError("make_private got a wrapped model; pass unwrap(model)")
-    problems = []
-    if not noise_multiplier > 0:
-        problems.append(
-            f"privacy.dp.noise_multiplier: must be > 0 with DP on (got {noise_multiplier})"
-        )
-    if not max_grad_norm > 0:
-        problems.append(f"privacy.dp.max_grad_norm: must be > 0 (got {max_grad_norm})")
-    if grad_sample_mode not in GRAD_SAMPLE_MODES:
-        problems.append(
-            f"privacy.dp.grad_sample_mode: must be one of {', '.join(GRAD_SAMPLE_MODES)} "
-            f"(got {grad_sample_mode!r})"
-        )
     criterion = criterion if criterion is not None else nn.CrossEntropyLoss(reduction="sum")
-    if getattr(criterion, "reduction", "sum") != "sum":
-        problems.append(
-            "privacy.dp.criterion: the loss must be summed over examples "
-            f"(got reduction={criterion.reduction!r})"
-        )
+    problems = _setting_problems(noise_multiplier, max_grad_norm, grad_sample_mode, criterion)
     model_params = {id(p) for p in model.parameters()}
     if any(id(p) not in model_params for g in optimizer.param_groups for p in g["params"]):
         raise InternalError("the optimizer holds parameters that are not the model's")
@@ -176,12 +188,7 @@ def make_private(
     problems += check_model_for_opacus(model, grad_sample_mode=grad_sample_mode)
     if problems:
         raise PrivacyBudgetError("; ".join(problems), problems)
-    warnings.warn(
-        "DP noise comes from torch's PRNG, not a CSPRNG: fine for audits and reproducible "
-        "runs, not hardened against floating-point or RNG-state attacks",
-        UserWarning,
-        stacklevel=2,
-    )
+    warnings.warn(PRNG_NOTE, UserWarning, stacklevel=2)
 
     extra = {"max_grad_norm": max_grad_norm} if grad_sample_mode == "ghost" else {}
     wrapped = prepare_module(

@@ -31,6 +31,7 @@ from privaudit.core.errors import ConfigError, PrivacyBudgetError, SecureAggrega
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.calibration import client_noise_multiplier, record_noise_multipliers
 from privaudit.mechanisms.dp.card import DPCard, build_dp_card
+from privaudit.mechanisms.dp.record_level import PRNG_NOTE
 from privaudit.mechanisms.dp.validate import check_dp_config, check_model_for_opacus
 from privaudit.mechanisms.federated.canary_client import CanaryClient
 from privaudit.mechanisms.federated.client import ClientFn, client_update
@@ -50,10 +51,7 @@ from privaudit.mechanisms.secagg import build_report as build_secagg_report
 FEDERATION = "federation"
 _SIGMA_CACHE: dict[str, dict[str, float]] = {}
 #: said once per run by the train stage (record-level DP-SGD's ``make_private`` also warns)
-PRNG_WARNING = (
-    "privacy.dp: DP noise comes from torch's PRNG, not a CSPRNG: fine for audits and "
-    "reproducible runs, not hardened against floating-point or RNG-state attacks"
-)
+PRNG_WARNING = f"privacy.dp: {PRNG_NOTE}"
 
 
 def noise_multipliers(recipe: TrainingRecipe, client_sizes: Mapping[str, int]) -> dict[str, float]:

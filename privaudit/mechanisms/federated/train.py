@@ -34,6 +34,28 @@ from privaudit.mechanisms.tasks import EncodedSet
 OnRound = Callable[[int, AdapterState, list[ClientUpdate], RoundRecord], None]
 
 
+def _tracking_privacy(outcome: PrivacyOutcome, record_level: bool,
+                      on_round: OnRound | None) -> OnRound:
+    """The engine's per-round callback: the round's accountants and secure-aggregation log
+    go into ``outcome``, the ε so far onto the round record, then ``on_round``."""
+
+    def round_done(
+        r: int, state: AdapterState, updates: list[ClientUpdate], record: RoundRecord
+    ) -> None:
+        for c, client_state in record.client_states.items():
+            if record_level and client_state.accountant is not None:
+                outcome.accountants[c] = client_state.accountant
+        log = record.aggregation
+        if log is not None and log.secure_aggregation is not None:
+            outcome.secure_rounds.append(log.secure_aggregation)
+        record.epsilon = outcome.epsilon()
+        record.privacy = outcome
+        if on_round is not None:
+            on_round(r, state, updates, record)
+
+    return round_done
+
+
 def train_federation(
     recipe: TrainingRecipe,
     bundle: ModelBundle,
@@ -70,10 +92,7 @@ def train_federation(
         warnings.warn(
             f"federation.client_timeout / federation.min_clients are enforced by the in-process "
             f"engine; the {engine} engine aggregates the replies that arrive within its own "
-            "round_timeout and does not list dropouts in the report",
-            UserWarning,
-            stacklevel=2,
-        )
+            "round_timeout and does not list dropouts in the report", UserWarning, stacklevel=2)
     sizes = client_sizes_of(clients)
     privacy = build_recipe(
         recipe,
@@ -96,20 +115,6 @@ def train_federation(
         for c in clients
     }
 
-    def round_done(
-        r: int, state: AdapterState, updates: list[ClientUpdate], record: RoundRecord
-    ) -> None:
-        for c, client_state in record.client_states.items():
-            if record_level and client_state.accountant is not None:
-                outcome.accountants[c] = client_state.accountant
-        log = record.aggregation
-        if log is not None and log.secure_aggregation is not None:
-            outcome.secure_rounds.append(log.secure_aggregation)
-        record.epsilon = outcome.epsilon()
-        record.privacy = outcome
-        if on_round is not None:
-            on_round(r, state, updates, record)
-
     job = TrainingJob(
         model=bundle.model,
         task=recipe.task,
@@ -119,7 +124,7 @@ def train_federation(
         federation=recipe.training_federation(),
         seed=seed,
         strategy=privacy.strategy,
-        on_round=round_done,
+        on_round=_tracking_privacy(outcome, record_level, on_round),
         client_fn=wrap_client(privacy.client_fn) if wrap_client else privacy.client_fn,
         start_round=start_round,
         client_states=states,

@@ -218,6 +218,25 @@ def round_record(result: RoundResult) -> RoundRecord:
     )
 
 
+def _init_ray(options: FlowerOptions) -> None:
+    """Start (or join, with ``options.ray_address``) Ray, unless it is running already; its
+    workers import privaudit from this process's ``sys.path``."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    pythonpath = os.pathsep.join(p for p in sys.path if p)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Tip: In future versions of Ray")
+        ray.init(
+            address=options.ray_address,
+            include_dashboard=False,
+            logging_level=logging.INFO if options.verbose else logging.ERROR,
+            log_to_driver=options.verbose,
+            runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "FLWR_TELEMETRY_ENABLED": "0"}},
+        )
+
+
 def simulate(
     clients: ClientSide, server: ServerSide, on_round: OnRound, options: FlowerOptions
 ) -> Served:
@@ -240,18 +259,7 @@ def simulate(
     box: dict[str, Any] = {}
     began = time.perf_counter()
     try:
-        if not ray.is_initialized():
-            pythonpath = os.pathsep.join(p for p in sys.path if p)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Tip: In future versions of Ray")
-                ray.init(
-                    address=options.ray_address,
-                    include_dashboard=False,
-                    logging_level=logging.INFO if options.verbose else logging.ERROR,
-                    log_to_driver=options.verbose,
-                    runtime_env={"env_vars": {"PYTHONPATH": pythonpath,
-                                              "FLWR_TELEMETRY_ENABLED": "0"}},
-                )
+        _init_ray(options)
         box["ray_init"] = time.perf_counter() - began
         ref = ray.put(clients)
         key = f"{ref.hex()}-{time.time_ns()}"

@@ -41,12 +41,12 @@ from privaudit.attacks.signals import compute_signals, length_batches
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.pipeline import build_model, run_audit
+from privaudit.audit.session import prepare_run_data
 from privaudit.audit.stages.references import references_stage
 from privaudit.core.params import merge_patch
 from privaudit.core.progress import PlainReporter
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms import prefix
-from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.federated.privacy import PrivacyOutcome
 from privaudit.mechanisms.models import adapter_state, load_adapter, set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet, attach_features, encode_records
@@ -94,8 +94,7 @@ def _measure(run_dir: Path) -> dict[str, Any]:
     # The same run, attacked with its first 4 references (loaded from the run's cache).
     cfg4 = _config(4, [{"name": "lira"}, {"name": "rmia"},
                        {"name": "rmia", "params": {"mode": "offline"}}])
-    data = prepare_data(cfg4.data, task=cfg4.model.task, k=cfg4.federation.clients,
-                        seed=cfg4.seed)
+    data = prepare_run_data(cfg4)
     run = RunDir(run_dir)
     bundle = build_model(cfg4, data, run)
     initial = adapter_state(bundle.model)
@@ -120,8 +119,7 @@ def _measure(run_dir: Path) -> dict[str, Any]:
 
     # Throughput on the demo's own model (MiniLM, frozen-prefix cache), untrained adapter.
     demo = load_preset("demo")
-    demo_data = prepare_data(demo.data, task=demo.model.task, k=demo.federation.clients,
-                             seed=demo.seed)
+    demo_data = prepare_run_data(demo)
     demo_bundle = build_model(demo, demo_data, RunDir(run_dir / "minilm").create())
     records = [*demo_data.members, *demo_data.nonmembers, *demo_data.test]
     enc = attach_features(encode_records(records, demo_bundle.tokenizer, labels=demo_data.labels,

@@ -27,8 +27,8 @@ import torch
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.pipeline import build_model
+from privaudit.audit.session import prepare_run_data
 from privaudit.core.rundir import RunDir
-from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.dp import GRAD_SAMPLE_MODES, DPConfig
 from privaudit.mechanisms.federated import ClientState, RecordLevelDP, client_update
 from privaudit.mechanisms.models import ModelBundle, adapter_state
@@ -53,9 +53,7 @@ def demo_task(tmp_path_factory: pytest.TempPathFactory) -> DemoTask:
     cfg = cfg.model_copy(
         update={"federation": cfg.federation.model_copy(update={"local_epochs": 1})}
     )
-    prepared = prepare_data(
-        cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed
-    )
+    prepared = prepare_run_data(cfg)
     bundle = build_model(cfg, prepared, RunDir(tmp_path_factory.mktemp("bench-dp")).create())
     records = next(iter(prepared.clients.values()))
     encoded = encode_records(

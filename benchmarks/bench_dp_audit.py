@@ -20,9 +20,9 @@ from typing import Any
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, DpAuditConfig
 from privaudit.audit.pipeline import build_model
+from privaudit.audit.session import prepare_run_data
 from privaudit.audit.stages.dp_audit import dp_audit_result, plant_dp_audit, score_dp_audit
 from privaudit.core.rundir import RunDir
-from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.models import adapter_state
 from privaudit.mechanisms.tasks import attach_features, encode_records
@@ -38,7 +38,7 @@ def _config() -> AuditConfig:
 
 def measure(out: str = "/tmp/privaudit-bench-dp-audit") -> dict[str, float]:
     cfg = _config()
-    data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed)
+    data = prepare_run_data(cfg)
     bundle = build_model(cfg, data, RunDir(Path(out)).create())
     start = adapter_state(bundle.model)
 

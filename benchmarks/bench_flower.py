@@ -35,8 +35,8 @@ from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.flower_export import export_federation
 from privaudit.audit.pipeline import build_model
+from privaudit.audit.session import prepare_run_data
 from privaudit.core.rundir import RunDir
-from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.dp import accounting
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.federated import privacy
@@ -71,8 +71,7 @@ class Prepared:
 
 def prepare(cfg: AuditConfig, root: Path) -> Prepared:
     """The federation as ``privaudit run`` prepares it (data, model, encoded clients)."""
-    data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed,
-                        canaries=cfg.attacks.canaries)
+    data = prepare_run_data(cfg)
     bundle = build_model(cfg, data, RunDir(root).create())
 
     def encode(records: list[Any]) -> EncodedSet:

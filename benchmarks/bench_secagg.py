@@ -27,8 +27,8 @@ import torch
 from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.pipeline import build_model
+from privaudit.audit.session import prepare_run_data
 from privaudit.core.rundir import RunDir
-from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.dp import DPConfig
 from privaudit.mechanisms.federated import (
     FedAvg,
@@ -143,7 +143,7 @@ def demo_round(tmp_path_factory: pytest.TempPathFactory) -> DemoRound:
         "federation": cfg.federation.model_copy(update={"rounds": 1}),
         "privacy": cfg.privacy.model_copy(update={"dp": DPConfig()}),
     })
-    data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients, seed=cfg.seed)
+    data = prepare_run_data(cfg)
     bundle = build_model(cfg, data, RunDir(tmp_path_factory.mktemp("bench-he")).create())
 
     def encode(records: list[Any]) -> EncodedSet:

@@ -32,6 +32,7 @@ from privaudit.audit.cli import load_preset
 from privaudit.audit.config import AuditConfig, config_from_dict
 from privaudit.audit.erase_run import erase_finished_run
 from privaudit.audit.pipeline import run_audit
+from privaudit.audit.session import prepare_run_data
 from privaudit.core.progress import PlainReporter
 from privaudit.core.rundir import RunDir
 from privaudit.reports.schema import UnlearningResult
@@ -77,10 +78,8 @@ def _table(title: str, results: list[UnlearningResult], shards: int) -> list[str
 def test_bench_unlearning_vs_oracle(benchmark: Any, tmp_path: Path) -> None:
     cfg = _config()
     if cfg.unlearning.requests[0].ids == ["s00001"]:  # the tiny run: a subject it trained on
-        from privaudit.mechanisms.data import prepare_data
 
-        data = prepare_data(cfg.data, task=cfg.model.task, k=cfg.federation.clients,
-                            seed=cfg.seed, canaries=cfg.attacks.canaries)
+        data = prepare_run_data(cfg)
         subject = data.clients["client-2"][0].subject_id
         cfg = config_from_dict(merge(cfg.model_dump(mode="json"), {"unlearning": {
             "requests": [{"id": "req-0001", "kind": "subject", "ids": [subject]}]}}))

@@ -102,6 +102,7 @@ from privaudit.unlearning.base import (
     concat_sets,
     derive_seed,
 )
+from privaudit.unlearning.config import VerifyConfig
 from privaudit.unlearning.requests import ResolvedRequest
 
 __all__ = ["PER_EXAMPLE_MIN", "ULiRA", "ULiRAOutcome", "pooled_sigma", "ulira_scores"]
@@ -187,6 +188,13 @@ class ULiRAOutcome:
 
 def _sha(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ulira_references_needed(verify: VerifyConfig, methods: Sequence[str]) -> int:
+    """Reference models U-LiRA needs to judge requests served by ``methods``: 2P when it
+    judges one of them (``verify.ulira_methods``, P = ``verify.ulira_references``), else 0."""
+    judged = any(m in verify.ulira_methods for m in methods)
+    return 2 * verify.ulira_references if judged else 0
 
 
 @dataclass

@@ -63,7 +63,7 @@ from privaudit.unlearning.power import (
 )
 from privaudit.unlearning.requests import ResolvedRequest
 from privaudit.unlearning.results import ForgetEvidence, RetainEvidence, UnlearningResult
-from privaudit.unlearning.ulira import ULiRA
+from privaudit.unlearning.ulira import ULiRA, ulira_references_needed
 
 __all__ = [
     "Verifier",
@@ -103,8 +103,7 @@ class Verifier:
     def prepare(self, methods: Sequence[str]) -> None:
         """Check up front that the run handed U-LiRA its references when some method will
         use them (the audit's references stage trains them)."""
-        v = self.cfg
-        if v.ulira_references and any(m in v.ulira_methods for m in methods):
+        if ulira_references_needed(self.cfg, methods):
             self.ulira.references()
 
     def ulira_signal(self, model: UnlearnedModel, data: EncodedSet) -> np.ndarray:

@@ -23,6 +23,7 @@ from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
 from privaudit.mechanisms.models import AdapterState, ModelBundle
 from privaudit.mechanisms.tasks import EncodedSet
+from privaudit.unlearning.ulira import ulira_references_needed
 
 __all__ = ["references_needed", "references_stage"]
 
@@ -30,9 +31,7 @@ __all__ = ["references_needed", "references_stage"]
 def references_needed(cfg: AuditConfig, methods: Sequence[str], *, serving: bool) -> int:
     """References the run needs: the battery's count, or U-LiRA's 2P when it will judge one
     of ``methods`` on a request (``serving``), whichever is larger."""
-    v = cfg.unlearning.verify
-    ulira = 2 * v.ulira_references if serving and any(m in v.ulira_methods
-                                                      for m in methods) else 0
+    ulira = ulira_references_needed(cfg.unlearning.verify, methods) if serving else 0
     return max(cfg.attacks.references.count, ulira)
 
 

@@ -26,9 +26,8 @@ computed once per batch, in float32, and batches are sized by a token budget so 
 from __future__ import annotations
 
 import io
-import math
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from torch import nn
 from privaudit.attacks.scores.inputs import SignalSet
 from privaudit.core.rundir import write_bytes_atomic
 from privaudit.mechanisms import prefix
-from privaudit.mechanisms.models import AdapterState, set_adapter_state
+from privaudit.mechanisms.models import AdapterState, ensemble_log_probs
 from privaudit.mechanisms.tasks import Batch, EncodedSet, forward
 
 __all__ = [
@@ -86,23 +85,6 @@ def length_batches(
         start += size
 
 
-def _ensemble(
-    model: nn.Module, states: Sequence[AdapterState] | None, one: Callable[[], torch.Tensor]
-) -> torch.Tensor:
-    """``one()`` (log-probabilities of the model as it is) when ``states`` is None; else
-    log((1/S) Σ_s exp(one() under state s)), the ensemble's log-probabilities."""
-    if states is not None and len(states) == 0:
-        raise ValueError("an ensemble needs at least one adapter state; got none")
-    members: Sequence[AdapterState | None] = [None] if states is None else states
-    total = torch.empty(0)
-    for k, state in enumerate(members):
-        if state is not None:
-            set_adapter_state(model, state)
-        log_p = one()
-        total = log_p if k == 0 else torch.logaddexp(total, log_p, out=total)
-    return total - math.log(len(members)) if len(members) > 1 else total
-
-
 def _class_log_probs(model: nn.Module, batch: Batch, task: str) -> torch.Tensor:
     """log p over the labels (B, C), float64, of the model as it is."""
     return torch.log_softmax(forward(model, batch, task).logits.double(), dim=-1)
@@ -119,7 +101,7 @@ def _lm_log_p(model: nn.Module, batch: Batch,
                            attention_mask=batch.attention_mask).logits
         return torch.log_softmax(logits[:, :-1].float(), dim=-1)
 
-    return _ensemble(model, states, one)
+    return ensemble_log_probs(model, states, one)
 
 
 def _lm_tokens(
@@ -174,7 +156,7 @@ def compute_signals(
                     log_probs = torch.log_softmax(out.logits.double(), dim=-1)
                     loss[indices] = out.loss.double().numpy()
                 else:
-                    log_probs = _ensemble(model, states, partial(_class_log_probs, model,
+                    log_probs = ensemble_log_probs(model, states, partial(_class_log_probs, model,
                                                                  batch, task))
                     labels = batch.labels.unsqueeze(-1)
                     loss[indices] = (-log_probs.gather(-1, labels)[:, 0]).numpy()

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,34 @@ def ensemble_state(states: Sequence[Mapping[str, torch.Tensor]]) -> AdapterState
 def ensemble_sha256(states: Sequence[Mapping[str, torch.Tensor]]) -> str:
     """The model hash of an adapter or of an ensemble (:func:`ensemble_state`)."""
     return state_sha256(ensemble_state(states))
+
+
+def ensemble_log_probs(
+    model: nn.Module, states: Sequence[AdapterState] | None, one: Callable[[], torch.Tensor]
+) -> torch.Tensor:
+    """The one ensemble of privaudit: ``one()`` (log-probabilities of the model as it is)
+    when ``states`` is None; else log((1/S) Σ_s exp(one() under state s)), the log of the
+    mean of the members' probabilities (SISA's prediction, Bourtoule et al. 2021), summed
+    one member at a time in ``one()``'s dtype (float64 for labels and gathered tokens; the
+    attacks' full-vocabulary distribution stays float32 for memory). The model is left
+    holding the last member's adapter.
+
+    >>> import torch.nn as nn
+    >>> p = torch.tensor([[0.2, 0.8]], dtype=torch.float64)
+    >>> out = ensemble_log_probs(nn.Identity(), None, lambda: p.log())
+    >>> out.exp().tolist()
+    [[0.2, 0.8]]
+    """
+    if states is not None and len(states) == 0:
+        raise ValueError("an ensemble needs at least one adapter state; got none")
+    members: Sequence[AdapterState | None] = [None] if states is None else states
+    total = torch.empty(0)
+    for k, state in enumerate(members):
+        if state is not None:
+            set_adapter_state(model, state)
+        log_p = one()
+        total = log_p if k == 0 else torch.logaddexp(total, log_p, out=total)
+    return total - math.log(len(members)) if len(members) > 1 else total
 
 
 def base_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -15,34 +15,33 @@ import numpy as np
 import torch
 from torch import nn
 
-from privaudit.mechanisms.models import AdapterState, set_adapter_state
+from privaudit.mechanisms.models import AdapterState, ensemble_log_probs, set_adapter_state
 from privaudit.mechanisms.tasks import Batch, EncodedSet, evaluate_utility, forward
 
 
 def _mean_logprob(
     model: nn.Module, states: Sequence[AdapterState] | None, batch: Batch, task: str
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log of the shard-mean probability of the label (B,) or of each next token (B, T−1).
+    """log of the shard-mean probability of the label (B,) or of each next token (B, T−1),
+    float64, through the one ensemble (:func:`~privaudit.mechanisms.models.
+    ensemble_log_probs`) the attacks use too.
 
     ``states=None``: the model as it is (its current adapter)."""
-    logps = []
-    mask = None
-    for state in states if states is not None else [None]:
-        if state is not None:
-            set_adapter_state(model, state)
+    masks: list[torch.Tensor | None] = []
+
+    def one() -> torch.Tensor:
         out = forward(model, batch, task)
         if task == "classification":
             if batch.labels is None:
                 raise ValueError("classification batch without labels")
-            logp = torch.log_softmax(out.logits.float(), -1)
-            logps.append(logp.gather(-1, batch.labels.unsqueeze(-1)).squeeze(-1))
-        else:
-            if out.token_logprobs is None:
-                raise ValueError("causal-lm forward returned no token log-probs")
-            logps.append(out.token_logprobs.float())
-            mask = out.token_mask
-    stacked = torch.stack(logps)
-    return torch.logsumexp(stacked, 0) - math.log(len(logps)), mask
+            logp = torch.log_softmax(out.logits.double(), -1)
+            return logp.gather(-1, batch.labels.unsqueeze(-1)).squeeze(-1)
+        if out.token_logprobs is None:
+            raise ValueError("causal-lm forward returned no token log-probs")
+        masks.append(out.token_mask)
+        return out.token_logprobs.double()
+
+    return ensemble_log_probs(model, states, one), (masks[-1] if masks else None)
 
 
 @torch.no_grad()
@@ -109,12 +108,11 @@ def per_example_utility(
         if task == "classification":
             if batch.labels is None:
                 raise ValueError("classification batch without labels")
-            probs = torch.zeros(0)
-            for state in states:
-                set_adapter_state(model, state)
-                p = torch.softmax(forward(model, batch, task).logits.float(), -1)
-                probs = p if probs.numel() == 0 else probs + p
-            values.append((probs.argmax(-1) == batch.labels).double().numpy())
+            def classes(b: Batch = batch) -> torch.Tensor:
+                return torch.log_softmax(forward(model, b, task).logits.double(), -1)
+
+            log_p = ensemble_log_probs(model, states, classes)
+            values.append((log_p.argmax(-1) == batch.labels).double().numpy())
             weights.append(np.ones(len(batch.labels)))
         else:
             logp, mask = _mean_logprob(model, states, batch, task)

@@ -96,10 +96,11 @@ class DpAuditConfig(ConfigSection):
     each included in training with probability 1/2; 0 = off."""
 
     canaries: int = Field(default=200, ge=0, description="canary records m; 0 = no audit")
-    kind: Literal["mislabeled", "secret", "auto"] = Field(
+    kind: Literal["mislabeled", "secret", "gradient", "auto"] = Field(
         default="auto",
-        description="mislabeled records (classification) or random secrets (causal LM); "
-        "auto picks by model.task",
+        description="mislabeled records (classification), random secrets (causal LM), or "
+        "white-box gradient canaries in DP-SGD's clipped gradients (record-level DP only); "
+        "auto: gradient under record-level DP, else by model.task",
     )
     guesses: DpAuditGuesses = Field(default_factory=DpAuditGuesses)
     confidence: float = Field(

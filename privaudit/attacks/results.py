@@ -115,12 +115,31 @@ class DpAuditResult(ReportModel):
     attack: str | None = Field(
         default=None, description="the attack whose scores ranked the canaries"
     )
-    kind: str | None = Field(default=None, description="mislabeled | secret")
+    kind: str | None = Field(default=None, description="mislabeled | secret | gradient")
     claimed_epsilon: float | None = Field(description="the accountant's ε; None without DP")
     delta: float = 0.0
     epsilon_lower_bound: float = Field(description="the larger of the two bounds")
     one_run_epsilon_lower_bound: float | None = None
     roc_epsilon_lower_bound: float | None = None
+    fdp_epsilon_lower_bound: float | None = Field(
+        default=None, description="the one-run bound judged against Gaussian trade-off curves "
+        "(Mahloujifar, Melis, Chaudhuri 2025): ε at δ of the largest μ-GDP refuted")
+    fdp_mu_lower_bound: float | None = None
+    gaussian_epsilon_estimate: float | None = Field(
+        default=None, description="Andrew et al. 2024: ε at δ of the μ fitted to the in/out "
+        "canary scores; an estimate, not a bound")
+    gaussian_epsilon_interval: list[float] | None = Field(
+        default=None, description="[low, high] of the Gaussian estimate at ``confidence``")
+    gaussian_mu_estimate: float | None = None
+    estimate_above_claim: bool | None = Field(
+        default=None, description="the Gaussian estimate's interval lies above the claimed ε: a "
+        "warning, not a violation (the estimate assumes Gaussian scores)")
+    score_source: str | None = Field(
+        default=None, description="what the canary scores were read from")
+    release_contains_canaries: bool | None = Field(
+        default=None, description="whether the model the report describes was trained with "
+        "the audit's canaries")
+    canary_memory_bytes: int | None = None
     confidence: float | None = None
     n_canaries: int
     n_included: int | None = None
@@ -128,7 +147,7 @@ class DpAuditResult(ReportModel):
     guesses_positive: int | None = None
     guesses_negative: int | None = None
     correct: int
-    violation: bool = Field(description="epsilon_lower_bound > claimed_epsilon")
+    violation: bool = Field(description="a rigorous bound (epsilon_lower_bound) > claimed_epsilon")
     max_provable_epsilon: float | None = Field(
         default=None, description="the largest ε lower bound this design (canaries, guesses, "
         "confidence, δ) can print whatever the training does: the larger of the one-run and "

@@ -130,9 +130,11 @@ def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,
     sizes = dict(client_sizes)
     k = max(1, len(sizes))
     n_train = sum(sizes.values())
-    if cfg.attacks.dp_audit is not None and cfg.attacks.dp_audit.canaries:
-        # each DP-audit canary joins the training with probability 1/2
-        extra = _spread(cfg.attacks.dp_audit.canaries // 2, k)
+    audit = cfg.attacks.dp_audit
+    if audit is not None and dp_audit_kind(cfg) not in (None, "gradient"):
+        # each DP-audit input canary joins the training with probability 1/2 (gradient
+        # canaries are no records: they ride in DP-SGD's clipped gradients)
+        extra = _spread(audit.canaries // 2, k)
         sizes_target = {c: n + extra[f"c{i}"] for i, (c, n) in enumerate(sizes.items())}
     else:
         sizes_target = sizes
@@ -264,28 +266,48 @@ def tpr_resolution_lines(cfg: AuditConfig, *, nonmembers: int) -> list[str]:
     return out
 
 
+def dp_audit_kind(cfg: AuditConfig) -> str | None:
+    """The canary kind of the run's DP audit (``auto`` resolved); None when off."""
+    from privaudit.mechanisms.data.audit_canaries import resolve_kind
+
+    audit = cfg.attacks.dp_audit
+    if audit is None or audit.canaries == 0:
+        return None
+    return resolve_kind(audit.kind, cfg.model.task, cfg.privacy.dp.mode)
+
+
 def dp_audit_power_lines(cfg: AuditConfig) -> list[str]:
     """What the configured DP audit can show at most, from its design alone (canaries,
     guesses, confidence, δ), against the claimed ε when the config fixes it: printed before
     anything trains, so an audit that cannot test the claim is known before it runs."""
     from privaudit.attacks.dp_audit import canaries_needed, max_provable_epsilon
+    from privaudit.attacks.fdp_audit import fdp_canaries_needed, fdp_ceiling
     from privaudit.audit.stages.dp_audit import guess_counts
 
     audit, dp = cfg.attacks.dp_audit, cfg.privacy.dp
-    if audit is None or not audit.canaries:
+    kind = dp_audit_kind(cfg)
+    if audit is None or kind is None:
         return []
     m = audit.canaries
     r = max(1, sum(guess_counts(cfg)))
     delta, p_star = float(dp.delta or 0.0), 1 - audit.confidence
     # before training, half the canaries are expected in (each with probability 1/2)
-    ceiling = max_provable_epsilon(r=r, m=m, n_included=m // 2, delta=delta,
-                                   confidence=audit.confidence)
-    out = [f"DP audit: {m} canaries, {r} guesses: it can show at most ε ≥ {ceiling:.3g} "
-           f"(at δ = {delta:g}, confidence {audit.confidence:g}), whatever the training does"]
+    eps_dp = max_provable_epsilon(r=r, m=m, n_included=m // 2, delta=delta,
+                                  confidence=audit.confidence)
+    fdp = kind == "gradient" and delta > 0
+    f_dp = fdp_ceiling(m=m, guesses=r, delta=delta, p_value=p_star) if fdp else 0.0
+    ceiling = max(eps_dp, f_dp)
+    out = [f"DP audit: {m} {kind} canaries, {r} guesses: it can show at most "
+           f"ε ≥ {ceiling:.3g} (at δ = {delta:g}, confidence {audit.confidence:g}), whatever "
+           "the training does"]
+    if fdp:
+        out.append(f"  per estimator: one-run ε-DP and ROC at most {eps_dp:.3g}, one-run f-DP "
+                   f"at most {f_dp:.3g}; the Gaussian estimate has no ceiling but is no proof")
     claimed = dp.target_epsilon if dp.mode != "none" else None
     if claimed is not None and claimed >= ceiling:
-        needed = canaries_needed(claimed, guess_fraction=r / m, delta=delta, p_value=p_star)
-        every = canaries_needed(claimed, guess_fraction=1.0, delta=delta, p_value=p_star)
+        find = fdp_canaries_needed if fdp else canaries_needed
+        needed = find(claimed, guess_fraction=r / m, delta=delta, p_value=p_star)
+        every = find(claimed, guess_fraction=1.0, delta=delta, p_value=p_star)
         how = (f"about {needed} canaries with the same guess fraction" if needed else
                "more canaries than any run holds with this guess fraction")
         how += f", or about {every} with every canary guessed" if every else \

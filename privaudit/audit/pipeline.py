@@ -20,7 +20,12 @@ from privaudit.audit.runclaim import claim_run_dir
 from privaudit.audit.session import RunSession
 from privaudit.audit.session import build_model as build_model
 from privaudit.audit.stages.attack import attacked_models, run_attack_stage
-from privaudit.audit.stages.dp_audit import dp_audit_stage, plant_dp_audit, record_planted
+from privaudit.audit.stages.dp_audit import (
+    dp_audit_stage,
+    gradient_placement,
+    plant_dp_audit,
+    record_planted,
+)
 from privaudit.audit.stages.erase import erase_stage
 from privaudit.audit.stages.references import references_needed, references_stage
 from privaudit.audit.stages.report import build_report
@@ -97,7 +102,7 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
     _write_data_roles(run, data)
     session = RunSession.build(cfg, run, data)
     # DP-audit canaries ride along in the one target training; inclusion stays sealed
-    dp_plan = plant_dp_audit(cfg, data)
+    dp_plan = plant_dp_audit(cfg, data, like=session.initial_state)
     trained_on = dp_plan.with_clients(data.clients) if dp_plan is not None else data.clients
     if dp_plan is not None:
         record_planted(run, dp_plan)
@@ -107,7 +112,7 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
 
     t0 = time.perf_counter()
     trained = train_stage(session, clients, test, run, engine=engine, reporter=reporter,
-                          resume=resume)
+                          resume=resume, gradient_canaries=gradient_placement(dp_plan))
     set_adapter_state(session.bundle.model, trained.state)
     utility = evaluate_utility(session.bundle.model, test, cfg.model.task)
     seconds["train"] = time.perf_counter() - t0

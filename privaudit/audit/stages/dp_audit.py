@@ -1,17 +1,24 @@
 """The DP audit stage: plant canaries before training, score them after, bound ε.
 
 :func:`plant_dp_audit` draws the canaries of ``attacks.dp_audit`` and seals which are trained
-on (:mod:`privaudit.mechanisms.data.audit_canaries`); the pipeline appends the included ones to
-their clients' data for the ONE target training. :func:`score_dp_audit` scores all m canaries
-by their loss drop from the model training started from to the trained model (LOSS calibrated
-per canary; references never contain canaries, so LiRA/RMIA cannot calibrate them),
-fixes the guesses from the scores, and only then opens the inclusion; both lower bounds of
-:mod:`privaudit.attacks.dp_audit` use the run's δ. The headline is the larger; it is a
-violation when it exceeds the accountant's ε.
+on. Input canaries (:mod:`privaudit.mechanisms.data.audit_canaries`) are appended to their
+clients' data for the ONE target training and scored by their loss drop from the model
+training started from to the trained model (LOSS calibrated per canary; references never
+contain canaries, so LiRA/RMIA cannot calibrate them). Gradient canaries
+(:mod:`privaudit.mechanisms.dp.gradient_canaries`, the default under record-level DP) ride in
+DP-SGD's clipped gradients and are scored from their clients' own stored updates.
+
+The guesses are fixed from the scores, and only then is the inclusion opened. Three
+estimators read the same guesses and scores, all at the run's δ: the one-run ε-DP bound and
+the ROC bound (:mod:`privaudit.attacks.dp_audit`), the one-run f-DP bound and the Gaussian
+estimate (:mod:`privaudit.attacks.fdp_audit`). The headline ``epsilon_lower_bound`` is the
+largest rigorous bound; a violation is a rigorous bound above the accountant's ε. The Gaussian
+estimate is not a proof: its interval above the claim is a warning with its own words.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -26,21 +33,34 @@ from privaudit.attacks.dp_audit import (
     one_run_epsilon_lower_bound,
     roc_epsilon_lower_bound,
 )
+from privaudit.attacks.fdp_audit import (
+    fdp_canaries_needed,
+    fdp_ceiling,
+    fdp_mu_lower_bound,
+    gaussian_estimate,
+    gdp_epsilon,
+)
 from privaudit.attacks.scores.loss import loss_scores
 from privaudit.attacks.signals import compute_signals
 from privaudit.audit.config import AuditConfig
+from privaudit.audit.estimate import dp_audit_kind
 from privaudit.audit.session import RunSession
-from privaudit.audit.stages.train import TrainedModel
+from privaudit.audit.stages.train import TrainedModel, canary_gradients_path
 from privaudit.core.errors import ConfigError
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.data.audit_canaries import (
     AuditCanaryPlan,
     plan_audit_canaries,
-    resolve_kind,
 )
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
+from privaudit.mechanisms.dp.gradient_canaries import (
+    CanaryObserver,
+    GradientCanaryPlan,
+    gradient_canary_scores,
+    plan_gradient_canaries,
+)
 from privaudit.mechanisms.federated.canary_client import canary_cosines
 from privaudit.mechanisms.models import AdapterState, set_adapter_state
 from privaudit.reports.schema import DpAuditPoint, DpAuditResult
@@ -53,6 +73,16 @@ CLIENT_ATTACK = ("cosine of the model's change with each canary client's random 
                  "(Andrew et al. 2024)")
 ROC_LABEL = "canary ROC"
 METHOD = "one-run (Steinke, Nasr, Jagielski 2023) and ROC with Clopper-Pearson"
+GRADIENT_METHOD = ("one-run ε-DP (Steinke, Nasr, Jagielski 2023), one-run f-DP against Gaussian "
+                   "trade-off curves (Mahloujifar, Melis, Chaudhuri 2025), ROC with "
+                   "Clopper-Pearson, and the Gaussian estimate (Andrew et al. 2024)")
+GRADIENT_ATTACK = ("white-box: each gradient canary's coordinate in the noisy gradient sums its "
+                   "client's DP-SGD released, added over every step")
+GRADIENT_SOURCE = ("the canary clients' own noisy DP-SGD gradients, recorded each round "
+                   "(models/global/round-*/canary-gradients.json); the clients hold them, the "
+                   "server sees only the secure sum of the updates")
+
+Plan = AuditCanaryPlan | GradientCanaryPlan
 
 
 def canary_clients(cfg: AuditConfig) -> bool:
@@ -60,10 +90,15 @@ def canary_clients(cfg: AuditConfig) -> bool:
     return cfg.privacy.dp.mode == "client"
 
 
-def plant_dp_audit(cfg: AuditConfig, data: PreparedData) -> AuditCanaryPlan | None:
-    """The canaries of ``attacks.dp_audit`` with their sealed inclusion; None when off."""
+def plant_dp_audit(cfg: AuditConfig, data: PreparedData,
+                   like: AdapterState | None = None) -> Plan | None:
+    """The canaries of ``attacks.dp_audit`` with their sealed inclusion; None when off.
+    Gradient canaries are placed on the trainable coordinates of ``like`` (the adapter the
+    training starts from); without it (the preflight, before a model is built) only the
+    settings are checked and None is returned: they add no records to any client."""
     audit = cfg.attacks.dp_audit
-    if audit is None or audit.canaries == 0:
+    kind = dp_audit_kind(cfg)
+    if audit is None or kind is None:
         return None
     m = audit.canaries
     k_pos, k_neg = guess_counts(cfg)
@@ -72,15 +107,26 @@ def plant_dp_audit(cfg: AuditConfig, data: PreparedData) -> AuditCanaryPlan | No
             f"attacks.dp_audit.guesses: {audit.guesses.positive} and "
             f"{audit.guesses.negative} of {m} canaries must each give at least one guess"
         )
+    if kind == "gradient":
+        if like is None:
+            return None
+        return plan_gradient_canaries(m, like=like, clients=sorted(data.clients), seed=cfg.seed,
+                                      norm=cfg.privacy.dp.max_grad_norm)
     return plan_audit_canaries(
         m,
-        kind=resolve_kind(audit.kind, cfg.model.task),
+        kind=kind,
         labels=data.labels,
         vocabulary=[],
         clients=sorted(data.clients),
         seed=cfg.seed,
         canary_clients=canary_clients(cfg),
     )
+
+
+def gradient_placement(plan: Plan | None) -> CanaryObserver | None:
+    """What the training adds to DP-SGD's clipped gradients and reports back: the gradient
+    canaries' observer (None for input canaries or no audit)."""
+    return CanaryObserver(plan) if isinstance(plan, GradientCanaryPlan) else None
 
 
 def guess_counts(cfg: AuditConfig) -> tuple[int, int]:
@@ -141,91 +187,134 @@ def _needed_words(claimed: float, fraction: float, delta: float, needed: int | N
     return ask + with_guesses + every + "."
 
 
+class _Bounds:
+    """Every estimator on one set of guesses and scores."""
+
+    def __init__(self, cfg: AuditConfig, plan: Plan, scores: np.ndarray, delta: float,
+                 included: np.ndarray, guesses: np.ndarray) -> None:
+        audit = cfg.attacks.dp_audit
+        assert audit is not None
+        self.p_star = p_star = 1 - audit.confidence
+        self.m = m = plan.sealed.n_canaries
+        self.r, self.v = r, v = count_correct(guesses, included)
+        self.one_run = one_run_epsilon_lower_bound(r=r, v=v, m=m, delta=delta, p_value=p_star)
+        self.roc = roc_epsilon_lower_bound(scores, included, delta=delta,
+                                           confidence=audit.confidence, seed=cfg.seed)
+        self.gradient = plan.kind == "gradient"
+        self.fdp_mu = self.fdp = self.gauss = None
+        ceiling = max_provable_epsilon(r=r, m=m, n_included=int(included.sum()), delta=delta,
+                                       confidence=audit.confidence)
+        if self.gradient and delta > 0:
+            self.fdp_mu = fdp_mu_lower_bound(m=m, guesses=r, correct=v, p_value=p_star)
+            self.fdp = gdp_epsilon(self.fdp_mu, delta)
+            self.gauss = gaussian_estimate(scores, included, delta=delta,
+                                           confidence=audit.confidence)
+            ceiling = max(ceiling, fdp_ceiling(m=m, guesses=r, delta=delta, p_value=p_star))
+        self.ceiling = ceiling
+        self.lb = max(self.one_run, self.roc.epsilon, self.fdp or 0.0)
+
+    def needed(self, claimed: float, delta: float) -> tuple[int | None, int | None]:
+        """Canaries (this guess fraction; every canary guessed) whose ceiling tops the claim."""
+        find = fdp_canaries_needed if self.fdp is not None else canaries_needed
+        f = self.r / self.m
+        return (find(claimed, guess_fraction=f, delta=delta, p_value=self.p_star),
+                find(claimed, guess_fraction=1.0, delta=delta, p_value=self.p_star))
+
+
+def _words(b: _Bounds, claimed: float | None, delta: float, informative: bool,
+           violation: bool, needed: tuple[int | None, int | None]) -> str:
+    if claimed is None:
+        return (f"No DP claim: ε ≥ {b.lb:.3g} is an empirical leakage lower bound of the "
+                "trained model.")
+    if not informative:
+        return (f"NOT INFORMATIVE: with {b.m} canaries and {b.r} guesses this audit can show at "
+                f"most ε ≥ {b.ceiling:.3g}, below the claimed ε = {claimed:.3g}, so it could "
+                "not have failed: even a training with no noise at all would pass it. "
+                + _needed_words(claimed, b.r / b.m, delta, *needed))
+    if violation:
+        words = (f"ε ≥ {b.lb:.3g} measured, above the claimed ε = {claimed:.3g}: the measured "
+                 "leakage is impossible under the claimed guarantee: the DP implementation or "
+                 "its accounting is broken.")
+    else:
+        words = (f"ε ≥ {b.lb:.3g} measured, within the claimed ε = {claimed:.3g}; an audit can "
+                 "only bound ε from below.")
+    g = b.gauss
+    if g is not None and g.epsilon_low > claimed:
+        words += (f" WARNING: the Gaussian estimate ε ≈ {g.epsilon:.3g} (interval "
+                  f"[{g.epsilon_low:.3g}, {g.epsilon_high:.3g}]) lies above the claim; it "
+                  "assumes Gaussian canary scores, so it is a sign to investigate, not a proof.")
+    return words
+
+
 def dp_audit_result(
     cfg: AuditConfig,
-    plan: AuditCanaryPlan,
+    plan: Plan,
     scores: np.ndarray,
     *,
     claimed_epsilon: float | None,
     delta: float | None,
+    release_contains_canaries: bool = True,
 ) -> DpAuditResult:
-    """Guesses fixed from ``scores``, then the inclusion opened and both bounds computed."""
+    """Guesses fixed from ``scores``, then the inclusion opened and every bound computed."""
     audit = cfg.attacks.dp_audit
     if audit is None:
         raise ConfigError("attacks.dp_audit: not configured")
     k_pos, k_neg = guess_counts(cfg)
     guesses = guesses_from_scores(scores, k_pos, k_neg)  # before the reveal
-    included = plan.sealed.reveal(scores=scores)
-    r, v = count_correct(guesses, included)
+    included = plan.sealed.reveal(scores=scores).astype(bool)
     d = float(delta or 0.0)
-    m = plan.sealed.n_canaries
-    one_run = one_run_epsilon_lower_bound(r=r, v=v, m=m, delta=d, p_value=1 - audit.confidence)
-    roc = roc_epsilon_lower_bound(scores, included, delta=d, confidence=audit.confidence,
-                                  seed=cfg.seed)
-    lb = max(one_run, roc.epsilon)
-    violation = claimed_epsilon is not None and lb > claimed_epsilon
-    # what the design could show at most, whatever the training did
-    p_star = 1 - audit.confidence
-    ceiling = max_provable_epsilon(r=r, m=m, n_included=int(included.astype(bool).sum()),
-                                   delta=d, confidence=audit.confidence)
-    informative = claimed_epsilon is None or violation or claimed_epsilon < ceiling
-    needed = needed_all = None
+    b = _Bounds(cfg, plan, scores, d, included, guesses)
+    violation = claimed_epsilon is not None and b.lb > claimed_epsilon
+    informative = claimed_epsilon is None or violation or claimed_epsilon < b.ceiling
+    needed: tuple[int | None, int | None] = (None, None)
     if claimed_epsilon is not None and not informative:
-        needed = canaries_needed(claimed_epsilon, guess_fraction=r / m, delta=d, p_value=p_star)
-        needed_all = canaries_needed(claimed_epsilon, guess_fraction=1.0, delta=d,
-                                     p_value=p_star)
-    if claimed_epsilon is None:
-        words = (f"No DP claim: ε ≥ {lb:.3g} is an empirical leakage lower bound of the "
-                 "trained model.")
-    elif not informative:
-        words = (f"NOT INFORMATIVE: with {m} canaries and {r} guesses this audit can show at "
-                 f"most ε ≥ {ceiling:.3g}, below the claimed ε = {claimed_epsilon:.3g}, so it "
-                 "could not have failed: even a training with no noise at all would pass it. "
-                 + _needed_words(claimed_epsilon, r / m, d, needed, needed_all))
-    elif violation:
-        words = (f"ε ≥ {lb:.3g} measured, above the claimed ε = {claimed_epsilon:.3g}: the "
-                 "measured leakage is impossible under the claimed guarantee: the DP "
-                 "implementation or its accounting is broken.")
-    else:
-        words = (f"ε ≥ {lb:.3g} measured, within the claimed ε = {claimed_epsilon:.3g}; an "
-                 "audit can only bound ε from below.")
+        needed = b.needed(claimed_epsilon, d)
     points = _roc_points(scores, included)
-    points.append(DpAuditPoint(fpr=roc.fpr, tpr=1 - roc.fnr, label="ROC-bound threshold"))
+    points.append(DpAuditPoint(fpr=b.roc.fpr, tpr=1 - b.roc.fnr, label="ROC-bound threshold"))
+    g = b.gauss
     return DpAuditResult(
-        method=METHOD,
-        attack=CLIENT_ATTACK if canary_clients(cfg) else ATTACK,
-        kind=plan.kind,
-        claimed_epsilon=claimed_epsilon,
-        delta=d,
-        epsilon_lower_bound=lb,
-        one_run_epsilon_lower_bound=one_run,
-        roc_epsilon_lower_bound=roc.epsilon,
-        confidence=audit.confidence,
-        n_canaries=m,
-        n_included=plan.sealed.n_included,
-        guesses=r,
-        guesses_positive=k_pos,
-        guesses_negative=k_neg,
-        correct=v,
-        violation=violation,
-        max_provable_epsilon=ceiling,
-        informative=informative,
-        canaries_needed=needed,
-        canaries_needed_all_guessed=needed_all,
-        interpretation=words,
-        commitment_sha256=plan.sealed.commitment_sha256,
-        points=points,
+        method=GRADIENT_METHOD if b.gradient else METHOD,
+        attack=GRADIENT_ATTACK if b.gradient else
+        CLIENT_ATTACK if canary_clients(cfg) else ATTACK,
+        kind=plan.kind, claimed_epsilon=claimed_epsilon, delta=d,
+        epsilon_lower_bound=b.lb, one_run_epsilon_lower_bound=b.one_run,
+        roc_epsilon_lower_bound=b.roc.epsilon, fdp_epsilon_lower_bound=b.fdp,
+        fdp_mu_lower_bound=b.fdp_mu,
+        gaussian_epsilon_estimate=g.epsilon if g else None,
+        gaussian_epsilon_interval=[g.epsilon_low, g.epsilon_high] if g else None,
+        gaussian_mu_estimate=g.mu if g else None,
+        estimate_above_claim=(g.epsilon_low > claimed_epsilon
+                              if g and claimed_epsilon is not None else None),
+        score_source=GRADIENT_SOURCE if b.gradient else None,
+        release_contains_canaries=release_contains_canaries,
+        canary_memory_bytes=plan.memory_bytes if isinstance(plan, GradientCanaryPlan) else None,
+        confidence=audit.confidence, n_canaries=b.m, n_included=plan.sealed.n_included,
+        guesses=b.r, guesses_positive=k_pos, guesses_negative=k_neg, correct=b.v,
+        violation=violation, max_provable_epsilon=b.ceiling, informative=informative,
+        canaries_needed=needed[0], canaries_needed_all_guessed=needed[1],
+        interpretation=_words(b, claimed_epsilon, d, informative, violation, needed),
+        commitment_sha256=plan.sealed.commitment_sha256, points=points,
     )
 
 
-def dp_audit_stage(session: RunSession, plan: AuditCanaryPlan, trained: TrainedModel, run: RunDir,
+def score_gradient_canaries(plan: GradientCanaryPlan, run: RunDir, rounds: int) -> np.ndarray:
+    """Each gradient canary's noisy gradient sums, added over the rounds' records."""
+    rows = [json.loads(canary_gradients_path(run, r).read_text())["sums"]
+            for r in range(1, rounds + 1)]
+    return gradient_canary_scores(rows, plan.sealed.n_canaries)
+
+
+def dp_audit_stage(session: RunSession, plan: Plan, trained: TrainedModel, run: RunDir,
                    reporter: Reporter) -> DpAuditResult:
-    """Score the planted canaries on the trained model, open their inclusion, bound ε (the
-    opening and the scores go to ``attacks/dp-audit.json``)."""
+    """Score the planted canaries, open their inclusion, bound ε (the opening and the scores
+    go to ``attacks/dp-audit.json``)."""
     cfg = session.cfg
-    scores = score_dp_audit(session.bundle.model, plan.canaries, task=cfg.model.task,
-                            encode=session.encode, initial_state=session.initial_state,
-                            trained_state=trained.state, client_level=canary_clients(cfg))
+    if isinstance(plan, GradientCanaryPlan):
+        scores = score_gradient_canaries(plan, run, cfg.federation.rounds)
+    else:
+        scores = score_dp_audit(session.bundle.model, plan.canaries, task=cfg.model.task,
+                                encode=session.encode, initial_state=session.initial_state,
+                                trained_state=trained.state, client_level=canary_clients(cfg))
     guarantee = dp_guarantee(trained.privacy)
     result = dp_audit_result(cfg, plan, scores,
                              claimed_epsilon=guarantee[0] if guarantee else None,
@@ -236,11 +325,19 @@ def dp_audit_stage(session: RunSession, plan: AuditCanaryPlan, trained: TrainedM
     return result
 
 
-def record_planted(run: RunDir, plan: AuditCanaryPlan) -> None:
+def record_planted(run: RunDir, plan: Plan) -> None:
     """``data/dp-audit-canaries.json``: the canaries' ids and kind, and the commitment to
     which of them the training included (sealed until the audit opens it)."""
     write_json_atomic(run.path("data", "dp-audit-canaries.json"), {
-        "ids": [r.id for r in plan.canaries],
+        "ids": plan.ids if isinstance(plan, GradientCanaryPlan) else [r.id for r in plan.canaries],
         "kind": plan.kind,
         "inclusion_commitment_sha256": plan.sealed.commitment_sha256,
-    })
+    } | (_coordinates(plan) if isinstance(plan, GradientCanaryPlan) else {}))
+
+
+def _coordinates(plan: GradientCanaryPlan) -> dict[str, object]:
+    """Where each gradient canary lives (public: only the inclusion is sealed), so anyone
+    holding the clients' updates can recompute the scores."""
+    return {"norm": plan.norm, "coordinates": [
+        {"tensor": t, "index": int(i), "client": c}
+        for t, i, c in zip(plan.params, plan.indices, plan.clients, strict=True)]}

@@ -17,6 +17,7 @@ from privaudit.audit.session import RunSession
 from privaudit.core.hashing import ordered_ids_sha256
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir, sha256_file, verify_outputs, write_json_atomic
+from privaudit.mechanisms.dp.gradient_canaries import CanaryObserver
 from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.federated.engine import RoundRecord
 from privaudit.mechanisms.federated.privacy import (
@@ -158,9 +159,17 @@ def _finished(run: RunDir, rounds: int) -> TrainedModel:
     )
 
 
+def canary_gradients_path(run: RunDir, round_index: int) -> Path:
+    """A round's noisy gradient sums along each gradient canary of the DP audit."""
+    return run.path("models", "global", f"round-{round_index:03d}", "canary-gradients.json")
+
+
 def train_stage(session: RunSession, clients: dict[str, EncodedSet], test: EncodedSet,
-                run: RunDir, *, engine: str, reporter: Reporter, resume: bool) -> TrainedModel:
-    """Train the federation on ``clients``. ``resume`` reuses a finished stage, or continues
+                run: RunDir, *, engine: str, reporter: Reporter, resume: bool,
+                gradient_canaries: CanaryObserver | None = None,
+                ) -> TrainedModel:
+    """Train the federation on ``clients`` (with a DP audit's ``gradient_canaries`` in
+    DP-SGD's clipped gradients, if any). ``resume`` reuses a finished stage, or continues
     an interrupted one after its last complete round (the accountants go on with their
     history)."""
     cfg, bundle = session.cfg, session.bundle
@@ -189,12 +198,18 @@ def train_stage(session: RunSession, clients: dict[str, EncodedSet], test: Encod
         def on_round(r: int, state: AdapterState, updates: list[ClientUpdate],
                      rec: RoundRecord) -> None:
             writer.write(r, state, updates, rec)
+            if gradient_canaries is not None:  # the round's noisy sums along each canary
+                path = canary_gradients_path(run, r)
+                write_json_atomic(path, {"round": r,
+                                         "sums": gradient_canaries.pop_round(r).tolist()})
+                writer.outputs.append(path)
             progress.advance(round_message(rec))
 
         result = train_federation(
             cfg.recipe, bundle, clients, test, initial_state=initial_state, seed=cfg.seed,
             engine=engine, on_round=on_round, start_round=start,
             resume=partial.privacy if partial is not None else None,
+            gradient_canaries=gradient_canaries,
         )
     if state_sha256(base_state(bundle.model)) != base_before:
         raise RuntimeError("base model weights changed during LoRA training")

@@ -43,10 +43,18 @@ _WORDS = 12
 _DIGITS = 10
 
 
-def resolve_kind(kind: str, task: str) -> str:
-    """``auto`` → mislabeled for classification, secret for a causal LM."""
+def resolve_kind(kind: str, task: str, dp_mode: str = "none") -> str:
+    """``auto`` → gradient canaries under record-level DP (white-box, the strongest audit of
+    DP-SGD), else mislabeled for classification, secret for a causal LM."""
     if kind == "auto":
+        if dp_mode == "record":
+            return "gradient"
         return "mislabeled" if task == "classification" else "secret"
+    if kind == "gradient" and dp_mode != "record":
+        raise ConfigError(
+            f"attacks.dp_audit.kind: 'gradient' canaries live in DP-SGD's clipped gradients and "
+            f"need privacy.dp.mode 'record'; got mode {dp_mode!r} (use 'auto')"
+        )
     if kind == "mislabeled" and task != "classification":
         raise ConfigError(
             f"attacks.dp_audit.kind: 'mislabeled' needs model.task 'classification'; got "

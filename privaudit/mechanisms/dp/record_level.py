@@ -36,7 +36,7 @@ ready to be wrapped again next round.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -84,9 +84,33 @@ class PrivateTraining:
     round_index: int | None = None
     steps_taken: int = 0
     module: nn.Module | None = field(default=None, repr=False)
+    #: gradient canaries of a DP audit: (parameter, flat indices of the included ones)
+    canaries: list[tuple[nn.Parameter, torch.Tensor]] = field(default_factory=list, repr=False)
+    canary_generator: torch.Generator | None = field(default=None, repr=False)
+    #: the rate the loader samples real records at: canaries are sampled like them
+    canary_rate: float = 0.0
+    #: (tensor name, parameter, flat indices) whose noisy gradient sums are observed
+    observed: list[tuple[str, nn.Parameter, torch.Tensor]] = field(default_factory=list,
+                                                                   repr=False)
+    #: tensor name → the observed coordinates' noisy gradient sums, added over the steps
+    observed_sums: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def _inject_canaries(self) -> None:
+        """Add C·u_i to the summed clipped gradients for each included canary that Poisson
+        sampling (rate q) puts in this step's batch: before the noise, like any record."""
+        for p, idx in self.canaries:
+            hit = idx[torch.rand(idx.numel(), generator=self.canary_generator)
+                      < self.canary_rate]
+            if hit.numel():
+                summed = p.summed_grad  # type: ignore[attr-defined]
+                summed.view(-1).index_add_(
+                    0, hit, torch.full((hit.numel(),), self.max_grad_norm, dtype=summed.dtype))
 
     def _after_noise(self, optimizer: DPOptimizer) -> None:
         """Opacus step hook: runs once per noisy step, after noise, before the update."""
+        for name, p, idx in self.observed:  # the released noisy sum, before the denominator
+            got = p.grad.detach().reshape(-1)[idx].to(torch.float64)  # type: ignore[union-attr]
+            self.observed_sums[name] = self.observed_sums.get(name, torch.zeros_like(got)) + got
         for p in optimizer.params:
             if p.grad is not None:
                 p.grad.div_(self.expected_batch_size)
@@ -167,6 +191,9 @@ def make_private(
     criterion: nn.Module | None = None,
     generator: torch.Generator | None = None,
     round_index: int | None = None,
+    canaries: Mapping[str, torch.Tensor] | None = None,
+    canary_seed: int = 0,
+    observe: Mapping[str, torch.Tensor] | None = None,
 ) -> PrivateTraining:
     """Wrap one client's model, optimizer and loader for DP-SGD with Poisson sampling.
 
@@ -174,7 +201,13 @@ def make_private(
     in train mode (Opacus records no activations in eval mode). ``criterion`` must reduce by
     sum (default ``CrossEntropyLoss(reduction="sum")``); with ``grad_sample_mode="ghost"`` the
     returned ``criterion`` is Opacus' wrapper and the loss MUST be computed with it.
-    ``generator`` drives both the Poisson sampling and the noise. Raises
+    ``generator`` drives both the Poisson sampling and the noise. ``canaries``: a DP audit's
+    gradient canaries on this client (trainable tensor name → flat indices of the included
+    ones, :mod:`~privaudit.mechanisms.dp.gradient_canaries`), sampled by their own generator
+    (``canary_seed``) so the training's own draws are those of a run without them.
+    ``observe``: coordinates (tensor name → flat indices) whose noisy gradient sums — what
+    DP-SGD releases at each step — are added up in :attr:`PrivateTraining.observed_sums`
+    (the white-box audit's view; all of a client's canaries, included or not). Raises
     PrivacyBudgetError for σ ≤ 0, C ≤ 0, or layers Opacus cannot handle.
     """
     if isinstance(model, AbstractGradSampleModule):
@@ -226,4 +259,17 @@ def make_private(
         round_index=round_index,
     )
     dp_optimizer.attach_step_hook(run._after_noise)
+    named = dict(model.named_parameters())
+    run.observed = [(n, named[n], idx) for n, idx in sorted((observe or {}).items())]
+    if canaries:
+        run.canaries = [(named[n], idx) for n, idx in sorted(canaries.items())]
+        run.canary_generator = torch.Generator().manual_seed(canary_seed)
+        run.canary_rate = sample_rate
+        add_noise = dp_optimizer.add_noise
+
+        def add_noise_after_canaries() -> None:
+            run._inject_canaries()
+            add_noise()
+
+        dp_optimizer.add_noise = add_noise_after_canaries  # type: ignore[method-assign]
     return run

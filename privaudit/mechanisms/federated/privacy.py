@@ -31,6 +31,7 @@ from privaudit.core.errors import ConfigError, PrivacyBudgetError, SecureAggrega
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.calibration import client_noise_multiplier, record_noise_multipliers
 from privaudit.mechanisms.dp.card import DPCard, build_dp_card
+from privaudit.mechanisms.dp.gradient_canaries import CanaryObserver
 from privaudit.mechanisms.dp.record_level import PRNG_NOTE
 from privaudit.mechanisms.dp.validate import check_dp_config, check_model_for_opacus
 from privaudit.mechanisms.federated.canary_client import CanaryClient
@@ -212,6 +213,7 @@ def build_recipe(
     resume: PrivacyOutcome | None = None,
     channel: Channel | None = None,
     noise: Mapping[str, float] | None = None,
+    gradient_canaries: CanaryObserver | None = None,
 ) -> PrivacyRecipe:
     """Check the settings (raises before any training), calibrate, compose the wrappers.
 
@@ -219,6 +221,7 @@ def build_recipe(
     ``channel``: what carries encrypted updates to the server (tests tamper with it).
     ``noise``: σ per client (record mode) or z under ``federation`` (client mode) fixed by
     the caller instead of calibrated: retraining after an erasure reuses the run's noise.
+    ``gradient_canaries``: a DP audit's gradient canaries and their observer (record DP).
     """
     check_privacy(recipe, client_sizes=client_sizes, model=model, noise=noise)
     dp, he = recipe.dp, recipe.secure_aggregation
@@ -245,7 +248,7 @@ def build_recipe(
         )
     client_fn: ClientFn = client_update
     if dp.mode == "record":
-        client_fn = RecordLevelDP(dp, noise_multipliers=sigmas)
+        client_fn = RecordLevelDP(dp, noise_multipliers=sigmas, canaries=gradient_canaries)
         outcome.accountants = {
             c: previous.get(c) or ClientAccountant(dp.accountant) for c in client_sizes
         }

@@ -29,6 +29,7 @@ from privaudit.core.errors import InternalError
 from privaudit.mechanisms import prefix
 from privaudit.mechanisms.dp.accounting import ClientAccountant
 from privaudit.mechanisms.dp.config import DPConfig
+from privaudit.mechanisms.dp.gradient_canaries import CanaryObserver
 from privaudit.mechanisms.dp.record_level import make_private
 from privaudit.mechanisms.federated.client import (
     ClientState,
@@ -112,9 +113,12 @@ class RecordLevelDP:
     aggregation (the released models are post-processing of the clients' private updates).
     """
 
-    def __init__(self, cfg: DPConfig, *, noise_multipliers: Mapping[str, float]) -> None:
+    def __init__(self, cfg: DPConfig, *, noise_multipliers: Mapping[str, float],
+                 canaries: CanaryObserver | None = None) -> None:
         self.cfg = cfg
         self.noise_multipliers = dict(noise_multipliers)
+        #: a DP audit's gradient canaries: what to inject, what to observe, where to report
+        self.canaries = canaries
 
     def __call__(
         self,
@@ -151,6 +155,9 @@ class RecordLevelDP:
                 criterion=ExampleLoss(task),
                 generator=generator,
                 round_index=round_index - 1,
+                canaries=self.canaries.inject(state.client_id) if self.canaries else None,
+                canary_seed=seed ^ 0x5EED_CA4A,
+                observe=self.canaries.observe(state.client_id) if self.canaries else None,
             ) as run:
                 for _ in range(cfg.local_epochs):
                     for (indices,) in run.data_loader:
@@ -176,6 +183,8 @@ class RecordLevelDP:
         # leaving make_private's block recorded the steps in the accountant, removed the hooks
         if run.steps_taken != steps:
             raise InternalError(f"DP-SGD took {run.steps_taken} noisy steps, the loop {steps}")
+        if self.canaries is not None:
+            self.canaries.record(round_index, state.client_id, run.observed_sums)
         return finish_update(
             model,
             global_state,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 
+from privaudit.mechanisms.dp.gradient_canaries import CanaryObserver
 from privaudit.mechanisms.federated.client import ClientFn, ClientState, ClientUpdate
 from privaudit.mechanisms.federated.engine import (
     RoundRecord,
@@ -70,6 +71,7 @@ def train_federation(
     resume: PrivacyOutcome | None = None,
     channel: Channel | None = None,
     noise: Mapping[str, float] | None = None,
+    gradient_canaries: CanaryObserver | None = None,
     wrap_client: Callable[[ClientFn], ClientFn] | None = None,
 ) -> TrainingResult:
     """Train rounds ``start_round`` … ``recipe.federation.rounds`` from ``initial_state``.
@@ -82,6 +84,8 @@ def train_federation(
     to the server (tests use it to drop, replay or tamper with them). ``noise`` fixes σ per
     client (z under ``federation`` in client mode) instead of calibrating it: retraining
     after an erasure reuses the run's noise (with ``resume`` its accountants continue).
+    ``gradient_canaries``: a record-level DP audit's canaries, added to DP-SGD's clipped
+    gradients before the noise; their noisy gradient sums are reported to it every round.
     ``wrap_client`` wraps the client update the recipe composed (tests use it to make a
     client fail or stall; it is no config setting). Clients that fail or overrun
     ``federation.client_timeout`` are dropped from their round (see
@@ -103,6 +107,7 @@ def train_federation(
         resume=resume,
         channel=channel,
         noise=noise,
+        gradient_canaries=gradient_canaries,
     )
     outcome = privacy.outcome
     record_level = recipe.dp.mode == "record"

@@ -1,0 +1,110 @@
+"""White-box gradient canaries in record-level DP-SGD: the planted design, and sabotage caught
+at the claims users make (ε = 8): noise scaled to 0 or 0.25 while the accountant books the
+calibrated σ, and an accountant told q/10, are violations; honest runs on two seeds are not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from privaudit.audit.config import config_from_dict
+from privaudit.audit.pipeline import run_audit
+from privaudit.core.errors import ConfigError
+from privaudit.mechanisms.dp.gradient_canaries import CanaryObserver, plan_gradient_canaries
+from privaudit.mechanisms.federated import record_dp
+from tests.conftest import OVERFIT_PATCH, TINY, merge
+
+#: 6000 canaries, 10% guessed: the f-DP ceiling (8.25) tops the claimed ε = 7.92
+GRADIENT_AUDIT: dict[str, Any] = {
+    "federation": {"rounds": 4, "local_epochs": 2},
+    "attacks": {"dp_audit": {"canaries": 6000}},
+    "report": {"formats": []},
+    "privacy": {"dp": {"mode": "record", "target_epsilon": 8.0, "delta": 1e-5,
+                       "max_grad_norm": 1.0, "batch_size": 8, "learning_rate": 0.02}},
+}
+
+
+def _run(tmp_path: Path, seed: int = 0) -> Any:
+    d = merge(merge(merge(TINY, OVERFIT_PATCH), GRADIENT_AUDIT), {"seed": seed})
+    out = run_audit(config_from_dict(d), tmp_path / f"run-{seed}")
+    assert out.report.dp_audit is not None
+    return out
+
+
+def _sabotage(monkeypatch: pytest.MonkeyPatch, *, noise: float = 1.0,
+              accounted_rate: float = 1.0) -> None:
+    real = record_dp.make_private
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        run = real(*args, **kwargs)
+        run.optimizer.noise_multiplier *= noise  # the accountant still books σ
+        run.sample_rate *= accounted_rate  # what the accountant is told q is
+        return run
+
+    monkeypatch.setattr(record_dp, "make_private", broken)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_honest_dp_sgd_at_eps_8_is_no_violation_and_the_audit_could_have_failed(
+    tmp_path: Path, seed: int
+) -> None:
+    out = _run(tmp_path, seed)
+    a = out.report.dp_audit
+    assert a.kind == "gradient" and a.informative and not a.violation
+    assert a.max_provable_epsilon > a.claimed_epsilon > 7.5
+    assert a.fdp_epsilon_lower_bound is not None and a.fdp_epsilon_lower_bound > 1.0
+    assert a.fdp_epsilon_lower_bound >= a.one_run_epsilon_lower_bound
+    assert a.gaussian_epsilon_estimate is not None and a.release_contains_canaries
+    planted = json.loads((out.run_dir / "data" / "dp-audit-canaries.json").read_text())
+    assert len(planted["coordinates"]) == 6000 and "included" not in planted
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.25])
+def test_noise_scaled_down_under_the_accountant_is_a_violation_at_eps_8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scale: float
+) -> None:
+    _sabotage(monkeypatch, noise=scale)
+    a = _run(tmp_path).report.dp_audit
+    assert a.violation, a.interpretation
+    assert a.fdp_epsilon_lower_bound > a.claimed_epsilon > 7.5
+    assert a.estimate_above_claim
+
+
+def test_an_accountant_told_a_tenth_of_the_sampling_rate_is_a_violation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sabotage(monkeypatch, accounted_rate=0.1)
+    a = _run(tmp_path).report.dp_audit
+    assert a.violation, a.interpretation
+    assert a.epsilon_lower_bound > a.claimed_epsilon
+
+
+def test_gradient_canaries_take_distinct_coordinates_and_their_placement_is_the_inclusion(
+) -> None:
+    like = {"a": torch.zeros(30, 20), "b": torch.zeros(100)}
+    plan = plan_gradient_canaries(500, like=like, clients=["c1", "c2", "c3"], seed=4, norm=2.0)
+    assert len(set(zip(plan.params, plan.indices.tolist(), strict=True))) == 500
+    placed = sum(int(v.numel()) for p in plan.placement.values() for v in p.values())
+    observed = sum(int(v.numel()) for p in plan.observed.values() for v in p.values())
+    assert placed == plan.sealed.n_included and observed == 500
+    again = plan_gradient_canaries(500, like=like, clients=["c1", "c2", "c3"], seed=4, norm=2.0)
+    assert again.sealed.commitment_sha256 == plan.sealed.commitment_sha256
+    obs = CanaryObserver(plan)
+    obs.record(1, "c1", {n: torch.ones(len(i)) for n, i in plan.observed["c1"].items()})
+    row = obs.pop_round(1)
+    assert row.sum() == sum(1 for c in plan.clients if c == "c1")
+    with pytest.raises(ConfigError, match="attacks.dp_audit.canaries: 800 gradient canaries"):
+        plan_gradient_canaries(800, like=like, clients=["c1"], seed=0, norm=1.0)
+
+
+def test_gradient_canaries_without_record_level_dp_are_refused_naming_the_field() -> None:
+    from privaudit.mechanisms.data.audit_canaries import resolve_kind
+
+    with pytest.raises(ConfigError, match="attacks.dp_audit.kind: 'gradient'"):
+        resolve_kind("gradient", "classification", "client")
+    assert resolve_kind("auto", "classification", "record") == "gradient"
+    assert resolve_kind("auto", "classification", "none") == "mislabeled"

@@ -1,7 +1,9 @@
 """The two schemas tools outside privaudit read are byte-identical to their golden copies.
 
 ``tests/golden/*.json`` were written by ``privaudit config schema`` and ``privaudit report
---schema`` at 30bf543, before the #18 layout change. A change to either schema is a change of
+--schema`` at 30bf543, before the #18 layout change, and updated deliberately since: #20 added
+the gradient canary kind to the config and the f-DP bound, the Gaussian estimate and the
+release fields to ``dp_audit`` (report schema 0.6.0). A change to either schema is a change of
 contract: update the golden copy in the same commit, with the schema version bump it needs.
 """
 

@@ -106,6 +106,13 @@ class DpAuditConfig(ConfigSection):
     confidence: float = Field(
         default=0.95, gt=0, lt=1, description="1 - p* of the one-run bound; CP level of ROC"
     )
+    run: Literal["auto", "same", "separate"] = Field(
+        default="auto",
+        description="where the canaries train: 'same' (the released model, which then "
+        "contains them) or 'separate' (an audit training of the same recipe, data, σ and "
+        "schedule whose model is never released; gradient canaries only); auto: separate for "
+        "gradient canaries, same otherwise",
+    )
 
 
 class AttacksConfig(ConfigSection):

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from privaudit.audit.config import AuditConfig, FederationConfig
 from privaudit.core.errors import ConfigError
+from privaudit.mechanisms.data.audit_canaries import resolve_kind
 from privaudit.mechanisms.data.partition import even_split
 from privaudit.mechanisms.data.splits import PreparedData
 
@@ -131,7 +132,8 @@ def estimate_run(cfg: AuditConfig, client_sizes: Mapping[str, int], *,
     k = max(1, len(sizes))
     n_train = sum(sizes.values())
     audit = cfg.attacks.dp_audit
-    if audit is not None and dp_audit_kind(cfg) not in (None, "gradient"):
+    if audit is not None and audit.canaries and resolve_kind(
+            audit.kind, cfg.model.task, cfg.privacy.dp.mode) != "gradient":
         # each DP-audit input canary joins the training with probability 1/2 (gradient
         # canaries are no records: they ride in DP-SGD's clipped gradients)
         extra = _spread(audit.canaries // 2, k)
@@ -266,23 +268,13 @@ def tpr_resolution_lines(cfg: AuditConfig, *, nonmembers: int) -> list[str]:
     return out
 
 
-def dp_audit_kind(cfg: AuditConfig) -> str | None:
-    """The canary kind of the run's DP audit (``auto`` resolved); None when off."""
-    from privaudit.mechanisms.data.audit_canaries import resolve_kind
-
-    audit = cfg.attacks.dp_audit
-    if audit is None or audit.canaries == 0:
-        return None
-    return resolve_kind(audit.kind, cfg.model.task, cfg.privacy.dp.mode)
-
-
 def dp_audit_power_lines(cfg: AuditConfig) -> list[str]:
     """What the configured DP audit can show at most, from its design alone (canaries,
     guesses, confidence, δ), against the claimed ε when the config fixes it: printed before
     anything trains, so an audit that cannot test the claim is known before it runs."""
     from privaudit.attacks.dp_audit import canaries_needed, max_provable_epsilon
     from privaudit.attacks.fdp_audit import fdp_canaries_needed, fdp_ceiling
-    from privaudit.audit.stages.dp_audit import guess_counts
+    from privaudit.audit.stages.dp_audit import dp_audit_kind, guess_counts
 
     audit, dp = cfg.attacks.dp_audit, cfg.privacy.dp
     kind = dp_audit_kind(cfg)

@@ -20,7 +20,9 @@ from privaudit.audit.runclaim import claim_run_dir
 from privaudit.audit.session import RunSession
 from privaudit.audit.session import build_model as build_model
 from privaudit.audit.stages.attack import attacked_models, run_attack_stage
+from privaudit.audit.stages.audit_training import audit_training_stage
 from privaudit.audit.stages.dp_audit import (
+    dp_audit_run,
     dp_audit_stage,
     gradient_placement,
     plant_dp_audit,
@@ -37,6 +39,7 @@ from privaudit.core.hashing import ordered_ids_sha256
 from privaudit.core.progress import PlainReporter, Reporter
 from privaudit.core.rundir import RunDir, write_json_atomic, write_text_atomic
 from privaudit.mechanisms.data import PreparedData
+from privaudit.mechanisms.dp.gradient_canaries import GradientCanaryPlan
 from privaudit.mechanisms.federated import get_engine
 from privaudit.mechanisms.federated.privacy import client_sizes_of
 from privaudit.mechanisms.models import set_adapter_state
@@ -111,8 +114,10 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
     seconds["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    separate = dp_audit_run(cfg) == "separate"
     trained = train_stage(session, clients, test, run, engine=engine, reporter=reporter,
-                          resume=resume, gradient_canaries=gradient_placement(dp_plan))
+                          resume=resume,
+                          gradient_canaries=None if separate else gradient_placement(dp_plan))
     set_adapter_state(session.bundle.model, trained.state)
     utility = evaluate_utility(session.bundle.model, test, cfg.model.task)
     seconds["train"] = time.perf_counter() - t0
@@ -120,7 +125,13 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
     dp_audit = None
     if dp_plan is not None:
         t0 = time.perf_counter()
-        dp_audit = dp_audit_stage(session, dp_plan, trained, run, reporter)
+        audit_rounds = None
+        if separate and isinstance(dp_plan, GradientCanaryPlan):
+            audit_rounds = audit_training_stage(session, dp_plan, clients, test, run,
+                                                engine=engine, reporter=reporter, resume=resume)
+            set_adapter_state(session.bundle.model, trained.state)  # the released model
+        dp_audit = dp_audit_stage(session, dp_plan, trained, run, reporter,
+                                  audit_rounds=audit_rounds)
         seconds["dp_audit"] = time.perf_counter() - t0
 
     # Unlearning works on exactly what the target trained on: the DP-audit canaries (and a

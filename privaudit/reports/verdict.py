@@ -216,6 +216,14 @@ def _dp_audit(doc: Document) -> Control:
                   f"is {claimed:.3g}, so it could not have failed — a training with no noise "
                   "at all would pass it too. It neither confirms nor refutes the claim. "
                   + _needed(audit), [*ev, "/dp_audit/max_provable_epsilon"])
+    if audit.get("estimate_above_claim"):
+        low, high = audit.get("gaussian_epsilon_interval") or [float("nan")] * 2
+        return _c("dp-audit", _AUDIT, "WARN", f"No rigorous bound exceeds the claimed ε "
+                  f"({claimed:.3g}; largest {lb:.3g}), but the Gaussian estimate of ε "
+                  f"({audit.get('gaussian_epsilon_estimate'):.3g}, interval [{low:.3g}, "
+                  f"{high:.3g}]) lies above it. The estimate assumes Gaussian canary scores, so "
+                  "it proves nothing, but it is a reason to check the DP implementation.",
+                  [*ev, "/dp_audit/gaussian_epsilon_estimate"])
     return _c("dp-audit", _AUDIT, "PASS", f"The test's lower bound on ε ({lb:.3g}) does not "
               f"exceed the claimed ε ({claimed:.3g}). A test can only bound ε from below.", ev)
 

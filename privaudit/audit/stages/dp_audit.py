@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,6 @@ from privaudit.attacks.fdp_audit import (
 from privaudit.attacks.scores.loss import loss_scores
 from privaudit.attacks.signals import compute_signals
 from privaudit.audit.config import AuditConfig
-from privaudit.audit.estimate import dp_audit_kind
 from privaudit.audit.session import RunSession
 from privaudit.audit.stages.train import TrainedModel, canary_gradients_path
 from privaudit.core.errors import ConfigError
@@ -52,6 +52,7 @@ from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.data.audit_canaries import (
     AuditCanaryPlan,
     plan_audit_canaries,
+    resolve_kind,
 )
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
@@ -90,6 +91,29 @@ def canary_clients(cfg: AuditConfig) -> bool:
     return cfg.privacy.dp.mode == "client"
 
 
+def dp_audit_kind(cfg: AuditConfig) -> str | None:
+    """The canary kind of the run's DP audit (``auto`` resolved); None when off."""
+    audit = cfg.attacks.dp_audit
+    if audit is None or audit.canaries == 0:
+        return None
+    return resolve_kind(audit.kind, cfg.model.task, cfg.privacy.dp.mode)
+
+
+def dp_audit_run(cfg: AuditConfig) -> str | None:
+    """Where the DP audit's canaries train: "same" (the released model) or "separate"."""
+    audit, kind = cfg.attacks.dp_audit, dp_audit_kind(cfg)
+    if audit is None or kind is None:
+        return None
+    if audit.run == "auto":
+        return "separate" if kind == "gradient" else "same"
+    if audit.run == "separate" and kind != "gradient":
+        raise ConfigError(
+            f"attacks.dp_audit.run: 'separate' trains gradient canaries in an audit training; "
+            f"{kind} canaries train in the released model (use 'same' or 'auto'; got "
+            "'separate')")
+    return audit.run
+
+
 def plant_dp_audit(cfg: AuditConfig, data: PreparedData,
                    like: AdapterState | None = None) -> Plan | None:
     """The canaries of ``attacks.dp_audit`` with their sealed inclusion; None when off.
@@ -107,6 +131,7 @@ def plant_dp_audit(cfg: AuditConfig, data: PreparedData,
             f"attacks.dp_audit.guesses: {audit.guesses.positive} and "
             f"{audit.guesses.negative} of {m} canaries must each give at least one guess"
         )
+    dp_audit_run(cfg)  # a run setting the kind cannot have is refused here
     if kind == "gradient":
         if like is None:
             return None
@@ -297,20 +322,22 @@ def dp_audit_result(
     )
 
 
-def score_gradient_canaries(plan: GradientCanaryPlan, run: RunDir, rounds: int) -> np.ndarray:
+def score_gradient_canaries(paths: list[Path], m: int) -> np.ndarray:
     """Each gradient canary's noisy gradient sums, added over the rounds' records."""
-    rows = [json.loads(canary_gradients_path(run, r).read_text())["sums"]
-            for r in range(1, rounds + 1)]
-    return gradient_canary_scores(rows, plan.sealed.n_canaries)
+    return gradient_canary_scores([json.loads(p.read_text())["sums"] for p in paths], m)
 
 
 def dp_audit_stage(session: RunSession, plan: Plan, trained: TrainedModel, run: RunDir,
-                   reporter: Reporter) -> DpAuditResult:
+                   reporter: Reporter, *, audit_rounds: list[Path] | None = None
+                   ) -> DpAuditResult:
     """Score the planted canaries, open their inclusion, bound ε (the opening and the scores
-    go to ``attacks/dp-audit.json``)."""
+    go to ``attacks/dp-audit.json``). ``audit_rounds``: the separate audit training's canary
+    sums (``run: separate``); else gradient canaries are read from the target training."""
     cfg = session.cfg
     if isinstance(plan, GradientCanaryPlan):
-        scores = score_gradient_canaries(plan, run, cfg.federation.rounds)
+        rounds = audit_rounds or [canary_gradients_path(run, r)
+                                  for r in range(1, cfg.federation.rounds + 1)]
+        scores = score_gradient_canaries(rounds, plan.sealed.n_canaries)
     else:
         scores = score_dp_audit(session.bundle.model, plan.canaries, task=cfg.model.task,
                                 encode=session.encode, initial_state=session.initial_state,
@@ -318,7 +345,8 @@ def dp_audit_stage(session: RunSession, plan: Plan, trained: TrainedModel, run: 
     guarantee = dp_guarantee(trained.privacy)
     result = dp_audit_result(cfg, plan, scores,
                              claimed_epsilon=guarantee[0] if guarantee else None,
-                             delta=guarantee[1] if guarantee else None)
+                             delta=guarantee[1] if guarantee else None,
+                             release_contains_canaries=audit_rounds is None)
     write_json_atomic(run.path("attacks", "dp-audit.json"),
                       plan.sealed.opening() | {"scores": scores.tolist()})
     reporter.info(f"[dp-audit] {result.interpretation}")

@@ -179,6 +179,27 @@ def _setting_problems(noise_multiplier: float, max_grad_norm: float, grad_sample
     return problems
 
 
+def _attach_canaries(run: PrivateTraining, model: nn.Module,
+                     canaries: Mapping[str, torch.Tensor] | None,
+                     observe: Mapping[str, torch.Tensor] | None, canary_seed: int) -> None:
+    """Observe the noisy sums at ``observe``; inject ``canaries`` before the noise."""
+    named = dict(model.named_parameters())
+    run.observed = [(n, named[n], idx) for n, idx in sorted((observe or {}).items())]
+    if not canaries:
+        return
+    run.canaries = [(named[n], idx) for n, idx in sorted(canaries.items())]
+    run.canary_generator = torch.Generator().manual_seed(canary_seed)
+    run.canary_rate = run.sample_rate
+    optimizer = run.optimizer
+    add_noise = optimizer.add_noise
+
+    def add_noise_after_canaries() -> None:
+        run._inject_canaries()
+        add_noise()
+
+    optimizer.add_noise = add_noise_after_canaries  # type: ignore[method-assign]
+
+
 def make_private(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -202,12 +223,9 @@ def make_private(
     sum (default ``CrossEntropyLoss(reduction="sum")``); with ``grad_sample_mode="ghost"`` the
     returned ``criterion`` is Opacus' wrapper and the loss MUST be computed with it.
     ``generator`` drives both the Poisson sampling and the noise. ``canaries``: a DP audit's
-    gradient canaries on this client (trainable tensor name → flat indices of the included
-    ones, :mod:`~privaudit.mechanisms.dp.gradient_canaries`), sampled by their own generator
-    (``canary_seed``) so the training's own draws are those of a run without them.
-    ``observe``: coordinates (tensor name → flat indices) whose noisy gradient sums — what
-    DP-SGD releases at each step — are added up in :attr:`PrivateTraining.observed_sums`
-    (the white-box audit's view; all of a client's canaries, included or not). Raises
+    included gradient canaries here (tensor name → flat indices), sampled by their own
+    generator (``canary_seed``); ``observe``: coordinates whose noisy gradient sums (what
+    DP-SGD releases) add up in :attr:`PrivateTraining.observed_sums`. Raises
     PrivacyBudgetError for σ ≤ 0, C ≤ 0, or layers Opacus cannot handle.
     """
     if isinstance(model, AbstractGradSampleModule):
@@ -259,17 +277,5 @@ def make_private(
         round_index=round_index,
     )
     dp_optimizer.attach_step_hook(run._after_noise)
-    named = dict(model.named_parameters())
-    run.observed = [(n, named[n], idx) for n, idx in sorted((observe or {}).items())]
-    if canaries:
-        run.canaries = [(named[n], idx) for n, idx in sorted(canaries.items())]
-        run.canary_generator = torch.Generator().manual_seed(canary_seed)
-        run.canary_rate = sample_rate
-        add_noise = dp_optimizer.add_noise
-
-        def add_noise_after_canaries() -> None:
-            run._inject_canaries()
-            add_noise()
-
-        dp_optimizer.add_noise = add_noise_after_canaries  # type: ignore[method-assign]
+    _attach_canaries(run, model, canaries, observe, canary_seed)
     return run

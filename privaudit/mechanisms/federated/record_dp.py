@@ -186,15 +186,8 @@ class RecordLevelDP:
         if self.canaries is not None:
             self.canaries.record(round_index, state.client_id, run.observed_sums)
         return finish_update(
-            model,
-            global_state,
-            data,
-            state,
-            round_index=round_index,
-            steps=steps,
-            loss_sum=loss_sum,
-            seen=seen,
-            accountant=accountant,
+            model, global_state, data, state, round_index=round_index, steps=steps,
+            loss_sum=loss_sum, seen=seen, accountant=accountant,
             metrics={
                 "noise_multiplier": run.noise_multiplier,
                 "sample_rate": run.sample_rate,

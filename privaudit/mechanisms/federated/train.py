@@ -84,10 +84,8 @@ def train_federation(
     to the server (tests use it to drop, replay or tamper with them). ``noise`` fixes σ per
     client (z under ``federation`` in client mode) instead of calibrating it: retraining
     after an erasure reuses the run's noise (with ``resume`` its accountants continue).
-    ``gradient_canaries``: a record-level DP audit's canaries, added to DP-SGD's clipped
-    gradients before the noise; their noisy gradient sums are reported to it every round.
-    ``wrap_client`` wraps the client update the recipe composed (tests use it to make a
-    client fail or stall; it is no config setting). Clients that fail or overrun
+    ``gradient_canaries``: a DP audit's canaries in DP-SGD's clipped gradients. ``wrap_client``
+    wraps the client update (tests make a client fail or stall). Clients that fail or overrun
     ``federation.client_timeout`` are dropped from their round (see
     :mod:`~privaudit.mechanisms.federated.engine`).
     """

@@ -22,6 +22,7 @@ from privaudit.audit.session import build_model as build_model
 from privaudit.audit.stages.attack import attacked_models, run_attack_stage
 from privaudit.audit.stages.audit_training import audit_training_stage
 from privaudit.audit.stages.dp_audit import (
+    dp_audit_kind,
     dp_audit_run,
     dp_audit_stage,
     gradient_placement,
@@ -35,6 +36,7 @@ from privaudit.audit.stages.train import TrainedModel as TrainedModel
 from privaudit.audit.stages.train import train_stage
 from privaudit.audit.threads import configure_threads
 from privaudit.core.commitment import run_seed_commitment
+from privaudit.core.errors import ConfigError
 from privaudit.core.hashing import ordered_ids_sha256
 from privaudit.core.progress import PlainReporter, Reporter
 from privaudit.core.rundir import RunDir, write_json_atomic, write_text_atomic
@@ -90,6 +92,12 @@ def run_audit(
         reporter = PlainReporter()
     configure_threads()  # the CPUs this process may use (affinity, cgroup quota)
     get_engine(engine)  # an unknown engine fails before any work
+    if engine != "inprocess" and dp_audit_kind(cfg) == "gradient":
+        raise ConfigError(
+            f"--engine: gradient canaries (attacks.dp_audit.kind, auto under record-level DP) "
+            f"are observed inside each client's DP-SGD, which only the inprocess engine shares "
+            f"with the audit; got {engine!r} (use --engine inprocess, or attacks.dp_audit.kind: "
+            "mislabeled)")
     data = preflight(cfg)  # every config-and-data check, before the run directory is touched
     with claim_run_dir(Path(out), cfg, resume=resume) as run:
         return _audit(cfg, run, resume=resume, engine=engine, reporter=reporter,

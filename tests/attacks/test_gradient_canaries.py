@@ -5,6 +5,7 @@ calibrated σ, and an accountant told q/10, are violations; honest runs on two s
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,7 @@ def test_a_separate_audit_training_leaves_the_released_model_as_without_any_audi
 def test_separate_run_for_input_canaries_is_refused_naming_the_field(tmp_path: Path) -> None:
     cfg = _config(0, {"privacy": {"dp": {"mode": "none"}},
                       "attacks": {"dp_audit": {"run": "separate", "canaries": 200}}})
-    with pytest.raises(ConfigError, match="attacks.dp_audit.run: 'separate'"):
+    with pytest.raises(ConfigError, match=re.escape("attacks.dp_audit.run: 'separate'")):
         run_audit(cfg, tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
 
@@ -126,14 +127,23 @@ def test_gradient_canaries_take_distinct_coordinates_and_their_placement_is_the_
     obs.record(1, "c1", {n: torch.ones(len(i)) for n, i in plan.observed["c1"].items()})
     row = obs.pop_round(1)
     assert row.sum() == sum(1 for c in plan.clients if c == "c1")
-    with pytest.raises(ConfigError, match="attacks.dp_audit.canaries: 800 gradient canaries"):
+    too_many = re.escape("attacks.dp_audit.canaries: 800 gradient canaries")
+    with pytest.raises(ConfigError, match=too_many):
         plan_gradient_canaries(800, like=like, clients=["c1"], seed=0, norm=1.0)
 
 
 def test_gradient_canaries_without_record_level_dp_are_refused_naming_the_field() -> None:
     from privaudit.mechanisms.data.audit_canaries import resolve_kind
 
-    with pytest.raises(ConfigError, match="attacks.dp_audit.kind: 'gradient'"):
+    with pytest.raises(ConfigError, match=re.escape("attacks.dp_audit.kind: 'gradient'")):
         resolve_kind("gradient", "classification", "client")
     assert resolve_kind("auto", "classification", "record") == "gradient"
     assert resolve_kind("auto", "classification", "none") == "mislabeled"
+
+
+def test_gradient_canaries_on_an_out_of_process_engine_are_refused_before_any_work(
+    tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape("--engine: gradient canaries")):
+        run_audit(_config(0), tmp_path / "refused", engine="flower")
+    assert not (tmp_path / "refused").exists()

@@ -166,16 +166,27 @@ def test_a_bad_budget_value_is_a_config_error_naming_it(tmp_path: Path) -> None:
 def test_dry_run_states_the_dp_audits_ceiling_and_when_it_cannot_test_the_claim() -> None:
     from privaudit.audit.estimate import dp_audit_power_lines
 
+    dp8 = {"dp": {"mode": "record", "target_epsilon": 8.0, "delta": 1e-5}}
     cfg = config_from_dict(merge(TINY, {
-        "privacy": {"dp": {"mode": "record", "target_epsilon": 8.0, "delta": 1e-5}},
-        "attacks": {"dp_audit": {"canaries": 200}}}))
+        "privacy": dp8, "attacks": {"dp_audit": {"canaries": 200, "kind": "mislabeled"}}}))
     lines = dp_audit_power_lines(cfg)
-    assert lines[0].startswith("DP audit: 200 canaries, 20 guesses: it can show at most ε ≥ 2.57")
+    assert lines[0].startswith(
+        "DP audit: 200 mislabeled canaries, 20 guesses: it can show at most ε ≥ 2.57")
     assert "NOT INFORMATIVE" in lines[1] and "every canary guessed" in lines[1]
     honest = merge(TINY, {"privacy": {"dp": {"mode": "record", "target_epsilon": 1.0,
                                              "delta": 1e-5}},
-                          "attacks": {"dp_audit": {"canaries": 200}}})
+                          "attacks": {"dp_audit": {"canaries": 200, "kind": "mislabeled"}}})
     assert len(dp_audit_power_lines(config_from_dict(honest))) == 1  # 1 < 2.57: testable
+    # gradient canaries (auto under record-level DP) add the f-DP bound's ceiling
+    gradient = dp_audit_power_lines(config_from_dict(merge(TINY, {
+        "privacy": dp8, "attacks": {"dp_audit": {"canaries": 200}}})))
+    assert gradient[0].startswith(
+        "DP audit: 200 gradient canaries, 20 guesses: it can show at most ε ≥ 2.89")
+    assert "one-run f-DP at most 2.89" in gradient[1] and "NOT INFORMATIVE" in gradient[2]
+    enough = dp_audit_power_lines(config_from_dict(merge(TINY, {
+        "privacy": dp8, "attacks": {"dp_audit": {
+            "canaries": 6000, "guesses": {"positive": 0.2, "negative": 0.01}}}})))
+    assert len(enough) == 2 and "at most ε ≥ 10.2" in enough[0]  # 8 < 10.2: testable
 
 
 def test_dry_run_states_the_smallest_fpr_the_nonmembers_resolve_and_what_is_not_estimable(

@@ -22,6 +22,7 @@ from privaudit.audit.session import build_model as build_model
 from privaudit.audit.stages.attack import attacked_models, run_attack_stage
 from privaudit.audit.stages.audit_training import audit_training_stage
 from privaudit.audit.stages.dp_audit import (
+    Plan,
     dp_audit_kind,
     dp_audit_run,
     dp_audit_stage,
@@ -45,9 +46,9 @@ from privaudit.mechanisms.dp.gradient_canaries import GradientCanaryPlan
 from privaudit.mechanisms.federated import get_engine
 from privaudit.mechanisms.federated.privacy import client_sizes_of
 from privaudit.mechanisms.models import set_adapter_state
-from privaudit.mechanisms.tasks import evaluate_utility
+from privaudit.mechanisms.tasks import EncodedSet, evaluate_utility
 from privaudit.reports.render import RenderOutcome, write_report
-from privaudit.reports.schema import Report
+from privaudit.reports.schema import DpAuditResult, Report
 from privaudit.unlearning.ledger import dp_guarantee
 
 
@@ -104,6 +105,18 @@ def run_audit(
                       sign_key=sign_key, data=data)
 
 
+def _dp_audit(session: RunSession, plan: Plan, trained: TrainedModel,
+              clients: dict[str, EncodedSet], test: EncodedSet, run: RunDir, *,
+              separate: bool, engine: str, reporter: Reporter, resume: bool) -> DpAuditResult:
+    """The DP audit: its own training first when the canaries train separately."""
+    audit_rounds = None
+    if separate and isinstance(plan, GradientCanaryPlan):
+        audit_rounds = audit_training_stage(session, plan, clients, test, run, engine=engine,
+                                            reporter=reporter, resume=resume)
+        set_adapter_state(session.bundle.model, trained.state)  # the released model
+    return dp_audit_stage(session, plan, trained, run, reporter, audit_rounds=audit_rounds)
+
+
 def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter: Reporter,
            sign_key: Path | None, data: PreparedData) -> AuditOutcome:
     """The stages, in order, each handed what the one before produced."""
@@ -122,10 +135,9 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
     seconds["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    separate = dp_audit_run(cfg) == "separate"
+    separate = dp_audit_run(cfg) == "separate"  # then the canaries train in their own run
     trained = train_stage(session, clients, test, run, engine=engine, reporter=reporter,
-                          resume=resume,
-                          gradient_canaries=None if separate else gradient_placement(dp_plan))
+                          resume=resume, gradient_canaries=gradient_placement(dp_plan, separate))
     set_adapter_state(session.bundle.model, trained.state)
     utility = evaluate_utility(session.bundle.model, test, cfg.model.task)
     seconds["train"] = time.perf_counter() - t0
@@ -133,13 +145,8 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
     dp_audit = None
     if dp_plan is not None:
         t0 = time.perf_counter()
-        audit_rounds = None
-        if separate and isinstance(dp_plan, GradientCanaryPlan):
-            audit_rounds = audit_training_stage(session, dp_plan, clients, test, run,
-                                                engine=engine, reporter=reporter, resume=resume)
-            set_adapter_state(session.bundle.model, trained.state)  # the released model
-        dp_audit = dp_audit_stage(session, dp_plan, trained, run, reporter,
-                                  audit_rounds=audit_rounds)
+        dp_audit = _dp_audit(session, dp_plan, trained, clients, test, run, separate=separate,
+                             engine=engine, reporter=reporter, resume=resume)
         seconds["dp_audit"] = time.perf_counter() - t0
 
     # Unlearning works on exactly what the target trained on: the DP-audit canaries (and a

@@ -1,13 +1,11 @@
 """The verdict: one plain-language line per control, and the report's overall status.
 
-A control is a function of the report document (the parsed report.json, without its verdict,
-crosswalk and own hash) that returns a :class:`~privaudit.reports.schema.Control`: PASS, FAIL,
-WARN or NOT EVALUATED, a reason a reader who is not an ML engineer can follow, and the JSON
-pointers of its evidence. Controls are registered with :func:`register_control`; the verdict
-runs them in registration order. A section that is absent from the report is evidence not
-collected: NOT EVALUATED, never PASS. A section that is present but empty (``unlearning: []``)
-or a check that has nothing to check (no DP claim to audit) is NOT EVALUATED with
-``applicable: false`` and does not make the report incomplete.
+A control (registered with :func:`register_control`, run in that order) maps the report
+document (report.json without verdict, crosswalk and own hash) to a
+:class:`~privaudit.reports.schema.Control`: a status, a reason a reader who is not an ML
+engineer can follow, and the JSON pointers of its evidence. An absent section is evidence not
+collected: NOT EVALUATED, never PASS. An empty one (``unlearning: []``) or nothing to check
+(no DP claim) is NOT EVALUATED with ``applicable: false``: the report stays complete.
 
 Overall status (``verdict.status``): ``fail`` if any control fails; else ``incomplete`` if an
 applicable control was not evaluated or is NOT INFORMATIVE (its test could not reach the
@@ -19,16 +17,14 @@ Thresholds (module constants, stated in every reason that uses them):
   confidence (its CI's lower end), or its TPR at a measurable FPR is above
   :data:`TPR_FAIL_FACTOR` × that FPR with confidence; WARN when either is merely above chance
   with confidence; NOT INFORMATIVE (never PASS) when, with nothing failing, the TPR at a
-  configured FPR is not estimable (fewer than 10/FPR held-out non-members: the reason states
-  the smallest FPR they resolve and the TPR's upper bound);
-* DP — WARN when ε > :data:`WEAK_EPSILON`; FAIL when δ is not below 1/N;
+  configured FPR is not estimable (fewer than 10/FPR held-out non-members);
+* DP — WARN when ε > :data:`WEAK_EPSILON`; FAIL when δ is not below 1/N; the DP audit FAILs
+  when a rigorous lower bound exceeds the claim, WARNs when only the Gaussian estimate does;
 * unlearning — FAIL when a method is flagged under- or over-unlearned (PrivLeak beyond
-  ``unlearning.verify.privleak_band`` and the AUC gap beyond its noise margin, see
-  ``unlearning/power.py``); WARN on a significant utility collapse or a method's own flag;
-  NOT INFORMATIVE when a request is too small for PrivLeak to show even total memorisation.
-  The oracle is the yardstick and is never judged.
+  ``unlearning.verify.privleak_band``, AUC gap beyond its noise margin); WARN on a utility
+  collapse or a method's own flag; NOT INFORMATIVE when a request is too small to show even
+  total memorisation. The oracle is never judged.
 """
-
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -202,8 +198,7 @@ def _dp_audit(doc: Document) -> Control:
         return _c("dp-audit", _AUDIT, "NOT EVALUATED", "No differential-privacy claim to test "
                   "(DP is off).", ev, applicable=False)
     if not audit:
-        return _c("dp-audit", _AUDIT, "NOT EVALUATED", "No empirical audit of the DP claim "
-                  "was run.", ev)
+        return _c("dp-audit", _AUDIT, "NOT EVALUATED", "No empirical DP audit was run.", ev)
     lb, claimed = audit.get("epsilon_lower_bound"), audit.get("claimed_epsilon")
     if audit.get("violation"):
         return _c("dp-audit", _AUDIT, "FAIL", f"The test shows ε is at least {lb:.3g}, above "
@@ -217,25 +212,22 @@ def _dp_audit(doc: Document) -> Control:
                   "at all would pass it too. It neither confirms nor refutes the claim. "
                   + _needed(audit), [*ev, "/dp_audit/max_provable_epsilon"])
     if audit.get("estimate_above_claim"):
-        low, high = audit.get("gaussian_epsilon_interval") or [float("nan")] * 2
+        low, high = audit["gaussian_epsilon_interval"]
         return _c("dp-audit", _AUDIT, "WARN", f"No rigorous bound exceeds the claimed ε "
-                  f"({claimed:.3g}; largest {lb:.3g}), but the Gaussian estimate of ε "
-                  f"({audit.get('gaussian_epsilon_estimate'):.3g}, interval [{low:.3g}, "
-                  f"{high:.3g}]) lies above it. The estimate assumes Gaussian canary scores, so "
-                  "it proves nothing, but it is a reason to check the DP implementation.",
-                  [*ev, "/dp_audit/gaussian_epsilon_estimate"])
+                  f"({claimed:.3g}; largest {lb:.3g}), but the Gaussian estimate "
+                  f"({audit['gaussian_epsilon_estimate']:.3g}, [{low:.3g}, {high:.3g}]) lies "
+                  "above it: no proof (it assumes Gaussian scores), a reason to check the DP "
+                  "implementation.", [*ev, "/dp_audit/gaussian_epsilon_estimate"])
     return _c("dp-audit", _AUDIT, "PASS", f"The test's lower bound on ε ({lb:.3g}) does not "
               f"exceed the claimed ε ({claimed:.3g}). A test can only bound ε from below.", ev)
 
 
 def _needed(audit: Mapping[str, Any]) -> str:
     needed, every = audit.get("canaries_needed"), audit.get("canaries_needed_all_guessed")
-    if needed:
-        return f"Testing the claim needs about {needed} canaries."
-    if every:
-        return (f"Testing the claim needs about {every} canaries, every one guessed "
-                "correctly (more guesses than this audit makes).")
-    return "No one-run canary audit of this size can test the claim."
+    return (f"Testing the claim needs about {needed} canaries." if needed else
+            f"Testing the claim needs about {every} canaries, every one guessed correctly "
+            "(more guesses than this audit makes)." if every else
+            "No one-run canary audit of this size can test the claim.")
 
 
 _HE = "Is each organisation's contribution hidden from the server?"

@@ -24,7 +24,7 @@ from tests.unlearning.conftest import data_of
 
 PATCH: dict[str, Any] = {
     "privacy": {"dp": {"mode": "record", "target_epsilon": 4.0, "delta": 1e-5}},
-    "attacks": {"dp_audit": {"canaries": 20}},
+    "attacks": {"dp_audit": {"canaries": 20, "kind": "mislabeled"}},
 }
 
 

@@ -25,7 +25,7 @@ def test_the_oracle_retrains_on_the_targets_training_set_minus_the_erased_record
 ) -> None:
     patch: dict[str, Any] = {
         "privacy": {"dp": {"mode": "record", "target_epsilon": 4.0, "delta": 1e-5}},
-        "attacks": {"dp_audit": {"canaries": 20}},
+        "attacks": {"dp_audit": {"canaries": 20, "kind": "mislabeled"}},
         "unlearning": {"methods": [], "requests": [{"id": "r1", "kind": "record", "ids": []}]},
     }
     probe = config_from_dict(merge(TINY, {**patch, "unlearning": {}}))

@@ -148,10 +148,12 @@ def plant_dp_audit(cfg: AuditConfig, data: PreparedData,
     )
 
 
-def gradient_placement(plan: Plan | None) -> CanaryObserver | None:
+def gradient_placement(plan: Plan | None, separate: bool = False) -> CanaryObserver | None:
     """What the training adds to DP-SGD's clipped gradients and reports back: the gradient
-    canaries' observer (None for input canaries or no audit)."""
-    return CanaryObserver(plan) if isinstance(plan, GradientCanaryPlan) else None
+    canaries' observer (None for input canaries, no audit, or canaries that train in the
+    ``separate`` audit training)."""
+    return CanaryObserver(plan) if isinstance(plan, GradientCanaryPlan) and not separate \
+        else None
 
 
 def guess_counts(cfg: AuditConfig) -> tuple[int, int]:

@@ -27,14 +27,14 @@ standardised mean difference), with the large-sample normal interval of Hedges &
 Golden values (τ = 0.05, every guess correct, δ = 1e-5):
 
 >>> round(fdp_mu_lower_bound(m=1000, guesses=100, correct=100), 3)
-2.497
->>> round(gdp_epsilon(2.497, 1e-5), 2)
-10.8
+1.226
+>>> round(fdp_epsilon_lower_bound(m=1000, guesses=100, correct=100, delta=1e-5), 2)
+5.55
 >>> round(fdp_epsilon_lower_bound(m=1000, guesses=100, correct=90, delta=1e-5), 2)
-3.54
+2.46
 >>> round(gdp_epsilon(1.0, 1e-5), 3)
-4.357
->>> round(gdp_mu(4.357, 1e-5), 3)
+4.377
+>>> round(gdp_mu(4.377, 1e-5), 3)
 1.0
 """
 
@@ -144,7 +144,7 @@ def fdp_ceiling(*, m: int, guesses: int, delta: float, p_value: float = 0.05) ->
     """The most the f-DP bound can print with these counts: every guess correct.
 
     >>> round(fdp_ceiling(m=200, guesses=20, delta=1e-5), 2)   # the old input-canary design
-    4.37
+    2.89
     """
     return fdp_epsilon_lower_bound(m=m, guesses=guesses, correct=guesses, delta=delta,
                                    p_value=p_value)
@@ -156,7 +156,7 @@ def fdp_canaries_needed(claimed: float, *, guess_fraction: float, delta: float,
     correctly) exceeds ``claimed``; None when no count up to ``limit`` does.
 
     >>> fdp_canaries_needed(8.0, guess_fraction=0.1, delta=1e-5)
-    580
+    5066
     """
     def reaches(m: int) -> bool:
         g = max(1, round(guess_fraction * m))

@@ -34,19 +34,12 @@ from privaudit.audit.stages.dp_audit import gradient_placement, plant_dp_audit
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.federated import record_dp
 from privaudit.mechanisms.federated.train import train_federation
+from tests.attacks.test_gradient_canaries import GRADIENT_AUDIT
 from tests.conftest import OVERFIT_PATCH, TINY, merge
-
-AUDIT: dict[str, Any] = {
-    "federation": {"rounds": 4, "local_epochs": 2},
-    "attacks": {"dp_audit": {"canaries": 6000, "guesses": {"positive": 0.2, "negative": 0.01}}},
-    "report": {"formats": []},
-    "privacy": {"dp": {"mode": "record", "target_epsilon": 8.0, "delta": 1e-5,
-                       "max_grad_norm": 1.0, "batch_size": 8, "learning_rate": 0.02}},
-}
 
 
 def _cfg(seed: int, eps: float = 8.0) -> Any:
-    d = merge(merge(merge(TINY, OVERFIT_PATCH), AUDIT),
+    d = merge(merge(merge(TINY, OVERFIT_PATCH), GRADIENT_AUDIT),
               {"seed": seed, "privacy": {"dp": {"target_epsilon": eps}}})
     return config_from_dict(d)
 

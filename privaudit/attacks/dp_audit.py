@@ -32,6 +32,7 @@ broken. Golden values (δ = 0, p* = 0.05, every guess correct):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -117,7 +118,13 @@ def canaries_needed(claimed: float, *, guess_fraction: float, delta: float = 0.0
         r = max(1, round(guess_fraction * m))
         return one_run_ceiling(r=r, m=m, delta=delta, p_value=p_value) > claimed
 
-    hi = 2
+    return fewest_reaching(reaches, start=2, limit=limit)
+
+
+def fewest_reaching(reaches: Callable[[int], bool], *, start: int, limit: int) -> int | None:
+    """The smallest count for which ``reaches`` (monotone: once true, true for every larger
+    count) holds: doubling from ``start``, then bisection; None when not even ``limit`` does."""
+    hi = start
     while not reaches(hi):
         if hi >= limit:
             return None

@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
+from privaudit.attacks.dp_audit import fewest_reaching
 from privaudit.core.errors import ConfigError, DataError
 
 __all__ = [
@@ -162,16 +163,7 @@ def fdp_canaries_needed(claimed: float, *, guess_fraction: float, delta: float,
         g = max(1, round(guess_fraction * m))
         return fdp_ceiling(m=m, guesses=g, delta=delta, p_value=p_value) > claimed
 
-    hi = 8
-    while not reaches(hi):
-        if hi >= limit:
-            return None
-        hi *= 2
-    lo = hi // 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
-    return hi
+    return fewest_reaching(reaches, start=8, limit=limit)
 
 
 class GaussianEstimate(BaseModel):

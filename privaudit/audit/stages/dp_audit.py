@@ -46,7 +46,7 @@ from privaudit.attacks.signals import compute_signals
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.session import RunSession
 from privaudit.audit.stages.train import TrainedModel, canary_gradients_path
-from privaudit.core.errors import ConfigError
+from privaudit.core.errors import ConfigError, InternalError
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.data.audit_canaries import (
@@ -220,7 +220,8 @@ class _Bounds:
     def __init__(self, cfg: AuditConfig, plan: Plan, scores: np.ndarray, delta: float,
                  included: np.ndarray, guesses: np.ndarray) -> None:
         audit = cfg.attacks.dp_audit
-        assert audit is not None
+        if audit is None:
+            raise InternalError("dp audit bounds computed without attacks.dp_audit")
         self.p_star = p_star = 1 - audit.confidence
         self.m = m = plan.sealed.n_canaries
         self.r, self.v = r, v = count_correct(guesses, included)

@@ -18,7 +18,10 @@ AdamW's per-coordinate normalisation would make the model change itself a weak s
 what the canary's own client saw (the client holds it; secure aggregation hides its update
 from the server only).
 Coordinates are drawn without repetition, so m canaries need m trainable coordinates; they
-are chosen over all trainable tensors in proportion to their size.
+are chosen over all trainable tensors in proportion to their size. Dirac coordinates rather
+than seeded random directions: on the same experiment random unit vectors, which overlap by
+≈ 1/√D, gave lower bounds on every seed and missed noise scaled to 0.25, and need m × D floats
+(``benchmarks/bench_canary_directions.py``; figures in the README).
 
 >>> import torch
 >>> like = {"a": torch.zeros(4, 5), "b": torch.zeros(10)}

@@ -9,7 +9,7 @@ records encoded by that model's tokenizer — so they all start here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from privaudit.audit.config import AuditConfig
 from privaudit.core.rundir import RunDir
@@ -25,7 +25,7 @@ from privaudit.mechanisms.models import (
     state_sha256,
 )
 from privaudit.mechanisms.pretrain import load_or_pretrain
-from privaudit.mechanisms.tasks import EncodedSet, attach_features, encode_records
+from privaudit.mechanisms.tasks import EncodedSet, FeatureCache, attach_features, encode_records
 
 
 def prepare_run_data(cfg: AuditConfig) -> PreparedData:
@@ -71,6 +71,8 @@ class RunSession:
     data: PreparedData
     bundle: ModelBundle
     initial_state: AdapterState
+    #: the frozen prefix's features of every record encoded so far (see ``encode``)
+    _features: FeatureCache = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, cfg: AuditConfig, run: RunDir, data: PreparedData | None = None
@@ -84,4 +86,4 @@ class RunSession:
         """Records as the run's model reads them (tokenized; frozen-prefix features cached)."""
         encoded = encode_records(list(records), self.bundle.tokenizer, labels=self.data.labels,
                                  max_length=self.cfg.model.max_length)
-        return attach_features(encoded, self.bundle.model)
+        return attach_features(encoded, self.bundle.model, cache=self._features)

@@ -112,19 +112,28 @@ class ForwardOutput:
     token_mask: torch.Tensor | None = None  # (B, T-1) 1 where a real token is predicted
 
 
-def attach_features(data: EncodedSet, model: nn.Module, batch_size: int = 64) -> EncodedSet:
+#: frozen-prefix features by (record id, token ids), shared by the encodings of one model
+FeatureCache = dict[tuple[str, tuple[int, ...]], torch.Tensor]
+
+
+def attach_features(data: EncodedSet, model: nn.Module, batch_size: int = 64,
+                    cache: FeatureCache | None = None) -> EncodedSet:
     """``data`` with the frozen prefix's output per record (see ``prefix.py``); a no-op for a
-    model without a frozen prefix."""
+    model without a frozen prefix. With ``cache`` (one per model: the prefix is frozen),
+    records already seen are not run again; a record's features do not depend on the batch
+    it is computed in (masked padding), so cached and fresh ones are the same tensors."""
     if not prefix.has_prefix(model) or data.features is not None or not len(data):
         return data
-    features: list[torch.Tensor] = []
-    for start in range(0, len(data), batch_size):
-        indices = range(start, min(start + batch_size, len(data)))
+    cache = {} if cache is None else cache
+    keys = list(zip(data.record_ids, data.input_ids, strict=True))
+    todo = [i for i, k in enumerate(keys) if k not in cache]
+    for start in range(0, len(todo), batch_size):
+        indices = todo[start:start + batch_size]
         batch = data.batch(indices)
         hidden = prefix.compute_features(model, batch.input_ids, batch.attention_mask)
         for row, i in enumerate(indices):
-            features.append(hidden[row, : len(data.input_ids[i])].clone())
-    return replace(data, features=tuple(features))
+            cache[keys[i]] = hidden[row, : len(data.input_ids[i])].clone()
+    return replace(data, features=tuple(cache[k] for k in keys))
 
 
 def token_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor

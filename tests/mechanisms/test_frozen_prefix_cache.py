@@ -74,3 +74,26 @@ def test_prefix_wrapping_keeps_the_base_hash_and_freezes_the_base(
 def test_too_many_top_layers_is_a_config_error(tiny_config_dict: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match=r"model\.lora\.top_layers: the base model has 3 layers"):
         _setup(tiny_config_dict, top_layers=5)
+
+
+def test_a_shared_feature_cache_reuses_seen_records_and_gives_the_same_tensors(
+    tiny_config_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privaudit.mechanisms import prefix
+
+    _, model, enc = _setup(tiny_config_dict, top_layers=1)
+    fresh = attach_features(enc, model)
+    cache: dict[Any, torch.Tensor] = {}
+    attach_features(enc.subset(range(0, 24, 2)), model, cache=cache)  # another batch layout
+    computed: list[int] = []
+    real = prefix.compute_features
+
+    def counting(m: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        computed.append(len(input_ids))
+        return real(m, input_ids, mask)
+
+    monkeypatch.setattr(prefix, "compute_features", counting)
+    shared = attach_features(enc, model, cache=cache)
+    assert sum(computed) == 12  # only the 12 records the cache had not seen
+    assert fresh.features is not None and shared.features is not None
+    assert all(torch.equal(a, b) for a, b in zip(fresh.features, shared.features, strict=True))

@@ -64,7 +64,7 @@ def audit_training_stage(session: RunSession, plan: GradientCanaryPlan,
                               {"round": r, "sums": observer.pop_round(r).tolist()})
             progress.advance(f"audit round {r}/{rounds}")
 
-        train_federation(cfg.recipe, session.bundle, clients, test,
+        train_federation(cfg.recipe, session.bundle, clients, test.subset([]),  # no evaluation
                          initial_state=session.initial_state,
                          seed=cfg.seed + AUDIT_SEED_OFFSET, engine=engine, on_round=on_round,
                          gradient_canaries=observer)

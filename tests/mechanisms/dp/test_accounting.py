@@ -161,3 +161,21 @@ def test_a_step_without_noise_or_with_an_impossible_rate_is_refused(
 def test_unknown_accountant_names_the_field() -> None:
     with pytest.raises(PrivacyBudgetError, match=r"privacy\.dp\.accountant.*'moments'"):
         ClientAccountant("moments")
+
+
+def test_memoized_rdp_gives_opacus_values_and_serves_repeated_prv_epsilons() -> None:
+    from opacus.accountants.analysis.prv import prvs
+
+    rdp = rdp_analysis
+    assert prvs._compute_rdp is rdp._compute_rdp  # PRV's domain bound goes through the memo
+    original = rdp._compute_rdp.__wrapped__
+    for q, sigma, alpha in [(1 / 3, 1.2695, 1.5), (0.01, 0.8, 32.0), (1.0, 2.0, 3.0)]:
+        assert rdp._compute_rdp(q, sigma, alpha) == original(q, sigma, alpha)
+    before = rdp._compute_rdp.cache_info().hits
+    values = []
+    for _ in range(2):
+        acc = PRVAccountant()
+        acc.history = [(1.2695, 1 / 3, 24)]
+        values.append(acc.get_epsilon(1e-5))
+    assert values[0] == values[1]
+    assert rdp._compute_rdp.cache_info().hits > before

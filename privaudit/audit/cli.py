@@ -88,6 +88,9 @@ def _summary(outcome_report: object, run_dir: Path) -> None:
         table.add_row(f"time: {stage}", f"{secs:.1f} s")
     if report.verdict is not None:
         table.add_row("verdict", report.verdict.status.upper())
+        for c in report.verdict.controls:  # which controls did not pass, and why not
+            if c.status != "PASS" and c.applicable:
+                table.add_row(f"  not passed: {c.id}", c.status)
     table.add_row("report", str(run_dir / "report.html"))
     out_console.print(table)
 

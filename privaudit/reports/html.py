@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from privaudit.reports.crosswalk import MISSING, evaluate_crosswalk, evidence_gap, resolve_pointer
 from privaudit.reports.figures import plots
 from privaudit.reports.figures.unlearning import unlearning_figures
+from privaudit.reports.glossary import TERMS, epsilon_words, link_terms, odds_factor
 from privaudit.reports.schema import AttackResult, DpAuditResult, Exposure, Report, RoundUtility
 from privaudit.reports.sections import (
     Section,
@@ -26,7 +27,7 @@ from privaudit.reports.sections import (
     registered_sections,
     section_of,
 )
-from privaudit.reports.verdict import evaluate_verdict, evaluation_document
+from privaudit.reports.verdict import WEAK_EPSILON, evaluate_verdict, evaluation_document
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,15 @@ def _fpr_keys(attacks: list[Mapping[str, Any]]) -> list[str]:
     return sorted(keys, key=float, reverse=True)
 
 
+def _grouped_warnings(attacks: list[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
+    """Each distinct attack warning once, with the 'attack on model' results it applies to."""
+    groups: dict[str, list[str]] = {}
+    for a in attacks:
+        for w in a.get("warnings") or []:
+            groups.setdefault(w, []).append(f"{a.get('attack')} on {a.get('model')}")
+    return list(groups.items())
+
+
 def _env() -> Environment:
     env = Environment(
         loader=PackageLoader("privaudit.reports", "templates"),
@@ -116,6 +126,14 @@ def _env() -> Environment:
     env.filters["kind"] = _kind
     env.filters["columns"] = _columns
     env.filters["fpr_keys"] = _fpr_keys
+    env.filters["terms"] = link_terms
+    env.filters["grouped_warnings"] = _grouped_warnings
+    env.filters["with_prefix"] = lambda rows, key, prefix: [
+        r for r in rows if str(r.get(key, "")).startswith(prefix)]
+    env.globals["terms"] = TERMS
+    env.globals["epsilon_words"] = epsilon_words
+    env.globals["odds_text"] = lambda eps: f"{odds_factor(eps):,.0f}"
+    env.globals["weak_epsilon"] = f"{WEAK_EPSILON:g}"
     env.globals["section_of"] = section_of
     env.globals["ptr"] = lambda doc, p: (None if (v := resolve_pointer(doc, p)) is MISSING
                                          else v)
@@ -189,7 +207,8 @@ def prepare_document(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[
         notes.append("verdict")
     if not doc.get("crosswalk"):
         doc["crosswalk"] = [r.model_dump(mode="json")
-                            for r in evaluate_crosswalk(evaluation_document(doc))]
+                            for r in evaluate_crosswalk(evaluation_document(doc),
+                                                        verdict=doc["verdict"])]
         notes.append("crosswalk")
     return doc, notes
 

@@ -41,6 +41,24 @@ def _cell(text: Any) -> str:
     return _text(text)
 
 
+def _strongest_attacks(attacks: list[Mapping[str, Any]]) -> list[str]:
+    """One line per attacked model: its strongest attack (highest AUC); the rest is in the
+    report's attack table."""
+    strongest: dict[str, Mapping[str, Any]] = {}
+    for a in attacks:
+        if a["model"] not in strongest or a["auc"] > strongest[a["model"]]["auc"]:
+            strongest[a["model"]] = a
+    if not strongest:
+        return []
+    lines = ["- Membership inference, the strongest attack on each model (all "
+             f"{len(attacks)} attack × model results are in the report):"]
+    for model, a in strongest.items():
+        tprs = ", ".join(_tpr_text(k, t) for k, t in sorted(a.get("tpr_at_fpr", {}).items(),
+                                                             key=lambda kv: -float(kv[0])))
+        lines.append(f"  - {_text(model)}: {_text(a['attack'])} AUC {a['auc']:.3f}; {tprs}")
+    return lines
+
+
 def render_summary(report: Mapping[str, Any], context: RenderContext | None = None) -> str:
     """A short Markdown verdict: status, one row per control, headline numbers, integrity."""
     doc, derived = prepare_document(report)
@@ -62,10 +80,7 @@ def render_summary(report: Mapping[str, Any], context: RenderContext | None = No
                      f"| {_cell(c['reason'])} |")
     utility = doc.get("utility") or {}
     lines += ["", f"- Utility: {utility.get('metric')} {utility.get('value', float('nan')):.3f}"]
-    for a in doc.get("attacks") or []:
-        tprs = ", ".join(_tpr_text(k, t) for k, t in sorted(a.get("tpr_at_fpr", {}).items(),
-                                                             key=lambda kv: -float(kv[0])))
-        lines.append(f"- {a['attack']} attack on {a['model']}: AUC {a['auc']:.3f}; {tprs}")
+    lines += _strongest_attacks(doc.get("attacks") or [])
     rows = doc.get("crosswalk") or []
     if rows:
         counts: dict[str, int] = {}

@@ -95,6 +95,8 @@ class PageCheck:
     selector: str | None = None
     selector_visible: bool = False
     selector_above_fold: bool = False
+    #: the whole element lies within the first screen (width × height), none of it below
+    selector_whole_on_screen: bool = False
     selector_text: str = ""
     warnings: list[str] = field(default_factory=list)
 
@@ -267,6 +269,8 @@ _VISIBILITY_JS = """(() => {
   const visible = r.width > 0 && r.height > 0 && s.visibility !== 'hidden'
     && s.display !== 'none' && parseFloat(s.opacity) > 0;
   return {found: true, visible, aboveFold: visible && r.top < window.innerHeight,
+          wholeOnScreen: visible && r.top >= 0 && r.bottom <= window.innerHeight
+            && r.right <= window.innerWidth,
           text: (el.innerText || '').slice(0, 2000)};
 })()"""
 
@@ -328,4 +332,5 @@ def screenshot_html(html_path: Path | str, png_path: Path | str, *,
                      errors=errors, selector=visible_selector,
                      selector_visible=bool(found.get("visible")),
                      selector_above_fold=bool(found.get("aboveFold")),
+                     selector_whole_on_screen=bool(found.get("wholeOnScreen")),
                      selector_text=str(found.get("text", "")))

@@ -37,7 +37,7 @@ from privaudit.unlearning.results import VerificationFlag as VerificationFlag
 
 #: Semantic version of report.json: a minor bump only adds optional fields (older reports
 #: still validate and render); a major bump may remove or change fields.
-SCHEMA_VERSION = "0.6.0"
+SCHEMA_VERSION = "0.7.0"
 
 
 class FederationNode(ReportModel):
@@ -156,6 +156,8 @@ class Control(ReportModel):
     status: ControlStatus
     reason: str
     evidence: list[str] = Field(default_factory=list, description="JSON pointers")
+    headline: str = Field(default="", description="the reason in one line, for the decision "
+                          "table (empty in reports of schema < 0.7: the reason is shown)")
     applicable: bool = Field(
         default=True, description="false: not applicable to this run (never makes it incomplete)"
     )

@@ -70,12 +70,25 @@ _MECH, _EMP, _CONTEXT = "Privacy mechanisms", "Empirical privacy", "Utility, dat
 for _s in (
     Section("verdict", "Verdict", "Verdict", 10, ("/verdict",), "sections/verdict.html.j2",
             "One line per control, in plain language. NOT EVALUATED means the evidence was not "
-            "collected — never that it passed.", always=True),
+            "collected — never that it passed; NOT INFORMATIVE, that the test could not have "
+            "failed.", always=True),
+    Section("scope", "Verdict", "What was audited", 11, ("/run",), "sections/scope.html.j2",
+            always=True),
+    Section("epsilon", "Verdict", "What the privacy guarantee means for one person", 12,
+            ("/privacy/dp",), "sections/epsilon.html.j2"),
+    Section("not-tested", "Verdict", "What was not tested", 14, (),
+            "sections/not_tested.html.j2", always=True),
+    Section("verdict-details", "Verdict in full", "Verdict in full", 18, ("/verdict",),
+            "sections/verdict_details.html.j2", "Each control's full reasoning, with the "
+            "report.json pointers of its evidence.", always=True),
     Section("crosswalk", "Regulatory crosswalk", "Regulatory crosswalk", 20, ("/crosswalk",),
             "sections/crosswalk.html.j2",
             "Each row names a legal or standards requirement, where its evidence lies in "
-            "report.json (JSON pointers) and whether that evidence is present. EVIDENCED says "
-            "the evidence exists, not that it is good: the verdict judges it.", always=True),
+            "report.json (JSON pointers) and which verdict controls judge it. SUPPORTED: the "
+            "evidence is there and those controls passed; CONTRADICTED: one of them failed; "
+            "INCONCLUSIVE: evidence only in part, or a control warned, was not informative or "
+            "not run; NOT EVALUATED: no evidence. None of these is a finding of compliance, "
+            "which is for the controller and the supervisory authority.", always=True),
     Section("dp", _MECH, "Differential privacy", 30, ("/privacy/dp",), "sections/dp.html.j2",
             "The formal guarantee: how much any one unit of privacy (a record, or a whole "
             "client) can change what the model reveals. Smaller ε is stronger."),
@@ -116,5 +129,8 @@ for _s in (
             "fingerprints. Seeds appear only as a hash commitment."),
     Section("signatures", "Signatures", "Signatures", 80, ("/artifacts",),
             "sections/signatures.html.j2", always=True),
+    Section("glossary", "Glossary", "Glossary", 90, (), "sections/glossary.html.j2",
+            "The report's terms in plain words; each is linked from its first use in a "
+            "verdict line or section introduction.", always=True),
 ):
     register_section(_s)

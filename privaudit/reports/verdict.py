@@ -30,14 +30,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from privaudit.attacks.resolution import min_resolvable_fpr, nonmembers_needed, tpr_estimable
 from privaudit.core.provenance import report_content_hash
 from privaudit.core.registry import Registry
+from privaudit.reports.attack_words import AUC_FAIL as AUC_FAIL
+from privaudit.reports.attack_words import TPR_FAIL_FACTOR as TPR_FAIL_FACTOR
+from privaudit.reports.attack_words import judge_attack, pct
 from privaudit.reports.crosswalk import MISSING, evaluate_crosswalk, resolve_pointer
 from privaudit.reports.schema import Control, ControlStatus, Report, Verdict
 
-AUC_FAIL = 0.6
-TPR_FAIL_FACTOR = 5.0
 WEAK_EPSILON = 10.0
 #: The report's own fields that the verdict and crosswalk are not computed from.
 DERIVED_FIELDS = frozenset({"verdict", "crosswalk", "report_sha256"})
@@ -76,57 +76,32 @@ def _get(doc: Document, pointer: str) -> Any:
 def _c(cid: str, title: str, status: ControlStatus, reason: str, evidence: list[str],
        *, applicable: bool = True) -> Control:
     return Control(id=cid, title=title, status=status, reason=reason, evidence=evidence,
-                   applicable=applicable)
+                   applicable=applicable, headline=headline(reason))
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+def headline(reason: str, limit: int = 240) -> str:
+    """The reason in one line for the decision table: whole when short, else its first
+    sentence or first '; '-finding and '…' (the full reason is in the report's annex).
+
+    >>> headline("A is low; B is high.", limit=12)
+    'A is low …'
+    """
+    if len(reason) <= limit:
+        return reason
+    cut = reason.find(". ")
+    if 0 < cut < limit:
+        return reason[:cut + 1] + " …"
+    item = reason.split("; ", 1)[0]
+    return _clip(item, limit) + ("" if len(item) > limit else " …")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 # ---------------------------------------------------------------- controls
 
 _MIA = "Can an attacker tell whose data trained the model?"
-
-
-def _judge_attack(a: Mapping[str, Any]) -> tuple[ControlStatus, str]:
-    auc, low = a.get("auc"), a.get("auc_ci_low")
-    name = f"the {a.get('attack')} attack on the {a.get('model')} model"
-    n_non = int(a.get("n_nonmembers") or 0)
-    fail, warn, unmeasurable = [], [], []
-    if low is not None and low > AUC_FAIL:
-        fail.append(f"its AUC is {auc:.2f} (above {AUC_FAIL} with 95% confidence)")
-    elif low is not None and low > 0.5:
-        warn.append(f"its AUC {auc:.2f} is above a blind guess (0.5) with 95% confidence")
-    for key, t in sorted((a.get("tpr_at_fpr") or {}).items(), key=lambda kv: float(kv[0])):
-        fpr = float(key)
-        if not tpr_estimable(t, n_non, fpr):
-            unmeasurable.append((fpr, t.get("ci_high")))
-            continue
-        if t["ci_low"] > TPR_FAIL_FACTOR * fpr:
-            fail.append(f"at {_pct(fpr)} false alarms it finds {_pct(t['value'])} of members "
-                        f"(at least {_pct(t['ci_low'])}, over {TPR_FAIL_FACTOR:g}× chance)")
-        elif t["ci_low"] > fpr:
-            warn.append(f"at {_pct(fpr)} false alarms it finds {_pct(t['value'])} of members, "
-                        "more than chance")
-    if fail:
-        return "FAIL", f"{name.capitalize()} succeeds: " + "; ".join(fail) + "."
-    if warn:
-        return "WARN", f"{name.capitalize()} does better than guessing: " + "; ".join(warn) + "."
-    ci = f", 95% CI {low:.2f}–{a.get('auc_ci_high'):.2f}" if low is not None else ""
-    base = f"{name.capitalize()} does no better than guessing (AUC {auc:.2f}{ci})"
-    if unmeasurable:
-        smallest = min(f for f, _ in unmeasurable)
-        rates = ", ".join(_pct(f) for f, _ in unmeasurable)
-        bounds = ", ".join(f"at most {_pct(high)}" + (f" at {_pct(f)}" if len(unmeasurable) > 1
-                                                       else "")
-                           for f, high in unmeasurable if high is not None)
-        return "NOT INFORMATIVE", (
-            f"{base}, but it could not have shown an attack that finds members at {rates} "
-            f"false alarms: the TPR there is not estimable, as {n_non} held-out records "
-            f"resolve FPRs down to {_pct(min_resolvable_fpr(n_non))} only ({_pct(smallest)} "
-            f"needs at least {nonmembers_needed(smallest)})"
-            + (f"; the TPR there is {bounds}." if bounds else "."))
-    return "PASS", base + "."
 
 
 @control("membership-inference")
@@ -135,11 +110,18 @@ def _membership_inference(doc: Document) -> Control:
     if not attacks:
         return _c("membership-inference", _MIA, "NOT EVALUATED",
                   "No membership-inference attack was run.", ["/attacks"])
-    judged = [_judge_attack(a) for a in attacks]
+    judged = [judge_attack(a) for a in attacks]
     rank = {"FAIL": 0, "WARN": 1, "NOT INFORMATIVE": 2, "PASS": 3}
     worst = min((s for s, _ in judged), key=rank.__getitem__)
-    reasons = [r for s, r in judged if s == worst]
-    return _c("membership-inference", _MIA, worst, " ".join(reasons), ["/attacks"])
+    strongest: dict[str, tuple[float, str]] = {}  # per model, its strongest attack's words
+    for a, (status, reason) in zip(attacks, judged, strict=True):
+        if status == worst and float(a.get("auc") or 0) >= strongest.get(
+                a.get("model"), (-1.0, ""))[0]:
+            strongest[a.get("model")] = (float(a.get("auc") or 0), reason)
+    n = sum(s == worst for s, _ in judged)
+    note = f" ({n} attack × model results are {worst}; the strongest per model is named.)"
+    return _c("membership-inference", _MIA, worst, " ".join(r for _, r in strongest.values())
+              + (note if n > len(strongest) else ""), ["/attacks"])
 
 
 _DP = "Is there a mathematical limit on what the model reveals about one person?"
@@ -247,10 +229,10 @@ def _secure_aggregation(doc: Document) -> Control:
     if sa.get("insecure") or not bits or bits < 128:
         return _c("secure-aggregation", _HE, "FAIL", "Updates were encrypted with parameters "
                   f"below 128-bit security (security_bits = {bits}).", ev)
-    return _c("secure-aggregation", _HE, "PASS", f"Each client's update was encrypted "
-              f"({sa.get('scheme') or 'homomorphic encryption'}, {bits}-bit security); the "
-              "server only adds ciphertexts. See the threat model for what this does not cover.",
-              ev)
+    return _c("secure-aggregation", _HE, "PASS", f"Against a server colluding with no "
+              f"client: updates encrypted ({(sa.get('scheme') or 'HE').upper()}, {bits}-bit), "
+              "the server only adds ciphertexts; not against one colluding with a client or "
+              "dropping or altering updates (see its threat model).", ev)
 
 
 _ERASE = "Were erasure requests honoured?"
@@ -325,12 +307,12 @@ def _utility(doc: Document) -> Control:
     if metric == "accuracy" and labels:
         chance = 1 / len(labels)
         if value <= chance + 0.02:
-            return _c("utility", _UTIL, "WARN", f"Accuracy on held-out data is {_pct(value)}, "
+            return _c("utility", _UTIL, "WARN", f"Accuracy on held-out data is {pct(value)}, "
                       f"no better than guessing among {len(labels)} classes "
-                      f"({_pct(chance)}): privacy results on a model that learned nothing "
+                      f"({pct(chance)}): privacy results on a model that learned nothing "
                       "say little.", [*ev, "/data/labels"])
-        return _c("utility", _UTIL, "PASS", f"Accuracy on held-out data is {_pct(value)} "
-                  f"(guessing: {_pct(chance)}).", [*ev, "/data/labels"])
+        return _c("utility", _UTIL, "PASS", f"Accuracy on held-out data is {pct(value)} "
+                  f"(guessing: {pct(chance)}).", [*ev, "/data/labels"])
     return _c("utility", _UTIL, "PASS", f"{str(metric).capitalize()} on held-out data is "
               f"{value:.3g}.", ev)
 
@@ -393,8 +375,9 @@ def evaluate_verdict(doc: Mapping[str, Any]) -> Verdict:
 def finalize_report(report: Report) -> Report:
     """The report with its verdict, crosswalk and own hash (``report_sha256``) filled in."""
     doc = evaluation_document(report.model_dump(mode="json"))
-    final = report.model_copy(update={"verdict": evaluate_verdict(doc),
-                                      "crosswalk": evaluate_crosswalk(doc),
+    verdict = evaluate_verdict(doc)
+    crosswalk = evaluate_crosswalk(doc, verdict=verdict.model_dump(mode="json"))
+    final = report.model_copy(update={"verdict": verdict, "crosswalk": crosswalk,
                                       "report_sha256": None})
     digest = report_content_hash(final.model_dump(mode="json"))
     return final.model_copy(update={"report_sha256": digest})

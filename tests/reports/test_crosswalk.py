@@ -58,44 +58,94 @@ def test_every_evidence_pointer_points_into_a_design_md_section() -> None:
             assert pointer.split("/")[1] in DESIGN_SECTIONS, (clause.clause, pointer)
 
 
-def test_a_minimal_report_is_not_evaluated_and_never_passes() -> None:
-    rows = evaluate_crosswalk(MINIMAL)
+CONTROL_IDS = ("membership-inference", "dp-guarantee", "dp-audit", "secure-aggregation",
+               "erasure", "utility", "traceability")
+
+
+def _verdict(**statuses: str) -> dict[str, Any]:
+    """Every control PASS unless given (``dp_audit="FAIL"``; ``x=None``: not applicable)."""
+    controls = []
+    for cid in CONTROL_IDS:
+        status = statuses.get(cid.replace("-", "_"), "PASS")
+        controls.append({"id": cid, "status": status or "NOT EVALUATED",
+                         "applicable": status is not None})
+    return {"status": "pass", "controls": controls}
+
+
+def test_every_clause_is_judged_by_registered_verdict_controls() -> None:
+    from privaudit.reports.verdict import registered_controls
+
+    assert set(CONTROL_IDS) == set(registered_controls())
+    for clause in CLAUSES:
+        assert clause.controls and set(clause.controls) <= set(CONTROL_IDS), clause.clause
+
+
+def test_a_minimal_report_is_not_evaluated_and_never_supported() -> None:
+    rows = evaluate_crosswalk(MINIMAL, verdict=_verdict())
     assert len(rows) == len(CLAUSES)
-    statuses = {r.status for r in rows}
-    assert statuses <= {"NOT EVALUATED", "PARTIAL"} and "PASS" not in statuses
+    assert {r.status for r in rows} <= {"NOT EVALUATED", "INCONCLUSIVE"}
     art17 = _row(rows, "GDPR", "Art. 17")
     assert art17.status == "NOT EVALUATED" and "/unlearning: missing" in art17.reason
-    assert _row(rows, "EU AI Act", "Annex IV 2(g)").status == "PARTIAL"  # only created_at
+    assert _row(rows, "EU AI Act", "Annex IV 2(g)").status == "INCONCLUSIVE"  # only created_at
 
 
-def test_a_full_report_is_evidenced_wherever_pointers_resolve() -> None:
+def test_evidence_present_without_a_verdict_is_never_supported() -> None:
     rows = evaluate_crosswalk(FULL)
-    assert [r.clause for r in rows if r.status != "EVIDENCED"] == []
+    assert {r.status for r in rows} == {"INCONCLUSIVE"}
+    assert all("no applicable control" in r.reason for r in rows)
+
+
+def test_a_full_report_whose_controls_passed_is_supported_everywhere() -> None:
+    rows = evaluate_crosswalk(FULL, verdict=_verdict())
+    assert [r.clause for r in rows if r.status != "SUPPORTED"] == []
+    art17 = _row(rows, "GDPR", "Art. 17")
+    assert "erasure" in art17.reason and art17.controls == ["erasure"]
+
+
+def test_a_failed_control_contradicts_exactly_the_clauses_it_judges() -> None:
+    rows = evaluate_crosswalk(FULL, verdict=_verdict(dp_audit="FAIL"))
+    contradicted = {r.clause for r in rows if r.status == "CONTRADICTED"}
+    assert contradicted == {c.clause for c in CLAUSES if "dp-audit" in c.controls}
+    assert all("dp-audit" in r.reason for r in rows if r.status == "CONTRADICTED")
+    assert {r.status for r in rows if r.clause not in contradicted} == {"SUPPORTED"}
+
+
+@pytest.mark.parametrize("status", ["WARN", "NOT INFORMATIVE", "NOT EVALUATED"])
+def test_a_control_that_did_not_pass_leaves_its_clauses_inconclusive(status: str) -> None:
+    rows = evaluate_crosswalk(FULL, verdict=_verdict(erasure=status))
+    art17 = _row(rows, "GDPR", "Art. 17")
+    assert art17.status == "INCONCLUSIVE" and f"erasure {status}" in art17.reason
+
+
+def test_a_not_applicable_control_neither_supports_nor_contradicts() -> None:
+    rows = evaluate_crosswalk(FULL, verdict=_verdict(secure_aggregation=None))
+    assert _row(rows, "GDPR", "Art. 25").status == "SUPPORTED"  # dp-guarantee passed
+    assert _row(rows, "GDPR", "Art. 17").status == "SUPPORTED"
 
 
 def test_a_disabled_section_is_no_evidence_even_when_its_values_are_filled_in() -> None:
     report = {**FULL, "privacy": {"dp": {**DP, "enabled": False}},
               "secure_aggregation": {"enabled": False, "threat_model": ["x"]}}
-    rows = evaluate_crosswalk(report)
+    rows = evaluate_crosswalk(report, verdict=_verdict())
     art25 = _row(rows, "GDPR", "Art. 25")
     assert art25.status == "NOT EVALUATED"
     assert "/privacy/dp: section disabled" in art25.reason
     nist = _row(rows, "NIST SP 800-226", "Evaluating DP guarantees")
-    assert nist.status == "PARTIAL"  # the DP audit ran; the DP card is disabled
+    assert nist.status == "INCONCLUSIVE"  # the DP audit ran; the DP card is disabled
     assert "/privacy/dp/epsilon: section disabled" in nist.reason
 
 
 @pytest.mark.parametrize(("value", "gap"), [(None, "null"), ([], "empty"), ({}, "empty")])
 def test_null_or_empty_evidence_is_not_evaluated(value: Any, gap: str) -> None:
-    rows = evaluate_crosswalk({**FULL, "unlearning": value})
+    rows = evaluate_crosswalk({**FULL, "unlearning": value}, verdict=_verdict())
     art17 = _row(rows, "GDPR", "Art. 17")
     assert art17.status == "NOT EVALUATED" and f"/unlearning: {gap}" in art17.reason
 
 
-def test_one_missing_section_makes_a_row_partial_and_names_it() -> None:
+def test_one_missing_section_makes_a_row_inconclusive_and_names_it() -> None:
     report = {k: v for k, v in FULL.items() if k != "secure_aggregation"}
-    art25 = _row(evaluate_crosswalk(report), "GDPR", "Art. 25")
-    assert art25.status == "PARTIAL" and "/secure_aggregation: missing" in art25.reason
+    art25 = _row(evaluate_crosswalk(report, verdict=_verdict()), "GDPR", "Art. 25")
+    assert art25.status == "INCONCLUSIVE" and "/secure_aggregation: missing" in art25.reason
 
 
 def test_rows_carry_the_design_md_crosswalk_keys() -> None:

@@ -7,7 +7,8 @@ to draw.
 - :func:`roc_figure`: ROC curves on log-log axes (Carlini et al., S&P 2022: the low-FPR
   region is what matters), each with its pointwise Clopper–Pearson band, the TPR at each
   reported FPR marked with its interval (a downward triangle at its upper bound alone where
-  too few non-members make it not estimable), and the diagonal of a blind guess. One panel per
+  too few non-members make it not estimable), and the diagonal of a blind guess. Curves stop
+  at the smallest FPR the non-members resolve (1/n); the region below is shaded. One panel per
   attacked model (the federated model, each unlearned model, each oracle), at most
   :data:`COLUMNS` to a row, all on the same axes so that panels compare at a glance.
 - :func:`exposure_figure`: each secret canary's exposure in bits against how many training
@@ -32,8 +33,8 @@ from privaudit.reports.schema import AttackResult, Exposure
 __all__ = ["exposure_figure", "roc_figure"]
 
 _FLOOR = 1e-3
-#: Panels per row of the ROC figure.
-COLUMNS = 3
+#: Panels per row of the ROC figure (two: each panel readable on an A4 page).
+COLUMNS = 2
 #: Expected exposure of a secret the model never saw: E[−log₂ U], U uniform = 1/ln 2 bits.
 CHANCE_BITS = 1.0 / math.log(2.0)
 
@@ -42,15 +43,28 @@ def _clip(values: Sequence[float]) -> list[float]:
     return [max(v, _FLOOR) for v in values]
 
 
+def _resolved(a: AttackResult, values: Sequence[float]) -> list[float]:
+    """``values`` (one per ROC point) at the FPRs the non-members resolve: below 1/n the
+    curve is not measured, only interpolated, so it is not drawn there."""
+    fprs = a.roc.fpr if a.roc is not None else []
+    floor = a.min_resolvable_fpr or 0.0
+    return [v for f, v in zip(fprs, values, strict=True) if f >= floor]
+
+
 def _roc_axes(ax: Axes, attacks: Sequence[AttackResult]) -> None:
+    floors = [a.min_resolvable_fpr for a in attacks if a.min_resolvable_fpr]
+    if floors and max(floors) > _FLOOR:
+        ax.axvspan(_FLOOR, max(floors), color="0.93", zorder=0,
+                   label=f"FPR below {max(floors):.2g}: not resolvable")
     for a in attacks:
         if a.roc is None:
             continue
-        fpr = _clip(a.roc.fpr)
-        (line,) = ax.plot(fpr, _clip(a.roc.tpr), linewidth=1.4,
+        fpr = _clip(_resolved(a, a.roc.fpr))
+        (line,) = ax.plot(fpr, _clip(_resolved(a, a.roc.tpr)), linewidth=1.4,
                           label=f"{a.attack} (AUC {a.auc:.2f})")
         if a.roc.tpr_ci_low is not None and a.roc.tpr_ci_high is not None:
-            ax.fill_between(fpr, _clip(a.roc.tpr_ci_low), _clip(a.roc.tpr_ci_high),
+            ax.fill_between(fpr, _clip(_resolved(a, a.roc.tpr_ci_low)),
+                            _clip(_resolved(a, a.roc.tpr_ci_high)),
                             color=line.get_color(), alpha=0.12, linewidth=0)
         for key, rate in a.tpr_at_fpr.items():
             if rate.value is None:  # not estimable: only its upper bound, never a point

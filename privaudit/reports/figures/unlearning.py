@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from privaudit.reports.figures.plots import to_data_uri
 
@@ -44,6 +45,7 @@ def vulnerability_figure(result: Mapping[str, Any]) -> str | None:
                     markersize=3, alpha=0.8, linestyle="none")
     ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--", label="a never-seen record")
     ax.set_ylim(-0.02, 1.02)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # records are counted, never halved
     ax.set_xlabel("forget record (sorted by vulnerability before)")
     ax.set_ylabel("vulnerability")
     title = f"{result.get('request_id')} — {result.get('method')}"

@@ -8,7 +8,8 @@ and collects every finding before it raises one error listing them all:
 
 * ``model.base``: a local model directory whose config.json or tokenizer does not load;
 * ``unlearning.requests``: ids not in the training data, a federation left too small;
-* ``attacks.dp_audit``: guesses that give no guess;
+* ``attacks.dp_audit``: guesses that give no guess; more gradient canaries than the
+  adapter has trainable coordinates (the adapter is built, without pretraining, to count);
 * ``privacy.dp`` and ``secure_aggregation`` against the real client sizes (DP-audit canaries
   included, as the run trains): δ against 1/N, sample rates, a batch larger than a client,
   a target ε that no noise reaches, ``secure_aggregation.min_clients`` above the clients.
@@ -20,12 +21,19 @@ from __future__ import annotations
 
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.session import prepare_run_data
-from privaudit.audit.stages.dp_audit import plant_dp_audit
+from privaudit.audit.stages.dp_audit import dp_audit_kind, plant_dp_audit
 from privaudit.audit.stages.erase import check_requests
 from privaudit.core.errors import ConfigError, DataError
 from privaudit.mechanisms.data import PreparedData
+from privaudit.mechanisms.dp.gradient_canaries import room_problem
 from privaudit.mechanisms.federated.privacy import privacy_error, privacy_problems
-from privaudit.mechanisms.models import base_model_problems
+from privaudit.mechanisms.models import (
+    adapter_state,
+    apply_lora,
+    base_model_problems,
+    load_base_model,
+    load_tokenizer,
+)
 
 
 def preflight(cfg: AuditConfig) -> PreparedData:
@@ -50,6 +58,8 @@ def preflight(cfg: AuditConfig) -> PreparedData:
             trained_on = plan.with_clients(data.clients)
     except ConfigError as exc:
         problems += exc.problems
+    if not problems:
+        problems += _gradient_canary_room(cfg, data)
     privacy = privacy_problems(cfg.recipe, client_sizes={c: len(r) for c, r in trained_on.items()})
     if privacy and not problems:
         raise privacy_error(privacy)
@@ -57,6 +67,20 @@ def preflight(cfg: AuditConfig) -> PreparedData:
     if problems:
         raise _all(problems)
     return data
+
+
+def _gradient_canary_room(cfg: AuditConfig, data: PreparedData) -> list[str]:
+    """Gradient canaries take one trainable coordinate each: count the adapter's."""
+    audit = cfg.attacks.dp_audit
+    if audit is None or dp_audit_kind(cfg) != "gradient":
+        return []
+    tokenizer = load_tokenizer(cfg.model)
+    base = load_base_model(cfg.model, tokenizer=tokenizer, seed=cfg.seed,
+                           num_labels=len(data.labels) if data.labels else None)
+    model, _ = apply_lora(cfg.model, base, seed=cfg.seed)
+    trainable = sum(int(t.numel()) for t in adapter_state(model).values())
+    problem = room_problem(audit.canaries, trainable)
+    return [problem] if problem else []
 
 
 def _all(problems: list[str]) -> ConfigError:

@@ -147,3 +147,14 @@ def test_gradient_canaries_on_an_out_of_process_engine_are_refused_before_any_wo
     with pytest.raises(ConfigError, match=re.escape("--engine: gradient canaries")):
         run_audit(_config(0), tmp_path / "refused", engine="flower")
     assert not (tmp_path / "refused").exists()
+
+
+def test_more_gradient_canaries_than_trainable_coordinates_is_refused_before_the_run_dir(
+    tmp_path: Path
+) -> None:
+    cfg = _config(0, {"attacks": {"dp_audit": {"canaries": 100_000}}})
+    with pytest.raises(ConfigError, match=re.escape(
+            "attacks.dp_audit.canaries: 100000 gradient canaries need 100000 distinct trainable "
+            "coordinates; the model has 8708")):
+        run_audit(cfg, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()

@@ -50,6 +50,7 @@ __all__ = [
     "GradientCanaryPlan",
     "gradient_canary_scores",
     "plan_gradient_canaries",
+    "room_problem",
 ]
 
 KIND = "gradient"
@@ -95,11 +96,8 @@ def plan_gradient_canaries(m: int, *, like: Mapping[str, torch.Tensor], clients:
     names = sorted(like)
     sizes = np.array([like[n].numel() for n in names], dtype=np.int64)
     total = int(sizes.sum())
-    if m > total:
-        raise ConfigError(
-            f"attacks.dp_audit.canaries: {m} gradient canaries need {m} distinct trainable "
-            f"coordinates; the model has {total} (use fewer canaries or kind: mislabeled)"
-        )
+    if (problem := room_problem(m, total)) is not None:
+        raise ConfigError(problem)
     rng = np.random.default_rng([seed, 0x6772_6164])  # "grad"
     flat = np.sort(rng.choice(total, size=m, replace=False))
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -127,6 +125,14 @@ def plan_gradient_canaries(m: int, *, like: Mapping[str, torch.Tensor], clients:
         sealed=SealedInclusion.seal(bits, seed=seed), placement=placement,
         observed=observed, positions=positions,
     )
+
+
+def room_problem(m: int, trainable: int) -> str | None:
+    """Why m gradient canaries do not fit a model with ``trainable`` coordinates, or None."""
+    if m <= trainable:
+        return None
+    return (f"attacks.dp_audit.canaries: {m} gradient canaries need {m} distinct trainable "
+            f"coordinates; the model has {trainable} (use fewer canaries or kind: mislabeled)")
 
 
 class CanaryObserver:

@@ -44,11 +44,10 @@ from transformers.utils import logging as hf_logging
 from privaudit.core.errors import ConfigError
 from privaudit.mechanisms import prefix
 from privaudit.mechanisms.model.config import ModelConfig
+from privaudit.mechanisms.model.families import FAMILIES, unknown_family_message
 
 AdapterState = dict[str, torch.Tensor]
 
-_DEFAULT_TARGETS = {"bert": ["query", "value"], "llama": ["q_proj", "v_proj"]}
-_LAYERS_PATTERN = {"bert": "layer", "llama": "layers"}
 
 
 @dataclass
@@ -181,12 +180,9 @@ def lora_targets(cfg: ModelConfig, model: nn.Module) -> list[str]:
     if cfg.lora.target_modules:
         return list(cfg.lora.target_modules)
     kind = _model_type(model)
-    if kind not in _DEFAULT_TARGETS:
-        raise ConfigError(
-            f"model.lora.target_modules: no default for model type {kind!r}; "
-            "name the modules that get LoRA"
-        )
-    return _DEFAULT_TARGETS[kind]
+    if kind not in FAMILIES:
+        raise ConfigError(unknown_family_message(kind))
+    return list(FAMILIES[kind].targets)
 
 
 def _layer_range(cfg: ModelConfig, model: nn.Module) -> tuple[int, int]:
@@ -204,7 +200,8 @@ def peft_config(cfg: ModelConfig, model: nn.Module) -> PeftLoraConfig:
     first, n = _layer_range(cfg, model)
     layers: dict[str, object] = {}
     if first > 0:
-        pattern = _LAYERS_PATTERN.get(_model_type(model))
+        family = FAMILIES.get(_model_type(model))
+        pattern = family.layers if family else None
         layers = {"layers_to_transform": list(range(first, n)), "layers_pattern": pattern}
     return PeftLoraConfig(
         r=cfg.lora.rank,
@@ -222,7 +219,7 @@ def apply_lora(cfg: ModelConfig, base: nn.Module, *, seed: int) -> tuple[nn.Modu
         p.requires_grad_(False)
     config = peft_config(cfg, base)
     first, _ = _layer_range(cfg, base)
-    if first > 0 and _model_type(base) not in _LAYERS_PATTERN:
+    if first > 0 and _model_type(base) not in FAMILIES:
         raise ConfigError(
             f"model.lora.top_layers: not supported for model type {_model_type(base)!r}"
         )

@@ -42,15 +42,20 @@ class FrozenPrefixLayer(nn.Module):
         self.last = last
         self._state = state
         self.capture = False
+        #: the length of the tuple the layer returns (0: a bare tensor), seen when it runs:
+        #: a skipped layer returns the same shape of result (DeBERTa's blocks return a pair)
+        self._arity = 0
 
     def forward(self, hidden_states: torch.Tensor, *args: object, **kwargs: object) -> object:
         features = self._state.features
         if features is None:
             out = self.layer(hidden_states, *args, **kwargs)
+            self._arity = len(out) if isinstance(out, tuple) else 0
             if self.capture:
                 raise _Captured(out[0] if isinstance(out, tuple) else out)
             return out
-        return features if self.last else hidden_states
+        hidden = features if self.last else hidden_states
+        return (hidden, *[None] * (self._arity - 1)) if self._arity else hidden
 
 
 def transformer_layers(model: nn.Module) -> nn.ModuleList:

@@ -22,7 +22,9 @@ TPR_FAIL_FACTOR = 5.0
 
 
 def pct(x: float) -> str:
-    """>>> pct(0.0123)
+    """``x`` as a percentage with one decimal.
+
+    >>> pct(0.0123)
     '1.2%'
     """
     return f"{100 * x:.1f}%"

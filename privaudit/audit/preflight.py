@@ -20,20 +20,14 @@ What needs the built model (Opacus' layer checks) stays with training.
 from __future__ import annotations
 
 from privaudit.audit.config import AuditConfig
-from privaudit.audit.session import prepare_run_data
+from privaudit.audit.session import prepare_run_data, trainable_coordinates
 from privaudit.audit.stages.dp_audit import dp_audit_kind, plant_dp_audit
 from privaudit.audit.stages.erase import check_requests
 from privaudit.core.errors import ConfigError, DataError
 from privaudit.mechanisms.data import PreparedData
 from privaudit.mechanisms.dp.gradient_canaries import room_problem
 from privaudit.mechanisms.federated.privacy import privacy_error, privacy_problems
-from privaudit.mechanisms.models import (
-    adapter_state,
-    apply_lora,
-    base_model_problems,
-    load_base_model,
-    load_tokenizer,
-)
+from privaudit.mechanisms.models import base_model_problems
 
 
 def preflight(cfg: AuditConfig) -> PreparedData:
@@ -74,12 +68,7 @@ def _gradient_canary_room(cfg: AuditConfig, data: PreparedData) -> list[str]:
     audit = cfg.attacks.dp_audit
     if audit is None or dp_audit_kind(cfg) != "gradient":
         return []
-    tokenizer = load_tokenizer(cfg.model)
-    base = load_base_model(cfg.model, tokenizer=tokenizer, seed=cfg.seed,
-                           num_labels=len(data.labels) if data.labels else None)
-    model, _ = apply_lora(cfg.model, base, seed=cfg.seed)
-    trainable = sum(int(t.numel()) for t in adapter_state(model).values())
-    problem = room_problem(audit.canaries, trainable)
+    problem = room_problem(audit.canaries, trainable_coordinates(cfg, data))
     return [problem] if problem else []
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
 from privaudit.audit.config import AuditConfig
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import PreparedData, prepare_data, records_sha256
@@ -34,11 +37,25 @@ def prepare_run_data(cfg: AuditConfig) -> PreparedData:
                         canaries=cfg.attacks.canaries)
 
 
-def build_model(cfg: AuditConfig, data: PreparedData, run: RunDir) -> ModelBundle:
-    """Tokenizer, base model (pretrained on the public split when built), LoRA."""
+def _base(cfg: AuditConfig, data: PreparedData) -> tuple[PreTrainedTokenizerBase, nn.Module]:
     tokenizer = load_tokenizer(cfg.model)
     num_labels = len(data.labels) if data.labels else None
-    base = load_base_model(cfg.model, tokenizer=tokenizer, num_labels=num_labels, seed=cfg.seed)
+    return tokenizer, load_base_model(cfg.model, tokenizer=tokenizer, num_labels=num_labels,
+                                      seed=cfg.seed)
+
+
+def trainable_coordinates(cfg: AuditConfig, data: PreparedData) -> int:
+    """How many coordinates the run's adapter trains, from the model built as
+    :func:`build_model` builds it but without pretraining (which changes values, not
+    shapes); for checks made before the run directory exists."""
+    _, base = _base(cfg, data)
+    model, _ = apply_lora(cfg.model, base, seed=cfg.seed)
+    return sum(int(t.numel()) for t in adapter_state(model).values())
+
+
+def build_model(cfg: AuditConfig, data: PreparedData, run: RunDir) -> ModelBundle:
+    """Tokenizer, base model (pretrained on the public split when built), LoRA."""
+    tokenizer, base = _base(cfg, data)
     if cfg.model.task == "causal-lm" and cfg.model.base == "tiny":
         public = encode_records(
             data.public, tokenizer, labels=None, max_length=cfg.model.max_length

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-__all__ = ["TERMS", "Term", "epsilon_words", "link_terms", "odds_factor"]
+__all__ = ["TERMS", "Term", "epsilon_words", "link_terms", "odds_factor", "odds_text"]
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,19 @@ def odds_factor(epsilon: float) -> float:
     return math.exp(epsilon) if epsilon < 700 else math.inf
 
 
+def odds_text(epsilon: float) -> str:
+    """e^ε as the report prints it.
+
+    >>> odds_text(7.93), odds_text(0.5)
+    ('2,779', '1.6')
+    """
+    factor = odds_factor(epsilon)
+    return f"{factor:,.0f}" if factor >= 10 else f"{factor:.2g}"
+
+
 def epsilon_words(epsilon: float, delta: float, unit: str) -> str:
     """What the (ε, δ) guarantee means for one ``unit`` (record, subject, client), in words."""
-    factor = odds_factor(epsilon)
-    times = f"{factor:,.0f}" if factor >= 10 else f"{factor:.2g}"
+    factor, times = odds_factor(epsilon), odds_text(epsilon)
     scale = ("strong" if epsilon <= 1 else "moderate" if epsilon <= 4 else
              "weak but common in deployed systems" if epsilon <= 10 else "very weak")
     return (f"ε = {epsilon:.3g} per {unit}: whatever an attacker knew before, seeing this "

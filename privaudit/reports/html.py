@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from privaudit.reports.crosswalk import MISSING, evaluate_crosswalk, evidence_gap, resolve_pointer
 from privaudit.reports.figures import plots
 from privaudit.reports.figures.unlearning import unlearning_figures
-from privaudit.reports.glossary import TERMS, epsilon_words, link_terms, odds_factor
+from privaudit.reports.glossary import TERMS, epsilon_words, link_terms, odds_text
 from privaudit.reports.schema import AttackResult, DpAuditResult, Exposure, Report, RoundUtility
 from privaudit.reports.sections import (
     Section,
@@ -27,7 +27,12 @@ from privaudit.reports.sections import (
     registered_sections,
     section_of,
 )
-from privaudit.reports.verdict import WEAK_EPSILON, evaluate_verdict, evaluation_document
+from privaudit.reports.verdict import (
+    WEAK_EPSILON,
+    evaluate_verdict,
+    evaluation_document,
+    headline,
+)
 
 
 @dataclass(frozen=True)
@@ -127,12 +132,13 @@ def _env() -> Environment:
     env.filters["columns"] = _columns
     env.filters["fpr_keys"] = _fpr_keys
     env.filters["terms"] = link_terms
+    env.filters["headline"] = headline
     env.filters["grouped_warnings"] = _grouped_warnings
     env.filters["with_prefix"] = lambda rows, key, prefix: [
         r for r in rows if str(r.get(key, "")).startswith(prefix)]
     env.globals["terms"] = TERMS
     env.globals["epsilon_words"] = epsilon_words
-    env.globals["odds_text"] = lambda eps: f"{odds_factor(eps):,.0f}"
+    env.globals["odds_text"] = odds_text
     env.globals["weak_epsilon"] = f"{WEAK_EPSILON:g}"
     env.globals["section_of"] = section_of
     env.globals["ptr"] = lambda doc, p: (None if (v := resolve_pointer(doc, p)) is MISSING

@@ -156,8 +156,6 @@ class Control(ReportModel):
     status: ControlStatus
     reason: str
     evidence: list[str] = Field(default_factory=list, description="JSON pointers")
-    headline: str = Field(default="", description="the reason in one line, for the decision "
-                          "table (empty in reports of schema < 0.7: the reason is shown)")
     applicable: bool = Field(
         default=True, description="false: not applicable to this run (never makes it incomplete)"
     )

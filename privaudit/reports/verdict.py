@@ -76,12 +76,13 @@ def _get(doc: Document, pointer: str) -> Any:
 def _c(cid: str, title: str, status: ControlStatus, reason: str, evidence: list[str],
        *, applicable: bool = True) -> Control:
     return Control(id=cid, title=title, status=status, reason=reason, evidence=evidence,
-                   applicable=applicable, headline=headline(reason))
+                   applicable=applicable)
 
 
 def headline(reason: str, limit: int = 240) -> str:
-    """The reason in one line for the decision table: whole when short, else its first
-    sentence or first '; '-finding and '…' (the full reason is in the report's annex).
+    """A control's reason in one line for the report's decision table (drawn at render time):
+    whole when short, else its first sentence or first '; '-finding and '…' (the full reason
+    is in the report's annex).
 
     >>> headline("A is low; B is high.", limit=12)
     'A is low …'

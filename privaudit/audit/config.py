@@ -109,7 +109,13 @@ def semantic_problems(cfg: AuditConfig, *, base_dir: Path | None = None) -> list
     data = cfg.data
     if data.source == "file" and data.path is not None:
         path = data.path if data.path.is_absolute() or base_dir is None else base_dir / data.path
-        if not path.is_file():
+        if path.is_dir():
+            from privaudit.mechanisms.data.columnar import dataset_dir_problem
+
+            why = dataset_dir_problem(path)
+            if why:
+                problems.append(f"data.path: {why} (got {_describe(str(data.path))})")
+        elif not path.is_file():
             problems.append(f"data.path: file not found (got {_describe(str(data.path))})")
     if data.source == "synthetic":
         most = data.synthetic.subjects * data.synthetic.max_records

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from privaudit.core.params import ConfigSection
+from privaudit.mechanisms.data.columnar import COLUMN_KEYS, mapping_problems
 
 
 class SyntheticCorpusConfig(ConfigSection):
@@ -63,7 +64,16 @@ class AuditSplitConfig(ConfigSection):
 class DataConfig(ConfigSection):
     source: Literal["synthetic", "file"] = "synthetic"
     synthetic: SyntheticCorpusConfig = Field(default_factory=SyntheticCorpusConfig)
-    path: Path | None = Field(default=None, description="JSONL or CSV file (source: file)")
+    path: Path | None = Field(
+        default=None,
+        description="source: file: a .jsonl, .csv or .parquet file, or a directory written by "
+        "datasets' save_to_disk (one split)",
+    )
+    columns: dict[str, str] | None = Field(
+        default=None,
+        description="privaudit's field -> the file's column, e.g. {text: body, subject_id: "
+        f"author}}; keys: {', '.join(COLUMN_KEYS)}; unmapped columns stay record fields",
+    )
     test_records: int = Field(default=200, ge=1, description="held-out records for utility")
     public_records: int = Field(
         default=0, ge=0, description="held-out public records (pretraining a causal LM)"
@@ -73,10 +83,19 @@ class DataConfig(ConfigSection):
     exclude_subjects: list[str] = Field(default_factory=list)
     exclude_records: list[str] = Field(default_factory=list)
 
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, columns: dict[str, str] | None) -> dict[str, str] | None:
+        problems = mapping_problems(columns or {})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return columns
+
     @model_validator(mode="after")
     def _path_for_file(self) -> DataConfig:
         if self.source == "file" and self.path is None:
-            raise ValueError("source 'file' needs 'path' (a JSONL or CSV file)")
+            raise ValueError("source 'file' needs 'path' (a .jsonl, .csv or .parquet file, or "
+                             "a datasets.save_to_disk directory)")
         return self
 
 

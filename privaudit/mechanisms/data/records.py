@@ -1,8 +1,12 @@
-"""Records and the loader for a user's own data (JSONL or CSV).
+"""Records and the loader for a user's own data: JSONL, CSV, Parquet or a
+``datasets.save_to_disk`` directory (the last two: ``columnar.py``).
 
-A record has ``id``, ``subject_id``, ``text`` and, for classification, ``label``. Any other
-fields are kept in ``fields`` (``partition.scheme: by_field`` reads them). Every problem in a
-file is a :class:`DataError` naming the file and the line: not UTF-8 (a leading BOM is fine),
+A record has ``id``, ``subject_id``, ``text`` and, for classification, ``label``;
+``data.columns`` maps these names to a file's own column names (``{text: body}``), for every
+format. Any other fields are kept in ``fields`` (``partition.scheme: by_field`` reads them);
+a file column named like a mapped key (a ``text`` column when ``text`` maps to ``body``) is
+left out. Every problem in a file is a :class:`DataError` naming the file and the line (for
+Parquet and Arrow: ``row N``, from 1): not UTF-8 (a leading BOM is fine),
 not JSON, a missing or blank field, a value that is not a string or an integer (NaN, a list,
 a boolean), a lone surrogate, a label that spells a missing value (``NaN``, ``null``), a
 duplicate id, no records at all.
@@ -13,11 +17,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from privaudit.core.errors import DataError
+from privaudit.mechanisms.data.columnar import (
+    FORMATS,
+    arrow_dir_rows,
+    check_columns,
+    listed,
+    mapping_problems,
+    parquet_rows,
+)
 
 REQUIRED = ("id", "subject_id", "text")
 #: label texts that mean "no value" (NaN, null, pandas' <NA>); never a class name
@@ -68,13 +80,17 @@ def _row_to_record(row: dict[str, object], where: str, need_label: bool) -> Reco
         missing.append("label")
     if missing:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
-    values = {k: row[k] for k in (*REQUIRED, "label") if k in row}
+    # a null is a missing value (an unneeded label may be missing: Parquet has it on every row)
+    values = {k: row[k] for k in (*REQUIRED, "label") if row.get(k) is not None}
     for k, v in values.items():
         if isinstance(v, float) and v != v:  # NaN
             raise DataError(f"{where}: field '{k}' is NaN")
         if isinstance(v, bool) or not isinstance(v, str | int):
+            hint = ("; a whole number kept as a float, as pandas keeps an integer column with "
+                    "missing values: store it as integers or strings"
+                    if isinstance(v, float) and v.is_integer() else "")
             raise DataError(f"{where}: field '{k}' must be a string or an integer "
-                            f"(got {type(v).__name__} {_shown(v)})")
+                            f"(got {type(v).__name__} {_shown(v)}{hint})")
     for k, v in row.items():
         if isinstance(v, str) and not _encodable(v):
             raise DataError(f"{where}: field '{k}' is not valid Unicode text (lone surrogate)")
@@ -96,7 +112,9 @@ def _row_to_record(row: dict[str, object], where: str, need_label: bool) -> Reco
     )
 
 
-def _rows(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
+def _rows(
+    path: Path, columns: Mapping[str, str] | None
+) -> Iterable[tuple[int, dict[str, object]]]:
     suffix = path.suffix.lower()
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:  # a leading BOM is allowed
@@ -116,12 +134,14 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
                     yield lineno, row
             elif suffix == ".csv":
                 reader = csv.DictReader(fh)
+                if columns:
+                    check_columns(str(path), columns, reader.fieldnames or [])
                 for row in reader:
                     if None in row:
                         raise DataError(f"{path}:{reader.line_num}: more values than columns")
                     yield reader.line_num, dict(row)
             else:
-                raise DataError(f"{path}: unknown format '{suffix}' (allowed: .jsonl, .csv)")
+                raise DataError(f"{path}: unknown format '{suffix}' (allowed: {FORMATS})")
     except UnicodeDecodeError as exc:
         raise DataError(_not_utf8(path, exc.reason)) from None
     except csv.Error as exc:
@@ -144,24 +164,61 @@ def _not_utf8(path: Path, reason: str) -> str:
     return f"{path}: not UTF-8 text ({reason})"
 
 
-def load_records(
-    path: Path, *, need_label: bool, allowed_labels: Sequence[str] | None = None
-) -> list[Record]:
-    """Read a JSONL or CSV file of records; raise DataError naming the first bad line."""
+def _renamed(
+    row: dict[str, object], columns: Mapping[str, str], where: str
+) -> dict[str, object]:
+    """``row`` with the mapped columns under privaudit's names (``data.columns``)."""
+    mapped = {}
+    for key, col in columns.items():
+        if col not in row:
+            raise DataError(f"{where}: data.columns.{key}: no column {col!r} in this record "
+                            f"(it has: {listed(list(row))})")
+        mapped[key] = row[col]
+    sources = set(columns.values())
+    rest = {k: v for k, v in row.items() if k not in sources and k not in columns}
+    return {**rest, **mapped}
+
+
+def _numbered_rows(
+    path: Path, columns: Mapping[str, str] | None
+) -> tuple[str, Iterable[tuple[int, dict[str, object]]]]:
+    """("line", rows) of a JSONL or CSV file; ("row", rows) of Parquet or Arrow."""
+    if path.is_dir():
+        return "row", arrow_dir_rows(path, columns)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    if path.suffix.lower() == ".parquet":
+        return "row", parquet_rows(path, columns)
+    return "line", _rows(path, columns)
+
+
+def load_records(
+    path: Path,
+    *,
+    need_label: bool,
+    allowed_labels: Sequence[str] | None = None,
+    columns: Mapping[str, str] | None = None,
+) -> list[Record]:
+    """Read a JSONL, CSV or Parquet file or a ``datasets.save_to_disk`` directory of records,
+    its columns renamed by ``columns`` (privaudit's name -> the file's); raise DataError
+    naming the first bad line (row)."""
+    problems = mapping_problems(columns or {})
+    if problems:
+        raise DataError(f"data.columns: {'; '.join(problems)}")
+    unit, rows = _numbered_rows(path, columns)
     seen: dict[str, int] = {}
     records: list[Record] = []
-    for lineno, row in _rows(path):
-        where = f"{path}:{lineno}"
-        rec = _row_to_record(row, where, need_label)
+    for n, row in rows:
+        where = f"{path}:{n}" if unit == "line" else f"{path}: row {n}"
+        rec = _row_to_record(_renamed(row, columns, where) if columns else row, where,
+                             need_label)
         if rec.id in seen:
-            raise DataError(f"{where}: duplicate id '{rec.id}' (first on line {seen[rec.id]})")
+            raise DataError(f"{where}: duplicate id '{rec.id}' (first on {unit} {seen[rec.id]})")
         if allowed_labels is not None and rec.label not in allowed_labels:
             raise DataError(
                 f"{where}: unknown label '{rec.label}' (allowed: {', '.join(allowed_labels)})"
             )
-        seen[rec.id] = lineno
+        seen[rec.id] = n
         records.append(rec)
     if not records:
         raise DataError(f"{path}: no records")

@@ -101,7 +101,8 @@ def load_corpus(cfg: DataConfig, *, task: str, seed: int) -> tuple[list[Record],
         return records, list(LABELS) if task == "classification" else None
     if cfg.path is None:  # guarded by the config validator; kept for type narrowing
         raise ConfigError("data.path: required when data.source is 'file'")
-    records = load_records(cfg.path, need_label=task == "classification")
+    records = load_records(cfg.path, need_label=task == "classification",
+                           columns=cfg.columns)
     labels = sorted({r.label for r in records if r.label}) if task == "classification" else None
     if labels is not None and len(labels) < 2:
         raise DataError(f"{cfg.path}: classification needs at least 2 labels (got {labels})")

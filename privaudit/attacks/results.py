@@ -165,3 +165,20 @@ class DpAuditResult(ReportModel):
         default=None, description="sha256 commitment to the inclusion bits"
     )
     points: list[DpAuditPoint] = Field(default_factory=list)
+
+
+class BlindBaseline(ReportModel):
+    """An attack that never looks at the model (``attacks/blind.py``): if it tells the
+    members from the non-members, the split differs and no attack AUC is evidence about the
+    model (schema 0.8)."""
+
+    auc: float
+    auc_ci_low: float
+    auc_ci_high: float
+    p_value: float = Field(description="one-sided Mann-Whitney test, members score higher")
+    alpha: float = Field(description="the split leaks when p_value < alpha")
+    leaks: bool
+    n_members: int
+    n_nonmembers: int
+    features: list[str]
+    folds: int = Field(description="cross-validation folds: each record scored out of fold")

@@ -202,5 +202,6 @@ def _attack_new_models(
               if m.name != FEDERATED]
     stage = run_attack_stage(setup, model=ctx.bundle.model, models=models, reporter=reporter)
     report.attacks = [*report.attacks, *stage.attacks]
+    report.blind_baseline = report.blind_baseline or stage.blind
     if stage.exposure is not None and report.exposure is not None:
         report.exposure.per_model = {**report.exposure.per_model, **stage.exposure.per_model}

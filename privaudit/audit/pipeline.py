@@ -188,7 +188,7 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
         cfg, engine=engine, bundle=session.bundle, data=data, trained=trained, utility=utility,
         attacks=battery.attacks, seconds=seconds, exposure=battery.exposure, dp_audit=dp_audit,
         references=attack_setup.references_section(), unlearning=unlearning,
-        seed_commitment=run_seed_commitment(run, cfg.seed),
+        blind_baseline=battery.blind, seed_commitment=run_seed_commitment(run, cfg.seed),
         trained_sizes=client_sizes_of(clients),  # DP-audit canaries included
     )
     rendered = write_report(

@@ -47,10 +47,11 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from privaudit.attacks.battery import AttackSetup, run_battery
+from privaudit.attacks.blind import blind_baseline
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.models import AdapterState
-from privaudit.reports.schema import AttackResult, Exposure, UnlearningResult
+from privaudit.reports.schema import AttackResult, BlindBaseline, Exposure, UnlearningResult
 from privaudit.unlearning.base import UnlearnedModel
 from privaudit.unlearning.ledger import read_ledger
 
@@ -73,6 +74,7 @@ class AttackStageResult:
     attacks: list[AttackResult]
     exposure: Exposure | None
     seconds: dict[str, float] = field(default_factory=dict)  # per model
+    blind: BlindBaseline | None = None  # the text-only attack on the audit split
 
 
 def model_name(result: UnlearningResult) -> str:
@@ -140,4 +142,15 @@ def run_attack_stage(
                       f"{n_members} members in {seconds[target.name]:.1f} s")
     if exposure is not None:
         exposure.per_model = per_model_bits
-    return AttackStageResult(attacks=attacks, exposure=exposure, seconds=seconds)
+    return AttackStageResult(attacks=attacks, exposure=exposure, seconds=seconds,
+                             blind=split_check(setup, reporter))
+
+
+def split_check(setup: AttackSetup, reporter: Reporter) -> BlindBaseline:
+    """The blind baseline on the audit split (``attacks/blind.py``): does the split leak?"""
+    blind = blind_baseline([r.text for r in setup.members], [r.text for r in setup.nonmembers],
+                           seed=setup.seed, confidence=setup.cfg.confidence,
+                           n_bootstrap=setup.cfg.bootstrap)
+    reporter.info(f"[attack] blind baseline (texts only): AUC {blind.auc:.3f}, "
+                  f"p = {blind.p_value:.2g}{' — the split leaks' if blind.leaks else ''}")
+    return blind

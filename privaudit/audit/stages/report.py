@@ -13,6 +13,7 @@ from privaudit.mechanisms.federated.privacy import dp_card, secure_aggregation_r
 from privaudit.mechanisms.models import ModelBundle
 from privaudit.reports.schema import (
     AttackResult,
+    BlindBaseline,
     DataGovernance,
     DataRole,
     DpAuditResult,
@@ -79,6 +80,7 @@ def build_report(
     exposure: Exposure | None = None,
     dp_audit: DpAuditResult | None = None,
     references: ReferenceModels | None = None,
+    blind_baseline: BlindBaseline | None = None,
     unlearning: Sequence[UnlearningResult] = (),
     seed_commitment: str,
     trained_sizes: Mapping[str, int],
@@ -114,6 +116,7 @@ def build_report(
         exposure=exposure,
         dp_audit=dp_audit,
         references=references,
+        blind_baseline=blind_baseline,
         unlearning=list(unlearning),
         data=DataGovernance(
             source=cfg.data.source if cfg.data.source == "synthetic" else str(cfg.data.path),

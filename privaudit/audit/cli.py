@@ -183,6 +183,37 @@ def erase(
     out_console.print(table)
 
 
+@app.command("audit-model")
+def audit_model_command(
+    base: Annotated[Path, typer.Option("--base", help="local Hugging Face model directory")],
+    task: Annotated[str, typer.Option("--task", help="causal-lm | classification")],
+    members: Annotated[Path, typer.Option("--members", help="records the model was trained "
+                                          "on (JSONL, CSV, Parquet)")],
+    nonmembers: Annotated[Path, typer.Option("--nonmembers", help="records it never saw, "
+                                             "drawn from the same pool")],
+    adapter: Annotated[Path | None, typer.Option("--adapter", help="peft LoRA adapter "
+                                                 "directory on top of --base")] = None,
+    dp_claim: Annotated[Path | None, typer.Option("--dp-claim", help="YAML {epsilon, delta, "
+                                                  "unit_of_privacy}: a declared DP claim to "
+                                                  "test")] = None,
+    out: Annotated[Path, typer.Option("--out", help="run directory (new or empty)")] = Path(
+        "runs/audit-model"),
+    sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
+    max_length: Annotated[int, typer.Option("--max-length", min=8, max=8192,
+                                            help="tokens per record")] = 128,
+    seed: Annotated[int, typer.Option("--seed", help="bootstrap and cross-validation seed")] = 0,
+) -> None:
+    """Audit a model trained elsewhere (no retraining): attacks, blind baseline, report."""
+    from privaudit.audit.audit_model import audit_model
+    from privaudit.audit.threads import configure_threads
+
+    configure_threads()
+    report = audit_model(base, task=task, members=members, nonmembers=nonmembers,
+                         adapter=adapter, dp_claim=dp_claim, out=out, sign_key=sign,
+                         max_length=max_length, seed=seed, reporter=default_reporter())
+    _summary(report, out)
+
+
 register_report_commands(app)  # report, verify, keygen, gate
 
 

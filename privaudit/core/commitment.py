@@ -48,15 +48,16 @@ def verify_seed_commitment(commitment: str, seed: int, salt: bytes) -> bool:
     return hmac.compare_digest(seed_commitment(seed, salt), commitment)
 
 
-def run_seed_commitment(run: RunDir, seed: int) -> str:
+def run_seed_commitment(run: RunDir, seed: int, *, seed_file: str = "config.yaml") -> str:
     """The run's commitment to ``seed``: under the salt kept in ``data/seed-opening.json``,
-    drawn (16 random bytes) and written there on the run's first report."""
+    drawn (16 random bytes) and written there on the run's first report. ``seed_file``: the
+    run's YAML file whose ``seed`` opens it (``audit-model.yaml`` for an external model)."""
     path = run.path(*SEED_OPENING)
     if path.is_file():
         return seed_commitment(seed, _read_salt(path))
     salt = os.urandom(_MIN_SALT_BYTES)
     write_json_atomic(path, {"salt": salt.hex(), "opens": "run.seed_commitment of report.json "
-                             "with the seed of config.yaml"})
+                             f"with the seed of {seed_file}", "seed_file": seed_file})
     return seed_commitment(seed, salt)
 
 
@@ -68,16 +69,26 @@ def opening_problem(root: Path, commitment: str) -> str | None:
         return None
     try:
         salt = _read_salt(path)
-        config = load_yaml_file(root / "config.yaml", what="config.yaml")
+        name = _seed_file(path)
+        config = load_yaml_file(root / name, what=name)
         seed = config.get("seed") if isinstance(config, dict) else None
         if isinstance(seed, bool) or not isinstance(seed, int):
-            return f"config.yaml has no integer seed (got {seed!r})"
+            return f"{name} has no integer seed (got {seed!r})"
         if verify_seed_commitment(commitment, seed, salt):
             return None
     except (ConfigError, DataError, OSError) as exc:
         return f"not checkable: {exc}"
-    return ("the seed of config.yaml and the salt of data/seed-opening.json do not open the "
+    return (f"the seed of {name} and the salt of data/seed-opening.json do not open the "
             "report's run.seed_commitment: the report was not made with this config's seed")
+
+
+def _seed_file(path: Path) -> str:
+    """The run file holding the seed (``config.yaml`` unless the opening names another)."""
+    name = json.loads(path.read_text(encoding="utf-8")).get("seed_file", "config.yaml")
+    if name not in ("config.yaml", "audit-model.yaml"):
+        raise DataError(f"{path}: seed_file must be config.yaml or audit-model.yaml "
+                        f"(got {name!r})")
+    return str(name)
 
 
 def _read_salt(path: Path) -> bytes:

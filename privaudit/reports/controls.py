@@ -23,6 +23,18 @@ def _membership_inference(doc: Document) -> Control:
     if not attacks:
         return _c("membership-inference", _MIA, "NOT EVALUATED",
                   "No membership-inference attack was run.", ["/attacks"])
+    blind = _get(doc, "/blind_baseline")
+    if blind and blind.get("leaks"):
+        top = max(attacks, key=lambda a: float(a.get("auc") or 0))
+        return _c("membership-inference", _MIA, "NOT INFORMATIVE", "Members can be told from "
+                  "non-members without looking at the model: a classifier of the texts alone "
+                  f"reaches AUC {blind['auc']:.2f} [{blind['auc_ci_low']:.2f}, "
+                  f"{blind['auc_ci_high']:.2f}] (p = {blind['p_value']:.1e}). The two sets "
+                  "differ, so the attacks' AUCs (strongest "
+                  f"{float(top.get('auc') or 0):.2f}, {top.get('attack')} on {top.get('model')})"
+                  " mix what the model remembers with how the sets differ and are not "
+                  "evidence about the model. Draw non-members from the same pool as members.",
+                  ["/blind_baseline", "/attacks"])
     judged = [judge_attack(a) for a in attacks]
     rank = {"FAIL": 0, "WARN": 1, "NOT INFORMATIVE": 2, "PASS": 3}
     worst = min((s for s, _ in judged), key=rank.__getitem__)
@@ -33,8 +45,12 @@ def _membership_inference(doc: Document) -> Control:
             strongest[a.get("model")] = (float(a.get("auc") or 0), reason)
     n = sum(s == worst for s, _ in judged)
     note = f" ({n} attack × model results are {worst}; the strongest per model is named.)"
+    split = (f" A classifier of the texts alone cannot tell the two sets apart (blind "
+             f"baseline AUC {blind['auc']:.2f}), so the split itself does not leak."
+             if blind else "")
     return _c("membership-inference", _MIA, worst, " ".join(r for _, r in strongest.values())
-              + (note if n > len(strongest) else ""), ["/attacks"])
+              + (note if n > len(strongest) else "") + split,
+              ["/attacks", *(["/blind_baseline"] if blind else [])])
 
 
 _DP = "Is there a mathematical limit on what the model reveals about one person?"
@@ -44,6 +60,18 @@ _DP = "Is there a mathematical limit on what the model reveals about one person?
 def _dp_guarantee(doc: Document) -> Control:
     dp = _get(doc, "/privacy/dp")
     ev = ["/privacy/dp"]
+    if not dp and _external(doc):
+        declared = (_get(doc, "/declared_dp") or {}).get("claim")
+        if declared:
+            return _c("dp-guarantee", _DP, "NOT EVALUATED", "The model was trained outside "
+                      f"privaudit; its trainer declares ε = {declared['epsilon']:.3g}, δ = "
+                      f"{declared['delta']:g} per {declared['unit_of_privacy']}. privaudit did "
+                      "not see the training or its accounting, so it cannot confirm the "
+                      "guarantee; the DP-audit line says whether the attacks contradict it.",
+                      ["/declared_dp/claim"])
+        return _c("dp-guarantee", _DP, "NOT EVALUATED", "The model was trained outside "
+                  "privaudit and no DP claim was declared for it (audit-model --dp-claim): "
+                  "nothing is known to bound what it reveals about one person.", ev)
     if not dp:
         return _c("dp-guarantee", _DP, "NOT EVALUATED",
                   "The report holds no differential-privacy section.", ev)
@@ -89,6 +117,8 @@ _AUDIT = "Does the privacy claim survive an empirical test?"
 def _dp_audit(doc: Document) -> Control:
     dp, audit = _get(doc, "/privacy/dp"), _get(doc, "/dp_audit")
     ev = ["/dp_audit", "/privacy/dp/epsilon"]
+    if not dp and not audit and _external(doc):
+        return _declared_dp_test(doc)
     if dp and not dp.get("enabled"):
         return _c("dp-audit", _AUDIT, "NOT EVALUATED", "No differential-privacy claim to test "
                   "(DP is off).", ev, applicable=False)
@@ -117,6 +147,41 @@ def _dp_audit(doc: Document) -> Control:
               f"exceed the claimed ε ({claimed:.3g}). A test can only bound ε from below.", ev)
 
 
+def _external(doc: Document) -> bool:
+    """A model trained outside privaudit (``privaudit audit-model``)."""
+    return bool(_get(doc, "/run/kind") == "external")
+
+
+def _declared_dp_test(doc: Document) -> Control:
+    """The dp-audit line of an external model: its declared claim against the attacks."""
+    check = _get(doc, "/declared_dp")
+    ev = ["/declared_dp"]
+    if not check:
+        return _c("dp-audit", _AUDIT, "NOT EVALUATED", "No DP claim was declared for this "
+                  "model, so there is none to test.", ev, applicable=False)
+    claim = check["claim"]
+    eps, delta = claim["epsilon"], claim["delta"]
+    hits = [r for r in check.get("rows") or [] if r.get("contradicts")]
+    if hits:
+        r = max(hits, key=lambda r: r["tpr_ci_low"] - r["max_tpr_allowed"])
+        return _c("dp-audit", _AUDIT, "FAIL", f"The {r['attack']} attack finds at least "
+                  f"{pct(r['tpr_ci_low'])} of the members at a false-positive rate of "
+                  f"{r['fpr']}, where the declared ε = {eps:.3g}, δ = {delta:g} allows at most "
+                  f"{pct(r['max_tpr_allowed'])}: the claim is contradicted (if the members "
+                  "were drawn at random from the non-members' pool).", ev)
+    if not check.get("informative"):
+        need = check.get("nonmembers_needed")
+        return _c("dp-audit", _AUDIT, "NOT INFORMATIVE", "At every false-positive rate this "
+                  f"audit can measure, the declared ε = {eps:.3g} allows an attack to find "
+                  "(nearly) every member, so no result could contradict it: the test could "
+                  "not have failed."
+                  + (f" About {need:,} held-out non-members (and as many members) are needed "
+                     "to test it." if need else ""), ev)
+    return _c("dp-audit", _AUDIT, "PASS", f"No attack exceeds what the declared ε = {eps:.3g}, "
+              f"δ = {delta:g} allows, with confidence. A test can only bound ε from below, and "
+              "only for members drawn at random from the non-members' pool.", ev)
+
+
 def _needed(audit: Mapping[str, Any]) -> str:
     needed, every = audit.get("canaries_needed"), audit.get("canaries_needed_all_guessed")
     return (f"Testing the claim needs about {needed} canaries." if needed else
@@ -132,6 +197,10 @@ _HE = "Is each organisation's contribution hidden from the server?"
 def _secure_aggregation(doc: Document) -> Control:
     sa = _get(doc, "/secure_aggregation")
     ev = ["/secure_aggregation"]
+    if not sa and _external(doc):
+        return _c("secure-aggregation", _HE, "NOT EVALUATED", "The model was trained outside "
+                  "privaudit: how (or whether) its updates were aggregated was not observed, and "
+                  "this report makes no claim about it.", ["/run/kind"], applicable=False)
     if not sa:
         return _c("secure-aggregation", _HE, "NOT EVALUATED",
                   "The report holds no secure-aggregation section.", ev)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from privaudit.attacks.results import AttackResult as AttackResult
+from privaudit.attacks.results import BlindBaseline as BlindBaseline
 from privaudit.attacks.results import CanaryExposure as CanaryExposure
 from privaudit.attacks.results import DpAuditPoint as DpAuditPoint
 from privaudit.attacks.results import DpAuditResult as DpAuditResult
@@ -26,6 +27,7 @@ from privaudit.attacks.results import ReferenceModels as ReferenceModels
 from privaudit.attacks.results import RocCurve as RocCurve
 from privaudit.core.errors import ConfigError
 from privaudit.core.params import ReportModel, format_validation_error
+from privaudit.mechanisms.dp.results import DeclaredDPCheck as DeclaredDPCheck
 from privaudit.mechanisms.dp.results import DPCard
 from privaudit.mechanisms.secagg.results import SecureAggregationReport
 from privaudit.reports.crosswalk import CrosswalkRow
@@ -37,7 +39,7 @@ from privaudit.unlearning.results import VerificationFlag as VerificationFlag
 
 #: Semantic version of report.json: a minor bump only adds optional fields (older reports
 #: still validate and render); a major bump may remove or change fields.
-SCHEMA_VERSION = "0.7.0"
+SCHEMA_VERSION = "0.8.0"
 
 
 class FederationNode(ReportModel):
@@ -49,17 +51,23 @@ class FederationNode(ReportModel):
 
 
 class RunInfo(ReportModel):
+    """What was audited. ``kind`` (schema 0.8): ``federated``, a federation privaudit trained
+    (``privaudit run``); ``external``, a model trained elsewhere (``privaudit audit-model``):
+    no rounds, clients or seed of privaudit's, ``config_sha256`` hashes the audit's inputs
+    and ``final_adapter_sha256`` the supplied adapter (None without one)."""
+
     name: str
+    kind: Literal["federated", "external"] = "federated"
     config_sha256: str
     seed_commitment: str = Field(description="sha256 commitment to the seed; never the seed")
     engine: str
     task: Literal["classification", "causal-lm"]
     base_model: str
     base_model_sha256: str
-    adapter_config_sha256: str
-    final_adapter_sha256: str
-    rounds: int
-    clients: int
+    adapter_config_sha256: str | None = None
+    final_adapter_sha256: str | None = None
+    rounds: int | None = Field(default=None, description="None for an external model")
+    clients: int | None = Field(default=None, description="None for an external model")
     seconds: dict[str, float] = Field(default_factory=dict, description="wall time per stage")
     flower_version: str | None = Field(default=None, description="flwr version (engine flower)")
     flower_runtime: str | None = Field(
@@ -201,6 +209,12 @@ class Report(ReportModel):
         default=None, description="empirical lower bound on ε from canaries (attacks.dp_audit)"
     )
     references: ReferenceModels | None = None
+    blind_baseline: BlindBaseline | None = Field(
+        default=None, description="a text-only attack on the audited split: if it separates "
+        "members from non-members, the split leaks and attack AUCs are not evidence (0.8)")
+    declared_dp: DeclaredDPCheck | None = Field(
+        default=None, description="a DP claim declared for an external model (audit-model "
+        "--dp-claim), tested from below by the attacks; its accounting is not checked (0.8)")
     data: DataGovernance
     provenance: Provenance
     artifacts: list[Artifact] = Field(default_factory=list)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from privaudit.core.params import ConfigSection, ReportModel
 
 
 class DeltaVsN(BaseModel):
@@ -78,3 +80,45 @@ class DPCard(BaseModel):
     trust_model: str | None = None
     epsilon_per_round: list[float] = []
     max_records_per_subject: int | None = None
+
+
+class DeclaredDP(ConfigSection):
+    """A DP guarantee declared for a model privaudit did not train (``privaudit audit-model
+    --dp-claim claim.yaml``). privaudit states it next to the empirical results and tests it
+    from below with the attacks; it cannot check the accounting behind it."""
+
+    epsilon: float = Field(gt=0, description="the claimed ε")
+    delta: float = Field(ge=0, lt=1, description="the claimed δ")
+    unit_of_privacy: Literal["record", "subject", "client"] = Field(
+        default="record", description="what one protected unit is")
+    accountant: str | None = Field(default=None, description="how the trainer computed ε")
+    source: str | None = Field(default=None, description="who declares it, where (free text)")
+
+
+class DeclaredDPRow(ReportModel):
+    """One operating point tested against a declared claim: an (ε, δ)-DP model lets no
+    attack reach a TPR above ``max_tpr_allowed`` at a true FPR of ``fpr_upper``."""
+
+    attack: str
+    model: str
+    fpr: str = Field(description="the target FPR of the attack's TPR")
+    fpr_upper: float = Field(description="upper confidence bound of the true FPR there")
+    tpr_ci_low: float
+    max_tpr_allowed: float
+    contradicts: bool
+
+
+class DeclaredDPCheck(ReportModel):
+    """A declared DP claim (``claim``) tested from below by the membership attacks: the claim
+    is contradicted when an attack's TPR is above what (ε, δ)-DP allows, with confidence.
+    Valid as a test only when members were drawn at random from the pool the non-members
+    come from (the blind baseline checks the texts, it cannot prove the draw)."""
+
+    claim: DeclaredDP
+    rows: list[DeclaredDPRow] = Field(default_factory=list)
+    contradicted: bool
+    informative: bool = Field(description="False when no tested FPR could have shown the "
+                              "claim false, even had the attack found every member")
+    nonmembers_needed: int | None = Field(
+        default=None, description="held-out non-members at which the smallest resolvable FPR "
+        "could contradict the claim (10/FPR rule); None when informative")

@@ -1,0 +1,250 @@
+"""``privaudit audit-model``: audit a model trained elsewhere, without retraining it.
+
+Inputs: a local base model directory, optionally a peft LoRA adapter directory, the records
+it was trained on (members) and records it never saw (non-members), optionally a declared DP
+claim. Every input is checked before anything is written (exit 2 naming the option).
+
+What runs, on the members against the non-members:
+
+- the reference-free attacks: LOSS, and for a causal LM zlib, Min-K% and Min-K%++;
+- the reference-to-base attack (the member's loss under the adapted model minus under the
+  base model, ``reference_model: base``) when an adapter is given, since the base is then
+  known exactly; without one there is no base to compare with and the report says so;
+- the blind baseline (:mod:`privaudit.attacks.blind`): if the texts alone separate members
+  from non-members, the split leaks and the membership verdict is NOT INFORMATIVE;
+- utility on the non-members (accuracy, or perplexity for a causal LM);
+- a declared DP claim tested from below by the attacks (:mod:`privaudit.attacks.declared_dp`).
+
+The report is the run's :class:`~privaudit.reports.schema.Report` with ``run.kind:
+external``: same verdict, crosswalk, renderings, manifest and signature, so ``privaudit
+gate`` and ``privaudit verify`` read it unchanged. What a model trained elsewhere cannot
+show is NOT EVALUATED with the reason: no DP accounting, no secure aggregation, no erasure.
+Not built yet: reference models trained by a declared recipe (``--references``) and the
+judgement of a supplied unlearned model (``--unlearned``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from privaudit.attacks.battery import AttackSetup, run_battery
+from privaudit.attacks.config import AttacksConfig, AttackSpec
+from privaudit.attacks.declared_dp import test_declared_claim
+from privaudit.audit.external_model import ExternalModel, adapter_problems, load_external
+from privaudit.audit.outpaths import check_outputs, output_dir_problems
+from privaudit.audit.stages.attack import split_check
+from privaudit.core.commitment import run_seed_commitment
+from privaudit.core.errors import ConfigError
+from privaudit.core.hashing import canonical_sha256, ordered_ids_sha256
+from privaudit.core.params import format_validation_error
+from privaudit.core.progress import PlainReporter, Reporter
+from privaudit.core.provenance import capture_environment
+from privaudit.core.rundir import RunDir, sha256_file, write_json_atomic, write_text_atomic
+from privaudit.core.safe_yaml import load_yaml_file
+from privaudit.mechanisms.data.records import Record, load_records, records_sha256
+from privaudit.mechanisms.dp.results import DeclaredDP
+from privaudit.mechanisms.model.config import ModelConfig
+from privaudit.mechanisms.models import base_model_problems, state_sha256
+from privaudit.mechanisms.tasks import EncodedSet, encode_records, evaluate_utility
+from privaudit.reports.render import signing_info, write_report
+from privaudit.reports.schema import (
+    DataGovernance,
+    DataRole,
+    Provenance,
+    Report,
+    RunInfo,
+    Utility,
+)
+
+__all__ = ["MODEL_NAME", "TASKS", "audit_model"]
+
+TASKS = ("causal-lm", "classification")
+#: The audited model's name in ``attacks[].model``.
+MODEL_NAME = "external"
+
+
+def _battery(task: str, with_base: bool) -> list[AttackSpec]:
+    names = ["loss"] + (["zlib", "min_k", "min_k_pp"] if task == "causal-lm" else [])
+    if with_base and task == "causal-lm":
+        names.append("reference")
+    return [AttackSpec(name=n) for n in names]
+
+
+def _load_claim(path: Path) -> DeclaredDP:
+    from pydantic import ValidationError
+
+    document = load_yaml_file(path, what=f"--dp-claim: {path}")
+    try:
+        return DeclaredDP.model_validate(document)
+    except ValidationError as exc:
+        problems = format_validation_error(exc)
+        raise ConfigError(f"--dp-claim: {path}: {problems[0]}",
+                          [f"--dp-claim: {path}: {p}" for p in problems]) from None
+
+
+def _check(base: Path, adapter: Path | None, task: str, out: Path) -> None:
+    """Every problem with the options, before any work (one ConfigError listing them)."""
+    if task not in TASKS:
+        raise ConfigError(f"--task: must be one of {', '.join(TASKS)} (got {task!r})")
+    problems = [p.replace("model.base:", "--base:")
+                for p in base_model_problems(ModelConfig(base=str(base), task=task))]  # type: ignore[arg-type]
+    if adapter is not None:
+        problems += adapter_problems(adapter)
+    problems += output_dir_problems(out, "--out")
+    if out.is_dir() and any(out.iterdir()):
+        problems.append(f"--out: must be a new or empty directory (got '{out}')")
+    check_outputs(problems)
+
+
+def _records(members: Path, nonmembers: Path, task: str) -> tuple[list[Record], list[Record]]:
+    need = task == "classification"
+    ins, outs = (load_records(members, need_label=need), load_records(nonmembers, need_label=need))
+    both = sorted({r.id for r in ins} & {r.id for r in outs})
+    if both:
+        raise ConfigError(f"--nonmembers: {len(both)} record id(s) are also in --members "
+                          f"(first: {both[:3]}); a record is a member or a non-member")
+    for option, recs in (("--members", ins), ("--nonmembers", outs)):
+        if len(recs) < 2:
+            raise ConfigError(f"{option}: at least 2 records are needed (got {len(recs)})")
+    return ins, outs
+
+
+def _role(role: str, records: Sequence[Record], path: Path, preparation: str) -> DataRole:
+    return DataRole(role=role, n_records=len(records),
+                    n_subjects=len({r.subject_id for r in records}),
+                    sha256=records_sha256(records), source=path.name, preparation=preparation)
+
+
+def audit_model(
+    base: str | Path,
+    *,
+    task: str,
+    members: str | Path,
+    nonmembers: str | Path,
+    adapter: str | Path | None = None,
+    dp_claim: str | Path | None = None,
+    out: str | Path = "runs/audit-model",
+    sign_key: Path | None = None,
+    max_length: int = 128,
+    seed: int = 0,
+    formats: Sequence[str] = ("html", "md"),
+    reporter: Reporter | None = None,
+) -> Report:
+    """Audit the model in ``base`` (with ``adapter``) on ``members`` vs ``nonmembers`` and
+    write the signed report into ``out`` (new or empty); returns the finalized report."""
+    reporter = reporter or PlainReporter()
+    base, out = Path(base), Path(out)
+    adapter = Path(adapter) if adapter is not None else None
+    _check(base, adapter, task, out)
+    try:
+        signing_info(sign_key)
+    except ConfigError as exc:
+        raise ConfigError(f"--sign: {exc}") from None
+    ins, outs = _records(Path(members), Path(nonmembers), task)
+    claim = _load_claim(Path(dp_claim)) if dp_claim is not None else None
+    t0 = time.perf_counter()
+    labels_found = sorted({r.label or "" for r in (*ins, *outs)}) if task == "classification" \
+        else ()
+    external = load_external(base, task=task, adapter=adapter, labels_found=labels_found)
+    seconds = {"load": time.perf_counter() - t0}
+    inputs = {"base": base, "adapter": adapter, "members": Path(members),
+              "nonmembers": Path(nonmembers), "dp_claim": Path(dp_claim) if dp_claim else None}
+    return _audit(RunDir(out).create(), external, ins=ins, outs=outs, claim=claim,
+                  seconds=seconds, inputs=inputs, task=task, max_length=max_length, seed=seed,
+                  formats=formats, sign_key=sign_key, reporter=reporter)
+
+
+def _record_inputs(run: RunDir, inputs: dict[str, Path | None], external: ExternalModel, *,
+                   task: str, max_length: int, seed: int, battery: list[AttackSpec],
+                   ins: list[Record], outs: list[Record]) -> str:
+    """``audit-model.yaml`` (what was audited, each file by name and sha256) and the ids of
+    the two sets under ``data/``; returns the inputs' hash (the report's config_sha256)."""
+    files = {k: {"name": v.name, "sha256": sha256_file(v)} for k, v in inputs.items()
+             if v is not None and v.is_file()}
+    resolved = {
+        "command": "audit-model", "task": task, "max_length": max_length, "seed": seed,
+        "base": {"path": str(inputs["base"]), "sha256": external.bundle.base_sha256},
+        "adapter": None if inputs["adapter"] is None else {
+            "path": str(inputs["adapter"]),
+            "adapter_config_sha256": external.bundle.adapter_config_sha256},
+        "files": files, "attacks": [spec.key for spec in battery],
+    }
+    write_text_atomic(run.path("audit-model.yaml"), yaml.safe_dump(resolved, sort_keys=False))
+    for role, recs in (("audit-members", ins), ("audit-nonmembers", outs)):
+        ids = [r.id for r in recs]
+        write_json_atomic(run.path("data", f"{role}.json"),
+                          {"ids": ids, "sha256": ordered_ids_sha256(ids)})
+    return canonical_sha256({k: v for k, v in resolved.items() if k != "seed"})
+
+
+def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: list[Record],
+           claim: DeclaredDP | None, seconds: dict[str, float], inputs: dict[str, Path | None],
+           task: str, max_length: int, seed: int, formats: Sequence[str],
+           sign_key: Path | None, reporter: Reporter) -> Report:
+    bundle = external.bundle
+    battery = _battery(task, external.base_state is not None)
+    config_sha = _record_inputs(run, inputs, external, task=task, max_length=max_length,
+                                seed=seed, battery=battery, ins=ins, outs=outs)
+    context = canonical_sha256({"base": bundle.base_sha256, "adapter":
+                                bundle.adapter_config_sha256, "task": task,
+                                "max_length": max_length})
+
+    def encode(records: list[Record]) -> EncodedSet:
+        return encode_records(records, bundle.tokenizer, labels=external.labels,
+                              max_length=max_length)
+
+    t0 = time.perf_counter()
+    setup = AttackSetup(
+        cfg=AttacksConfig(battery=battery, reference_model="base"), task=task, members=ins,
+        nonmembers=outs, population=[], encode=encode, cache_dir=run.path("signals"),
+        seed=seed, context_sha256=context, base_state=external.base_state or {})
+    result = run_battery(setup, model=bundle.model, model_name=MODEL_NAME, reporter=reporter,
+                         state=external.state)
+    blind = split_check(setup, reporter)
+    seconds["attack"] = time.perf_counter() - t0
+    if external.base_state is None:
+        reporter.info("[attack] no --adapter: the reference-to-base attack needs the base "
+                      "model without the fine-tuning, which a full model does not give")
+    metric, value = evaluate_utility(bundle.model, setup.encoded(outs), task)
+    env = capture_environment()
+    roles = [_role("audit-members", ins, inputs["members"] or Path(),
+                   "supplied: records the model was trained on"),
+             _role("audit-nonmembers", outs, inputs["nonmembers"] or Path(),
+                   "supplied: records the model never saw")]
+    report = Report(
+        title=f"privaudit audit of {Path(str(inputs['base'])).name}",
+        run=RunInfo(
+            name=run.root.name, kind="external", config_sha256=config_sha,
+            seed_commitment=run_seed_commitment(run, seed, seed_file="audit-model.yaml"),
+            engine="none", task=task,  # type: ignore[arg-type]
+            base_model=str(inputs["base"]), base_model_sha256=bundle.base_sha256,
+            adapter_config_sha256=None if inputs["adapter"] is None
+            else bundle.adapter_config_sha256,
+            final_adapter_sha256=None if inputs["adapter"] is None
+            else state_sha256(external.state),
+            seconds=seconds),
+        utility=Utility(metric=metric, value=value, per_model={MODEL_NAME: value}),  # type: ignore[arg-type]
+        attacks=result.attacks, blind_baseline=blind,
+        declared_dp=None if claim is None else test_declared_claim(claim, result.attacks),
+        data=DataGovernance(source="user files", labels=external.labels,
+                            max_records_per_subject=_most_per_subject(ins), roles=roles),
+        provenance=Provenance(package_versions=env["package_versions"], python=env["python"],
+                              platform=env["platform"], git_commit=env["git_commit"],
+                              git_dirty=env["git_dirty"],
+                              data_sha256={r.role: r.sha256 for r in roles}),
+    )
+    t0 = time.perf_counter()
+    rendered = write_report(report, run, formats=formats, sign_key=sign_key)
+    reporter.info(f"[report] {run.root / 'report.html'} in {time.perf_counter() - t0:.1f} s")
+    return rendered.report or report
+
+
+def _most_per_subject(records: Sequence[Record]) -> int:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.subject_id] = counts.get(r.subject_id, 0) + 1
+    return max(counts.values(), default=0)

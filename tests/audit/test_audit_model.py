@@ -1,0 +1,147 @@
+"""``privaudit audit-model`` on a tiny causal LM trained outside privaudit (plain transformers
++ peft on a members file, never on the non-members; ``tests/audit/external_lm.py``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from privaudit.audit.cli import main
+from privaudit.reports.schema import read_report
+from tests.audit.external_lm import ExternalLM, leaky_split, train_external_lm
+
+ATTACKS = {"loss", "zlib", "min_k", "min_k_pp", "reference"}
+#: the reference-to-base AUC below which the external fixture did not memorise its members
+MEMORISES_AUC = 0.7
+
+
+@pytest.fixture(scope="module")
+def external(tmp_path_factory: pytest.TempPathFactory) -> ExternalLM:
+    return train_external_lm(tmp_path_factory.mktemp("external"))
+
+
+def _args(lm: ExternalLM, out: Path, *extra: str) -> list[str]:
+    return ["audit-model", "--base", str(lm.base), "--adapter", str(lm.adapter), "--task",
+            "causal-lm", "--members", str(lm.members), "--nonmembers", str(lm.nonmembers),
+            "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def audited(external: ExternalLM, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("audited") / "run"
+    assert main(_args(external, out)) == 0
+    return out
+
+
+def test_audit_model_reports_every_attack_with_an_interval_and_the_blind_baseline(
+        audited: Path) -> None:
+    report = read_report(audited / "report.json")
+    assert report.run.kind == "external" and report.run.rounds is None
+    assert {a.attack for a in report.attacks} == ATTACKS
+    for a in report.attacks:
+        assert a.model == "external" and a.n_members == 40 and a.n_nonmembers == 40
+        assert a.auc_ci_low is not None and a.auc_ci_high is not None
+        assert a.auc_ci_low <= a.auc <= a.auc_ci_high
+    reference = next(a for a in report.attacks if a.attack == "reference")
+    if reference.auc < MEMORISES_AUC:
+        pytest.fail(f"the external fixture did not memorise its members: reference-to-base "
+                    f"AUC {reference.auc:.3f} < {MEMORISES_AUC}; give tests/audit/"
+                    "external_lm.py more epochs before trusting these tests", pytrace=False)
+    assert report.blind_baseline is not None and not report.blind_baseline.leaks
+    controls = {c.id: c for c in report.verdict.controls}  # type: ignore[union-attr]
+    assert controls["membership-inference"].status == "FAIL"  # it memorised, and it is seen
+    assert "blind baseline" in controls["membership-inference"].reason
+    assert controls["dp-guarantee"].status == "NOT EVALUATED"
+    assert "outside privaudit" in controls["dp-guarantee"].reason
+    assert not controls["secure-aggregation"].applicable
+    assert report.utility.metric == "perplexity"
+
+
+def test_the_audit_model_run_directory_verifies_and_names_its_inputs_by_sha256(
+        audited: Path, external: ExternalLM) -> None:
+    assert main(["verify", str(audited)]) == 0
+    text = (audited / "audit-model.yaml").read_text()
+    assert "members.jsonl" in text and "sha256" in text
+    report = json.loads((audited / "report.json").read_text())
+    assert report["data"]["roles"][0]["source"] == "members.jsonl"  # a name, not a path
+    assert report["run"]["final_adapter_sha256"]
+
+
+def test_the_gate_reads_an_audit_model_report_like_a_run_report(
+        audited: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nrules:\n  - {id: mia, metric: attacks.reference.auc, "
+                      "max: 0.6, severity: error}\n")
+    assert main(["gate", str(audited / "report.json"), "--policy", str(policy)]) == 1
+    policy.write_text("version: 1\nrules:\n  - {id: dp, metric: dp.epsilon, max: 8, "
+                      "severity: error}\n")
+    assert main(["gate", str(audited / "report.json"), "--policy", str(policy)]) == 4
+
+
+def test_a_split_that_leaks_by_construction_is_flagged_by_the_blind_baseline(
+        external: ExternalLM, tmp_path: Path) -> None:
+    members, nonmembers = leaky_split(external, tmp_path)  # members longer than non-members
+    args = _args(external, tmp_path / "run")
+    args[args.index("--members") + 1], args[args.index("--nonmembers") + 1] = \
+        str(members), str(nonmembers)
+    assert main(args) == 0
+    report = read_report(tmp_path / "run" / "report.json")
+    assert report.blind_baseline is not None and report.blind_baseline.leaks
+    mia = next(c for c in report.verdict.controls  # type: ignore[union-attr]
+               if c.id == "membership-inference")
+    assert mia.status == "NOT INFORMATIVE" and "without looking at the model" in mia.reason
+    assert report.verdict.status != "pass"  # type: ignore[union-attr]
+
+
+def test_a_declared_dp_claim_is_stated_and_tested_from_below(
+        external: ExternalLM, tmp_path: Path) -> None:
+    claim = tmp_path / "claim.yaml"
+    claim.write_text("epsilon: 1.0\ndelta: 1.0e-5\nunit_of_privacy: record\n")
+    assert main(_args(external, tmp_path / "run", "--dp-claim", str(claim))) == 0
+    report = read_report(tmp_path / "run" / "report.json")
+    assert report.declared_dp is not None and report.declared_dp.claim.epsilon == 1.0
+    # 40 non-members resolve no reported FPR (1% needs 1,000): the test could not have failed
+    assert not report.declared_dp.informative and report.declared_dp.nonmembers_needed == 1000
+    controls = {c.id: c for c in report.verdict.controls}  # type: ignore[union-attr]
+    assert controls["dp-audit"].status == "NOT INFORMATIVE"
+    assert "ε = 1" in controls["dp-guarantee"].reason
+
+
+def test_audit_model_python_api_returns_the_report_it_wrote(
+        external: ExternalLM, tmp_path: Path) -> None:
+    import privaudit
+
+    report = privaudit.audit_model(external.base, adapter=external.adapter, task="causal-lm",
+                                   members=external.members, nonmembers=external.nonmembers,
+                                   out=tmp_path / "run")
+    assert report == read_report(tmp_path / "run" / "report.json")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"--task": "regression"}, "--task: must be one of causal-lm, classification"),
+    ({"--adapter": "MEMBERS_DIR"}, "--adapter: must be a peft adapter directory"),
+    ({"--base": "MEMBERS_DIR"}, "--base: must be"),
+    ({"--nonmembers": "MEMBERS"}, "--nonmembers: 40 record id(s) are also in --members"),
+])
+def test_bad_audit_model_input_exits_2_naming_the_option_and_writes_nothing(
+        external: ExternalLM, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        change: dict[str, str], message: str) -> None:
+    args = _args(external, tmp_path / "run")
+    for option, value in change.items():
+        value = {"MEMBERS_DIR": str(external.members.parent),
+                 "MEMBERS": str(external.members)}.get(value, value)
+        args[args.index(option) + 1] = value
+    assert main(args) == 2
+    assert message in capsys.readouterr().err.replace("\n", " ")
+    assert not (tmp_path / "run").exists()
+
+
+def test_audit_model_refuses_an_out_directory_that_is_not_empty(
+        external: ExternalLM, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    assert main(_args(external, tmp_path / "run")) == 2
+    assert "--out: must be a new or empty directory" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["keep.txt"]

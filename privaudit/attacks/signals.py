@@ -38,6 +38,7 @@ from torch import nn
 from privaudit.attacks.scores.inputs import SignalSet
 from privaudit.core.rundir import write_bytes_atomic
 from privaudit.mechanisms import prefix
+from privaudit.mechanisms.model.device import model_device
 from privaudit.mechanisms.models import AdapterState, ensemble_log_probs
 from privaudit.mechanisms.tasks import Batch, EncodedSet, forward
 
@@ -69,10 +70,12 @@ def confidence_logit(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Ten
 
 
 def length_batches(
-    data: EncodedSet, batch_size: int, *, vocab: int | None = None
+    data: EncodedSet, batch_size: int, *, vocab: int | None = None,
+    device: torch.device | None = None,
 ) -> Iterator[tuple[list[int], Batch]]:
-    """(indices, batch) over ``data`` from the longest record to the shortest. With ``vocab``
-    (a causal LM), a batch holds at most ``_LM_BATCH_ELEMENTS / (length × vocab)`` records."""
+    """(indices, batch) over ``data`` from the longest record to the shortest, on ``device``
+    (default: the CPU). With ``vocab`` (a causal LM), a batch holds at most
+    ``_LM_BATCH_ELEMENTS / (length × vocab)`` records."""
     order = sorted(range(len(data)), key=lambda i: -len(data.input_ids[i]))
     start = 0
     while start < len(order):
@@ -81,7 +84,8 @@ def length_batches(
             width = max(1, len(data.input_ids[order[start]]))
             size = max(1, min(batch_size, _LM_BATCH_ELEMENTS // (width * vocab)))
         indices = order[start : start + size]
-        yield indices, data.batch(indices)
+        batch = data.batch(indices)
+        yield indices, batch if device is None else batch.to(device)
         start += size
 
 
@@ -146,32 +150,35 @@ def compute_signals(
     tok_mu: list[np.ndarray] = [np.zeros(0)] * n
     tok_sigma: list[np.ndarray] = [np.zeros(0)] * n
     vocab = _vocab_size(model) if task != "classification" else None
+    device = model_device(model)
     try:
-        for indices, batch in length_batches(data, batch_size, vocab=vocab):
+        for indices, batch in length_batches(data, batch_size, vocab=vocab, device=device):
             if task == "classification":
                 if batch.labels is None:
                     raise ValueError("classification signals need labels")
                 if states is None:
                     out = forward(model, batch, task)
                     log_probs = torch.log_softmax(out.logits.double(), dim=-1)
-                    loss[indices] = out.loss.double().numpy()
+                    loss[indices] = _host(out.loss)
                 else:
                     log_probs = ensemble_log_probs(model, states, partial(_class_log_probs, model,
                                                                  batch, task))
                     labels = batch.labels.unsqueeze(-1)
-                    loss[indices] = (-log_probs.gather(-1, labels)[:, 0]).numpy()
-                phi[indices] = confidence_logit(log_probs, batch.labels).numpy()
+                    loss[indices] = _host(-log_probs.gather(-1, labels)[:, 0])
+                phi[indices] = _host(confidence_logit(log_probs, batch.labels))
                 true = log_probs.gather(-1, batch.labels.unsqueeze(-1))[:, 0]
-                prob[indices] = true.exp().numpy()
+                prob[indices] = _host(true.exp())
                 continue
             log_p, tok, mask, lengths = _lm_tokens(model, batch, states)
             mu, sigma = _moments(log_p)
-            loss[indices] = (-(tok * mask).sum(-1) / lengths.clamp(min=1)).double().numpy()
+            loss[indices] = _host(-(tok * mask).sum(-1) / lengths.clamp(min=1))
+            tok, mu, sigma = tok.double().cpu(), mu.double().cpu(), sigma.double().cpu()
+            counts = lengths.cpu()
             for row, i in enumerate(indices):
-                t = max(int(lengths[row]), 1)
-                tok_lp[i] = tok[row, :t].double().numpy()
-                tok_mu[i] = mu[row, :t].double().numpy()
-                tok_sigma[i] = sigma[row, :t].double().numpy()
+                t = max(int(counts[row]), 1)
+                tok_lp[i] = tok[row, :t].numpy()
+                tok_mu[i] = mu[row, :t].numpy()
+                tok_sigma[i] = sigma[row, :t].numpy()
     finally:
         model.train(was_training)
     if task == "classification":
@@ -199,12 +206,18 @@ def sequence_nll(model: nn.Module, data: EncodedSet, *, batch_size: int = 64,
     model.eval()
     out = np.zeros(len(data))
     try:
-        for indices, batch in length_batches(data, batch_size, vocab=_vocab_size(model)):
+        for indices, batch in length_batches(data, batch_size, vocab=_vocab_size(model),
+                                             device=model_device(model)):
             _, tok, mask, _ = _lm_tokens(model, batch, states)
-            out[indices] = (-(tok * mask).sum(-1)).double().numpy()
+            out[indices] = _host(-(tok * mask).sum(-1))
     finally:
         model.train(was_training)
     return out
+
+
+def _host(values: torch.Tensor) -> np.ndarray:
+    """A result off the model's device: float64 numpy."""
+    return values.double().cpu().numpy()
 
 
 def _vocab_size(model: nn.Module) -> int:

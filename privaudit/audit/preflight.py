@@ -7,6 +7,8 @@ prepares the data as the run will (a bad data file is a :class:`DataError` namin
 and collects every finding before it raises one error listing them all:
 
 * ``model.base``: a local model directory whose config.json or tokenizer does not load;
+* ``model.device`` / ``model.dtype``: CUDA asked for on a machine without it (or a CUDA index
+  past its devices), float16 on the CPU;
 * ``unlearning.requests``: ids not in the training data, a federation left too small;
 * ``attacks.dp_audit``: guesses that give no guess; more gradient canaries than the
   adapter has trainable coordinates (the adapter is built, without pretraining, to count);
@@ -27,13 +29,14 @@ from privaudit.core.errors import ConfigError, DataError
 from privaudit.mechanisms.data import PreparedData
 from privaudit.mechanisms.dp.gradient_canaries import room_problem
 from privaudit.mechanisms.federated.privacy import privacy_error, privacy_problems
+from privaudit.mechanisms.model.device import device_problems
 from privaudit.mechanisms.models import base_model_problems
 
 
 def preflight(cfg: AuditConfig) -> PreparedData:
     """The run's prepared data, once every check on ``cfg`` and the data passed; else one
     ConfigError (exit 2) listing every problem found (a DataError alone stays a DataError)."""
-    problems = base_model_problems(cfg.model)
+    problems = base_model_problems(cfg.model) + device_problems(cfg.model)
     try:
         data = prepare_run_data(cfg)
     except (DataError, ConfigError) as exc:

@@ -18,6 +18,7 @@ from privaudit.audit.config import AuditConfig
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import PreparedData, prepare_data, records_sha256
 from privaudit.mechanisms.data.records import Record
+from privaudit.mechanisms.model.device import resolve_device
 from privaudit.mechanisms.models import (
     AdapterState,
     ModelBundle,
@@ -49,13 +50,17 @@ def trainable_coordinates(cfg: AuditConfig, data: PreparedData) -> int:
     :func:`build_model` builds it but without pretraining (which changes values, not
     shapes); for checks made before the run directory exists."""
     _, base = _base(cfg, data)
-    model, _ = apply_lora(cfg.model, base, seed=cfg.seed)
+    model, _ = apply_lora(cfg.model, base, seed=cfg.seed, place=False)  # counted on the CPU
     return sum(int(t.numel()) for t in adapter_state(model).values())
 
 
 def build_model(cfg: AuditConfig, data: PreparedData, run: RunDir) -> ModelBundle:
-    """Tokenizer, base model (pretrained on the public split when built), LoRA."""
+    """Tokenizer, base model (pretrained on the public split when built, in float32 on
+    ``model.device``), LoRA; the model is left on ``model.device`` with its frozen base in
+    ``model.dtype``. ``base_sha256`` is the base's hash before that cast (the weights as
+    loaded or pretrained; ``model.dtype`` is in the config)."""
     tokenizer, base = _base(cfg, data)
+    base = base.to(resolve_device(cfg.model.device))
     if cfg.model.task == "causal-lm" and cfg.model.base == "tiny":
         public = encode_records(
             data.public, tokenizer, labels=None, max_length=cfg.model.max_length

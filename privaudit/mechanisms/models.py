@@ -10,7 +10,8 @@ Two tasks:
 
 Everything loads from local paths; ``HF_HUB_OFFLINE`` is set when privaudit is imported.
 The adapter state is every trainable tensor of the peft model (LoRA matrices plus the
-classification head when there is one), keyed by parameter name.
+classification head when there is one), keyed by parameter name, always float32 on the CPU
+whatever ``model.device`` and ``model.dtype`` are (``model/device.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from transformers.utils import logging as hf_logging
 from privaudit.core.errors import ConfigError
 from privaudit.mechanisms import prefix
 from privaudit.mechanisms.model.config import ModelConfig
+from privaudit.mechanisms.model.device import place_model
 from privaudit.mechanisms.model.families import FAMILIES, unknown_family_message
 
 AdapterState = dict[str, torch.Tensor]
@@ -213,8 +215,11 @@ def peft_config(cfg: ModelConfig, model: nn.Module) -> PeftLoraConfig:
     )
 
 
-def apply_lora(cfg: ModelConfig, base: nn.Module, *, seed: int) -> tuple[nn.Module, str]:
-    """Freeze ``base`` and wrap it with LoRA; returns the model and the adapter-config hash."""
+def apply_lora(cfg: ModelConfig, base: nn.Module, *, seed: int, place: bool = True
+               ) -> tuple[nn.Module, str]:
+    """Freeze ``base`` and wrap it with LoRA; returns the model and the adapter-config hash.
+    ``place``: cast the frozen base to ``model.dtype`` and put the model on ``model.device``
+    (``model/device.py``); the LoRA matrices are initialised in float32 either way."""
     for p in base.parameters():
         p.requires_grad_(False)
     config = peft_config(cfg, base)
@@ -232,7 +237,9 @@ def apply_lora(cfg: ModelConfig, base: nn.Module, *, seed: int) -> tuple[nn.Modu
             f"(modules include {sorted(known - {''})[:12]})"
         )
     torch.manual_seed(seed)
-    model = get_peft_model(base, config)  # type: ignore[arg-type]
+    model: nn.Module = get_peft_model(base, config)  # type: ignore[arg-type]
+    if place:
+        model = place_model(cfg, model)
     # sets (target_modules) sorted: str() of a set follows the per-process string hash seed
     described = json.dumps(
         config.to_dict(),
@@ -243,14 +250,15 @@ def apply_lora(cfg: ModelConfig, base: nn.Module, *, seed: int) -> tuple[nn.Modu
 
 
 def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over sorted tensor names, dtypes, shapes and bytes."""
+    """sha256 over sorted tensor names, dtypes, shapes and bytes (on any device)."""
     h = hashlib.sha256()
     for name in sorted(state):
         t = state[name].detach().to("cpu").contiguous()
         h.update(name.encode())
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes())
+        raw = t.view(torch.int16) if t.dtype == torch.bfloat16 else t  # numpy has no bfloat16
+        h.update(raw.numpy().tobytes())
     return h.hexdigest()
 
 
@@ -303,8 +311,10 @@ def base_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def adapter_state(model: nn.Module) -> AdapterState:
-    """A detached copy of every trainable tensor (LoRA matrices and the head)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    """A detached copy, on the CPU, of every trainable tensor (LoRA matrices and the head):
+    what travels between client and server, is hashed, encrypted and saved."""
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()
+            if p.requires_grad}
 
 
 def set_adapter_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
@@ -316,14 +326,14 @@ def set_adapter_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> No
         )
     with torch.no_grad():
         for name, p in params.items():
-            p.copy_(state[name])
+            p.copy_(state[name])  # onto the model's device
 
 
 def save_adapter(state: Mapping[str, torch.Tensor], path: Path) -> str:
     """Write with safetensors atomically; returns the state's sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file({n: t.detach().contiguous() for n, t in state.items()}, str(tmp))
+    save_file({n: t.detach().cpu().contiguous() for n, t in state.items()}, str(tmp))
     tmp.replace(path)
     return state_sha256(state)
 

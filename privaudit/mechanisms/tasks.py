@@ -18,6 +18,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from privaudit.mechanisms import prefix
+from privaudit.mechanisms.model.device import model_device
 from privaudit.mechanisms.models import encode_texts, pad_batch
 
 
@@ -65,7 +66,8 @@ class EncodedSet:
         prefix = None
         if self.features is not None:
             feats = [self.features[i] for i in indices]
-            prefix = torch.zeros(len(feats), ids.shape[1], feats[0].shape[-1])
+            prefix = torch.zeros(len(feats), ids.shape[1], feats[0].shape[-1],
+                                 dtype=feats[0].dtype)  # the frozen base's dtype
             for row, f in enumerate(feats):
                 prefix[row, : f.shape[0]] = f
         return Batch(input_ids=ids, attention_mask=mask, labels=labels, prefix=prefix)
@@ -81,6 +83,18 @@ class Batch:
     attention_mask: torch.Tensor
     labels: torch.Tensor | None
     prefix: torch.Tensor | None = None  # cached frozen-prefix output (B, T, H)
+
+    def to(self, device: torch.device) -> Batch:
+        """This batch on ``device`` (itself when it is there already). Batches are built on
+        the CPU; whoever runs a model on one moves it to the model's device first."""
+        if self.input_ids.device == device:
+            return self
+        return Batch(
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            labels=None if self.labels is None else self.labels.to(device),
+            prefix=None if self.prefix is None else self.prefix.to(device),
+        )
 
 
 def encode_records(
@@ -121,7 +135,8 @@ def attach_features(data: EncodedSet, model: nn.Module, batch_size: int = 64,
     """``data`` with the frozen prefix's output per record (see ``prefix.py``); a no-op for a
     model without a frozen prefix. With ``cache`` (one per model: the prefix is frozen),
     records already seen are not run again; a record's features do not depend on the batch
-    it is computed in (masked padding), so cached and fresh ones are the same tensors."""
+    it is computed in (masked padding), so cached and fresh ones are the same tensors.
+    Features are kept on the CPU, in the frozen base's dtype."""
     if not prefix.has_prefix(model) or data.features is not None or not len(data):
         return data
     cache = {} if cache is None else cache
@@ -129,8 +144,8 @@ def attach_features(data: EncodedSet, model: nn.Module, batch_size: int = 64,
     todo = [i for i, k in enumerate(keys) if k not in cache]
     for start in range(0, len(todo), batch_size):
         indices = todo[start:start + batch_size]
-        batch = data.batch(indices)
-        hidden = prefix.compute_features(model, batch.input_ids, batch.attention_mask)
+        batch = data.batch(indices).to(model_device(model))
+        hidden = prefix.compute_features(model, batch.input_ids, batch.attention_mask).cpu()
         for row, i in enumerate(indices):
             cache[keys[i]] = hidden[row, : len(data.input_ids[i])].clone()
     return replace(data, features=tuple(cache[k] for k in keys))
@@ -150,12 +165,16 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
 
 
 def forward(model: nn.Module, batch: Batch, task: str) -> ForwardOutput:
+    """The model on ``batch`` (moved to the model's device): per-example losses in float32
+    (logits cast before the log-softmax), on the model's device."""
+    batch = batch.to(model_device(model))
     with prefix.use_features(model, batch.prefix):
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
     logits = out.logits
     if task == "classification":
         if batch.labels is None:
             raise ValueError("classification batch without labels")
+        logits = logits.float()
         loss = F.cross_entropy(logits, batch.labels, reduction="none")
         return ForwardOutput(loss=loss, logits=logits)
     loss, token_logprobs, mask = token_nll(logits, batch.input_ids, batch.attention_mask)
@@ -170,7 +189,9 @@ def evaluate_utility(
     was_training = model.training
     model.eval()
     correct, total, nll, tokens = 0, 0, 0.0, 0.0
+    device = model_device(model)
     for batch in data.batches(batch_size):
+        batch = batch.to(device)
         out = forward(model, batch, task)
         if task == "classification" and batch.labels is not None:
             correct += int((out.logits.argmax(-1) == batch.labels).sum())

@@ -253,7 +253,8 @@ class NPO(AscentUnlearner):
         a = self.cfg.ascent
         retain = out_r.loss if out_r is not None else None
         logp = sequence_logprob(out_f, task)
-        return npo_loss(logp, logp_ref.to(logp.dtype), retain, beta=a.beta, alpha=a.alpha)
+        return npo_loss(logp, logp_ref.to(logp.device, logp.dtype), retain, beta=a.beta,
+                        alpha=a.alpha)
 
 
 register_unlearner(GradientAscent.name, GradientAscent)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from privaudit.mechanisms.model.device import model_device
 from privaudit.mechanisms.models import AdapterState, ensemble_log_probs, set_adapter_state
 from privaudit.mechanisms.tasks import Batch, EncodedSet, evaluate_utility, forward
 
@@ -61,14 +62,15 @@ def per_example_loss(
     was_training = model.training
     model.eval()
     out: list[np.ndarray] = []
+    device = model_device(model)
     for batch in data.batches(batch_size):
-        logp, mask = _mean_logprob(model, states, batch, task)
+        logp, mask = _mean_logprob(model, states, batch.to(device), task)
         if task == "classification":
             loss = -logp
         else:
             m = mask if mask is not None else torch.ones_like(logp)
             loss = -(logp * m).sum(-1) / m.sum(-1).clamp(min=1)
-        out.append(loss.double().numpy())
+        out.append(loss.double().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out)
 
@@ -104,7 +106,8 @@ def per_example_utility(
     model.eval()
     values: list[np.ndarray] = []
     weights: list[np.ndarray] = []
-    for batch in test.batches(64):
+    device = model_device(model)
+    for batch in (b.to(device) for b in test.batches(64)):
         if task == "classification":
             if batch.labels is None:
                 raise ValueError("classification batch without labels")
@@ -112,13 +115,13 @@ def per_example_utility(
                 return torch.log_softmax(forward(model, b, task).logits.double(), -1)
 
             log_p = ensemble_log_probs(model, states, classes)
-            values.append((log_p.argmax(-1) == batch.labels).double().numpy())
+            values.append((log_p.argmax(-1) == batch.labels).double().cpu().numpy())
             weights.append(np.ones(len(batch.labels)))
         else:
             logp, mask = _mean_logprob(model, states, batch, task)
             m = mask if mask is not None else torch.ones_like(logp)
-            values.append((-(logp * m).sum(-1)).double().numpy())
-            weights.append(m.sum(-1).double().numpy())
+            values.append((-(logp * m).sum(-1)).double().cpu().numpy())
+            weights.append(m.sum(-1).double().cpu().numpy())
     model.train(was_training)
     if not values:
         return np.zeros(0), np.zeros(0)

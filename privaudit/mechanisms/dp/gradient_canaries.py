@@ -153,7 +153,7 @@ class CanaryObserver:
         row = self.rounds.setdefault(round_index, np.zeros(len(self.plan.ids)))
         for name, at in self.plan.positions.get(client, {}).items():
             if name in sums:
-                row[at] += sums[name].numpy()
+                row[at] += sums[name].cpu().numpy()
 
     def pop_round(self, round_index: int) -> np.ndarray:
         return self.rounds.pop(round_index, np.zeros(len(self.plan.ids)))

@@ -104,12 +104,15 @@ class PrivateTraining:
             if hit.numel():
                 summed = p.summed_grad  # type: ignore[attr-defined]
                 summed.view(-1).index_add_(
-                    0, hit, torch.full((hit.numel(),), self.max_grad_norm, dtype=summed.dtype))
+                    0, hit.to(summed.device), torch.full(
+                        (hit.numel(),), self.max_grad_norm, dtype=summed.dtype,
+                        device=summed.device))
 
     def _after_noise(self, optimizer: DPOptimizer) -> None:
         """Opacus step hook: runs once per noisy step, after noise, before the update."""
         for name, p, idx in self.observed:  # the released noisy sum, before the denominator
-            got = p.grad.detach().reshape(-1)[idx].to(torch.float64)  # type: ignore[union-attr]
+            flat = p.grad.detach().reshape(-1)  # type: ignore[union-attr]
+            got = flat[idx.to(flat.device)].to("cpu", torch.float64)
             self.observed_sums[name] = self.observed_sums.get(name, torch.zeros_like(got)) + got
         for p in optimizer.params:
             if p.grad is not None:
@@ -200,6 +203,17 @@ def _attach_canaries(run: PrivateTraining, model: nn.Module,
     optimizer.add_noise = add_noise_after_canaries  # type: ignore[method-assign]
 
 
+def _noise_generator(generator: torch.Generator | None, model: nn.Module
+                     ) -> torch.Generator | None:
+    """``generator`` when it is on the device of the model's parameters; else a generator
+    on that device seeded with ``generator``'s seed: torch draws CUDA noise from a CUDA
+    generator only (Opacus does not move it), while the Poisson sampling stays on the CPU."""
+    device = next((p.device for p in model.parameters() if p.requires_grad), None)
+    if generator is None or device is None or device.type == generator.device.type:
+        return generator
+    return torch.Generator(device=device).manual_seed(generator.initial_seed())
+
+
 def make_private(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -222,8 +236,9 @@ def make_private(
     in train mode (Opacus records no activations in eval mode). ``criterion`` must reduce by
     sum (default ``CrossEntropyLoss(reduction="sum")``); with ``grad_sample_mode="ghost"`` the
     returned ``criterion`` is Opacus' wrapper and the loss MUST be computed with it.
-    ``generator`` drives both the Poisson sampling and the noise. ``canaries``: a DP audit's
-    included gradient canaries here (tensor name → flat indices), sampled by their own
+    ``generator`` drives the Poisson sampling and the noise (a CUDA model's noise: a CUDA
+    generator seeded like it). ``canaries``: a DP audit's included gradient canaries here
+    (tensor name → flat indices), sampled by their own
     generator (``canary_seed``); ``observe``: coordinates whose noisy gradient sums (what
     DP-SGD releases) add up in :attr:`PrivateTraining.observed_sums`. Raises
     PrivacyBudgetError for σ ≤ 0, C ≤ 0, or layers Opacus cannot handle.
@@ -259,7 +274,7 @@ def make_private(
         max_grad_norm=max_grad_norm,
         expected_batch_size=max(1, round(expected)),
         loss_reduction="sum",
-        generator=generator,
+        generator=_noise_generator(generator, model),
     )
     loss: Callable[..., Any] = criterion
     if grad_sample_mode == "ghost":

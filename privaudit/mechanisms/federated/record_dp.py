@@ -39,6 +39,7 @@ from privaudit.mechanisms.federated.client import (
     start_local,
 )
 from privaudit.mechanisms.federated.config import FederationConfig
+from privaudit.mechanisms.model.device import model_device
 from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.tasks import EncodedSet, token_nll
 
@@ -71,7 +72,7 @@ class ExampleLoss(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         if self.task == "classification":
-            per_example = F.cross_entropy(logits, target, reduction="none")
+            per_example = F.cross_entropy(logits.float(), target, reduction="none")
         else:
             per_example = token_nll(logits, target, target != IGNORE)[0]
         if self.reduction == "none":
@@ -168,7 +169,7 @@ class RecordLevelDP:
                             empty += 1
                             continue
                         rows = indices.tolist()
-                        batch = data.batch(rows)
+                        batch = data.batch(rows).to(model_device(model))
                         with prefix.use_features(model, batch.prefix):  # cached frozen layers
                             logits = run.model(
                                 input_ids=batch.input_ids, attention_mask=batch.attention_mask

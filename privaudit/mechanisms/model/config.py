@@ -1,12 +1,18 @@
-"""The ``model`` section of the config: base model, task, LoRA, the tiny model's shape."""
+"""The ``model`` section of the config: base model, task, LoRA, the tiny model's shape,
+where the model runs and the precision of its frozen base."""
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from privaudit.core.params import ConfigSection
+
+#: ``model.device``: auto, cpu, cuda or cuda:N
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
+DEVICE_CHOICES = "'auto', 'cpu', 'cuda' or 'cuda:N' (N a CUDA device index)"
 
 
 class LoraConfig(ConfigSection):
@@ -59,3 +65,22 @@ class ModelConfig(ConfigSection):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     max_length: int = Field(default=64, ge=8, le=512)
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    device: str = Field(
+        default="auto",
+        pattern=DEVICE_PATTERN,
+        description="where the model runs: 'auto' (cuda when torch.cuda.is_available(), else "
+        "cpu), 'cpu', 'cuda' or 'cuda:N'; kept as given here (resolved when the model is "
+        "built), and checked against the machine before a run starts",
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        default="float32",
+        description="precision of the FROZEN base model's weights; the LoRA adapters, the "
+        "classification head and DP-SGD stay float32. float16 needs CUDA",
+    )
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device_choice(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(DEVICE_PATTERN, value):
+            raise ValueError(f"must be {DEVICE_CHOICES}")
+        return value

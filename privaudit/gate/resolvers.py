@@ -138,6 +138,11 @@ def _unlearning(doc: Document, m: re.Match[str]) -> list[Observation]:
 _POWERED = ("forget.privleak", "forget.mia_auc", "ulira_auc")
 
 
+def _floor_words(floor: Any) -> str:
+    """``±N%``, or why there is no floor (PrivLeak undefined: the oracle's forget AUC is 1)."""
+    return f"±{floor:.0f}%" if floor is not None else "no bound (PrivLeak is undefined)"
+
+
 def _require_informative(u: Mapping[str, Any], path: str, metric: str) -> None:
     """A gate on an erasure test that could not have failed is evidence incomplete (exit 4)."""
     f = u.get("forget") or {}
@@ -146,8 +151,9 @@ def _require_informative(u: Mapping[str, Any], path: str, metric: str) -> None:
         raise MetricUnavailable(
             f"{metric}: NOT INFORMATIVE for {who}: {f.get('n_records')} forget and "
             f"{f.get('n_nonmembers')} held-out records can show PrivLeak beyond "
-            f"±{f.get('privleak_floor', 0):.0f}% only, so not even total memorisation could be "
-            f"told from retraining (at least {f.get('records_needed')} records needed)")
+            f"{_floor_words(f.get('privleak_floor'))} only, so not even total memorisation "
+            f"could be told from retraining (at least {f.get('records_needed')} records "
+            "needed)")
     floor = f.get("ks_pvalue_floor")
     if path.startswith("forget.ks_pvalue") and floor is not None and floor > 0.05:
         raise MetricUnavailable(

@@ -248,9 +248,11 @@ def _erasure(doc: Document) -> Control:
                 f"{who}: {v.get('message')}")
         warns += [f"{who}: {flag}" for flag in u.get("flags") or [] if flag not in messages]
         if f.get("informative") is False:
+            floor = f.get("privleak_floor")
+            reach = (f"can show PrivLeak beyond ±{floor:.0f}% only" if floor is not None else
+                     "leave PrivLeak undefined (the oracle's forget AUC is 1)")
             blind.append(f"{who}: {f.get('n_records')} forget and {f.get('n_nonmembers')} "
-                         f"held-out records can show PrivLeak beyond "
-                         f"±{f.get('privleak_floor', 0):.0f}% only (at least "
+                         f"held-out records {reach} (at least "
                          f"{f.get('records_needed')} forget records needed)")
         elif f.get("privleak") is None:
             blind.append(f"{who}: no PrivLeak (no oracle ran, or it is undefined)")

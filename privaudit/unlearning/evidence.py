@@ -178,6 +178,10 @@ def verdict_line(r: UnlearningResult, *, alpha: float = 0.05) -> str:
                 "ranks every one of them above every held-out record (membership AUC 1), so "
                 f"this forget set cannot be told apart by this attack; {_ks_words(f, alpha)}; "
                 f"{ulira_words(r)}.")
+    if f.privleak is None and f.mia_auc_oracle is not None:
+        return ("PrivLeak is undefined: the oracle itself (retrained without these records) "
+                "ranks every forget record above every held-out one (forget AUC 1), so the "
+                "comparison with retraining has no room to show anything.")
     if f.privleak is None:
         return "No oracle ran, so the erasure could not be compared with retraining."
     if r.verification_flags:

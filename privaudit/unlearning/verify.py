@@ -240,10 +240,11 @@ class Verifier:
                 f.ks_pvalue = forget_quality(l_after, l_oracle)
                 f.ks_pvalue_floor = ks_pvalue_floor(n, n)
                 f.vulnerability_oracle = vulnerability(l_oracle, non_oracle)
-                f.privleak_floor = privleak_floor(n, m, auc_o.auc, half)
+                floor = privleak_floor(n, m, auc_o.auc, half)  # inf: PrivLeak undefined
+                f.privleak_floor = floor if math.isfinite(floor) else None
                 f.records_needed = records_needed(m, auc_o.auc, half)
                 shift = float(np.median(l_after) - np.median(l_oracle))
-                f.informative = f.privleak_floor < 100.0
+                f.informative = floor < 100.0
         self._retain_evidence(r, model, trained, erased, non)
         self._canary_evidence(f, model, oracle, trained, forget)
         u = self.ulira.evaluate(method=result.method, unlearner=unlearner, request=request,

@@ -134,6 +134,21 @@ def test_a_request_too_small_to_show_anything_is_not_informative_and_the_verdict
     assert evaluate_verdict(doc).status == "incomplete"
 
 
+def test_an_oracle_whose_forget_auc_is_one_leaves_privleak_undefined_and_not_informative(
+) -> None:
+    """Found by the family conformance run: one forget record that the oracle ranks above
+    every held-out record gives PrivLeak no room; its floor is None (was inf, which no JSON
+    can hold) and the reason says why, not a number."""
+    doc = _doc()
+    doc["unlearning"][0]["forget"].update(n_records=1, informative=False, privleak=None,
+                                          privleak_floor=None, mia_auc_oracle=1.0)
+    control = _control(doc, "erasure")
+    assert control.status == "NOT INFORMATIVE" and "undefined" in control.reason
+    from privaudit.gate.resolvers import _floor_words
+
+    assert _floor_words(None).startswith("no bound")
+
+
 def test_the_oracle_is_the_yardstick_and_is_never_judged() -> None:
     doc = _doc()
     oracle = copy.deepcopy(doc["unlearning"][0]) | {

@@ -11,6 +11,10 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# pytest-xdist's workers inherit COLUMNS=80, which rich's consoles would fix at import; without
+# it they read COLUMNS when they print, so tests that widen the console (run_main) can
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 # one torch thread per test process (2 cores shared with other runs); run_audit sizes torch's
 # pool from PRIVAUDIT_THREADS (privaudit/audit/threads.py)
 os.environ.setdefault("PRIVAUDIT_THREADS", "1")

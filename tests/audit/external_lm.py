@@ -114,3 +114,11 @@ def train_external_lm(root: Path, *, n: int = 40, seed: int = 0, epochs: int = 3
     return ExternalLM(base=base_dir, adapter=adapter_dir,
                       members=_write(root / "members.jsonl", members),
                       nonmembers=_write(root / "nonmembers.jsonl", nonmembers))
+
+
+if __name__ == "__main__":  # python -m tests.audit.external_lm DIR: the README's example model
+    import sys
+
+    lm = train_external_lm(Path(sys.argv[1]))
+    print(f"base: {lm.base}\nadapter: {lm.adapter}\nmembers: {lm.members}\n"
+          f"nonmembers: {lm.nonmembers}")

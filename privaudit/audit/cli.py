@@ -80,6 +80,10 @@ def _summary(outcome_report: object, run_dir: Path) -> None:
     for name in models[1:]:
         top = max((a for a in report.attacks if a.model == name), key=lambda a: a.auc)
         table.add_row(f"strongest attack AUC ({name})", f"{top.auc:.3f} ({top.attack})")
+    if report.blind_baseline is not None:
+        b = report.blind_baseline
+        table.add_row("blind baseline AUC (texts only)",
+                      f"{b.auc:.3f}{' — the split leaks' if b.leaks else ''}")
     if report.exposure is not None:
         e = report.exposure
         table.add_row(f"canary exposure ({e.model})",

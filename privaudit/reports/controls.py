@@ -45,8 +45,9 @@ def _membership_inference(doc: Document) -> Control:
             strongest[a.get("model")] = (float(a.get("auc") or 0), reason)
     n = sum(s == worst for s, _ in judged)
     note = f" ({n} attack × model results are {worst}; the strongest per model is named.)"
-    split = (f" A classifier of the texts alone cannot tell the two sets apart (blind "
-             f"baseline AUC {blind['auc']:.2f}), so the split itself does not leak."
+    split = (f" A classifier of the texts alone does not tell the two sets apart (blind "
+             f"baseline AUC {blind['auc']:.2f}, p = {blind['p_value']:.2g} ≥ "
+             f"{blind['alpha']:g}), so the split itself is not what the attacks detect."
              if blind else "")
     return _c("membership-inference", _MIA, worst, " ".join(r for _, r in strongest.values())
               + (note if n > len(strongest) else "") + split,

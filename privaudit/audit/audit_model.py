@@ -34,6 +34,12 @@ import yaml
 from privaudit.attacks.battery import AttackSetup, run_battery
 from privaudit.attacks.config import AttacksConfig, AttackSpec
 from privaudit.attacks.declared_dp import test_declared_claim
+from privaudit.audit.external_erasure import (
+    SUPPLIED,
+    SuppliedErasure,
+    adapter_weights,
+    judge_supplied,
+)
 from privaudit.audit.external_model import ExternalModel, adapter_problems, load_external
 from privaudit.audit.outpaths import check_outputs, output_dir_problems
 from privaudit.audit.stages.attack import split_check
@@ -127,6 +133,9 @@ def audit_model(
     nonmembers: str | Path,
     adapter: str | Path | None = None,
     dp_claim: str | Path | None = None,
+    unlearned: str | Path | None = None,
+    forget: str | Path | None = None,
+    oracle: str | Path | None = None,
     out: str | Path = "runs/audit-model",
     sign_key: Path | None = None,
     max_length: int = 128,
@@ -135,7 +144,10 @@ def audit_model(
     reporter: Reporter | None = None,
 ) -> Report:
     """Audit the model in ``base`` (with ``adapter``) on ``members`` vs ``nonmembers`` and
-    write the signed report into ``out`` (new or empty); returns the finalized report."""
+    write the signed report into ``out`` (new or empty); returns the finalized report.
+    ``unlearned`` (an adapter on ``base`` after erasing the ``forget`` records, which must be
+    members) is judged against ``oracle`` (retrained without them) when given
+    (:mod:`privaudit.audit.external_erasure`)."""
     reporter = reporter or PlainReporter()
     base, out = Path(base), Path(out)
     adapter = Path(adapter) if adapter is not None else None
@@ -146,16 +158,56 @@ def audit_model(
         raise ConfigError(f"--sign: {exc}") from None
     ins, outs = _records(Path(members), Path(nonmembers), task)
     claim = _load_claim(Path(dp_claim)) if dp_claim is not None else None
+    erased = _forget_records(ins, adapter, unlearned, forget, oracle, task)
     t0 = time.perf_counter()
     labels_found = sorted({r.label or "" for r in (*ins, *outs)}) if task == "classification" \
         else ()
     external = load_external(base, task=task, adapter=adapter, labels_found=labels_found)
     seconds = {"load": time.perf_counter() - t0}
+    erasure = None
+    if erased is not None and unlearned is not None and forget is not None:
+        model = external.bundle.model
+        erasure = SuppliedErasure(
+            request_id=Path(forget).stem, forget=erased, unlearned_path=Path(unlearned),
+            unlearned=adapter_weights(model, Path(unlearned), option="--unlearned"),
+            oracle=None if oracle is None else adapter_weights(model, Path(oracle),
+                                                               option="--oracle"),
+            oracle_path=None if oracle is None else Path(oracle))
     inputs = {"base": base, "adapter": adapter, "members": Path(members),
-              "nonmembers": Path(nonmembers), "dp_claim": Path(dp_claim) if dp_claim else None}
+              "nonmembers": Path(nonmembers), "dp_claim": Path(dp_claim) if dp_claim else None,
+              "forget": Path(forget) if forget else None,
+              "unlearned": Path(unlearned) if unlearned else None,
+              "oracle": Path(oracle) if oracle else None}
     return _audit(RunDir(out).create(), external, ins=ins, outs=outs, claim=claim,
-                  seconds=seconds, inputs=inputs, task=task, max_length=max_length, seed=seed,
-                  formats=formats, sign_key=sign_key, reporter=reporter)
+                  erasure=erasure, seconds=seconds, inputs=inputs, task=task,
+                  max_length=max_length, seed=seed, formats=formats, sign_key=sign_key,
+                  reporter=reporter)
+
+
+def _forget_records(members: list[Record], adapter: str | Path | None,
+                    unlearned: str | Path | None, forget: str | Path | None,
+                    oracle: str | Path | None, task: str) -> list[Record] | None:
+    """The ``--forget`` records (members all), checked with the options they come with."""
+    if unlearned is None and forget is None and oracle is None:
+        return None
+    if unlearned is None or forget is None:
+        raise ConfigError("--unlearned and --forget come together (the model after erasing "
+                          "the --forget records); --oracle is optional")
+    if adapter is None:
+        raise ConfigError("--unlearned: needs --adapter (the model before the erasure; the "
+                          "unlearned model and the oracle are adapters of its shape)")
+    for option, value in (("--unlearned", unlearned), ("--oracle", oracle)):
+        if value is not None:
+            check_outputs(p.replace("--adapter:", f"{option}:")
+                          for p in adapter_problems(Path(value)))
+    records = load_records(Path(forget), need_label=task == "classification")
+    known = {r.id for r in members}
+    strangers = [r.id for r in records if r.id not in known]
+    if strangers:
+        raise ConfigError(f"--forget: {len(strangers)} record id(s) are not in --members "
+                          f"(first: {strangers[:3]}); only a record the model was trained on "
+                          "can be erased from it")
+    return records
 
 
 def _record_inputs(run: RunDir, inputs: dict[str, Path | None], external: ExternalModel, *,
@@ -182,7 +234,8 @@ def _record_inputs(run: RunDir, inputs: dict[str, Path | None], external: Extern
 
 
 def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: list[Record],
-           claim: DeclaredDP | None, seconds: dict[str, float], inputs: dict[str, Path | None],
+           claim: DeclaredDP | None, erasure: SuppliedErasure | None,
+           seconds: dict[str, float], inputs: dict[str, Path | None],
            task: str, max_length: int, seed: int, formats: Sequence[str],
            sign_key: Path | None, reporter: Reporter) -> Report:
     bundle = external.bundle
@@ -202,8 +255,19 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
         cfg=AttacksConfig(battery=battery, reference_model="base"), task=task, members=ins,
         nonmembers=outs, population=[], encode=encode, cache_dir=run.path("signals"),
         seed=seed, context_sha256=context, base_state=external.base_state or {})
-    result = run_battery(setup, model=bundle.model, model_name=MODEL_NAME, reporter=reporter,
-                         state=external.state)
+    attacks = run_battery(setup, model=bundle.model, model_name=MODEL_NAME, reporter=reporter,
+                          state=external.state).attacks
+    unlearning = []
+    if erasure is not None:
+        unlearning.append(judge_supplied(bundle.model, erasure, original=external.state,
+                                         encode=encode, nonmembers=outs, task=task,
+                                         cfg=setup.cfg, seed=seed))
+        erased_ids = frozenset(r.id for r in erasure.forget)
+        for name, state in ((f"{SUPPLIED}/{erasure.request_id}", erasure.unlearned),
+                            (f"oracle/{erasure.request_id}", erasure.oracle)):
+            if state is not None:  # every model is attacked on the records it kept
+                attacks += run_battery(setup, model=bundle.model, model_name=name, state=state,
+                                       reporter=reporter, exclude_members=erased_ids).attacks
     blind = split_check(setup, reporter)
     seconds["attack"] = time.perf_counter() - t0
     if external.base_state is None:
@@ -228,8 +292,9 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
             else state_sha256(external.state),
             seconds=seconds),
         utility=Utility(metric=metric, value=value, per_model={MODEL_NAME: value}),  # type: ignore[arg-type]
-        attacks=result.attacks, blind_baseline=blind,
-        declared_dp=None if claim is None else test_declared_claim(claim, result.attacks),
+        attacks=attacks, blind_baseline=blind, unlearning=unlearning,
+        declared_dp=None if claim is None else test_declared_claim(
+            claim, [a for a in attacks if a.model == MODEL_NAME]),
         data=DataGovernance(source="user files", labels=external.labels,
                             max_records_per_subject=_most_per_subject(ins), roles=roles),
         provenance=Provenance(package_versions=env["package_versions"], python=env["python"],

@@ -200,6 +200,12 @@ def audit_model_command(
     dp_claim: Annotated[Path | None, typer.Option("--dp-claim", help="YAML {epsilon, delta, "
                                                   "unit_of_privacy}: a declared DP claim to "
                                                   "test")] = None,
+    unlearned: Annotated[Path | None, typer.Option("--unlearned", help="peft adapter on "
+                                                   "--base after erasing --forget")] = None,
+    forget: Annotated[Path | None, typer.Option("--forget", help="the erased records (members "
+                                                "all)")] = None,
+    oracle: Annotated[Path | None, typer.Option("--oracle", help="peft adapter retrained "
+                                                "without --forget: the yardstick")] = None,
     out: Annotated[Path, typer.Option("--out", help="run directory (new or empty)")] = Path(
         "runs/audit-model"),
     sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
@@ -213,7 +219,8 @@ def audit_model_command(
 
     configure_threads()
     report = audit_model(base, task=task, members=members, nonmembers=nonmembers,
-                         adapter=adapter, dp_claim=dp_claim, out=out, sign_key=sign,
+                         adapter=adapter, dp_claim=dp_claim, unlearned=unlearned,
+                         forget=forget, oracle=oracle, out=out, sign_key=sign,
                          max_length=max_length, seed=seed, reporter=default_reporter())
     _summary(report, out)
 

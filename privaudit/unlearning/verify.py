@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,7 +66,9 @@ from privaudit.unlearning.results import ForgetEvidence, RetainEvidence, Unlearn
 from privaudit.unlearning.ulira import ULiRA, ulira_references_needed
 
 __all__ = [
+    "ForgetComparison",
     "Verifier",
+    "compare_forget",
     "flags_for",
     "forget_quality",
     "privleak",
@@ -74,6 +76,60 @@ __all__ = [
     "utility_drop",
     "vulnerability",
 ]
+
+
+@dataclass
+class ForgetComparison:
+    """What :func:`flags_for` needs from :func:`compare_forget`."""
+
+    margin: float
+    auc: AttackMetrics | None = None
+    auc_oracle: AttackMetrics | None = None
+    shift: float | None = None  # unlearned − oracle median forget loss
+
+
+LossPair = tuple[np.ndarray, np.ndarray]  # (forget-set losses, held-out losses) of one model
+
+
+def compare_forget(f: ForgetEvidence, *, before: LossPair, after: LossPair,
+                   oracle: LossPair | None, auc: Callable[[np.ndarray, np.ndarray],
+                                                          AttackMetrics],
+                   confidence: float) -> ForgetComparison:
+    """Fill ``f``'s forget-set evidence from per-record losses of the trained model
+    (``before``), the unlearned one (``after``) and the oracle, in place: the forget AUCs
+    with their intervals, PrivLeak, the KS test, per-record vulnerability, and what the test
+    can show at this size (floors, records needed, ``informative``). ``auc`` scores members
+    against held-out records by their losses. Shared by the run's erasure stage and
+    ``audit-model --unlearned``."""
+    n, m = len(before[0]), len(before[1])
+    half = per_test_confidence(confidence)  # two tests of one claim (flags_for)
+    f.n_nonmembers = m
+    cmp = ForgetComparison(margin=auc_margin(n, m, half))
+    f.auc_floor = auc_floor(n, m, confidence)
+    cmp.auc, trained = auc(*after), auc(*before)
+    f.mia_auc, f.mia_auc_ci_low, f.mia_auc_ci_high = \
+        cmp.auc.auc, cmp.auc.auc_ci_low, cmp.auc.auc_ci_high
+    f.mia_auc_original, f.mia_auc_original_ci_low, f.mia_auc_original_ci_high = \
+        trained.auc, trained.auc_ci_low, trained.auc_ci_high
+    f.vulnerability_before = vulnerability(*before)
+    f.vulnerability_after = vulnerability(*after)
+    if oracle is None:
+        return cmp
+    cmp.auc_oracle = auc_o = auc(*oracle)
+    f.mia_auc_oracle, f.mia_auc_oracle_ci_low, f.mia_auc_oracle_ci_high = \
+        auc_o.auc, auc_o.auc_ci_low, auc_o.auc_ci_high
+    f.privleak = privleak(cmp.auc.auc, auc_o.auc)
+    f.privleak_ci_low = privleak(cmp.auc.auc_ci_high, auc_o.auc)
+    f.privleak_ci_high = privleak(cmp.auc.auc_ci_low, auc_o.auc)
+    f.ks_pvalue = forget_quality(after[0], oracle[0])
+    f.ks_pvalue_floor = ks_pvalue_floor(n, n)
+    f.vulnerability_oracle = vulnerability(*oracle)
+    floor = privleak_floor(n, m, auc_o.auc, half)  # inf: PrivLeak undefined
+    f.privleak_floor = floor if math.isfinite(floor) else None
+    f.records_needed = records_needed(m, auc_o.auc, half)
+    cmp.shift = float(np.median(after[0]) - np.median(oracle[0]))
+    f.informative = floor < 100.0
+    return cmp
 
 
 @dataclass
@@ -211,40 +267,16 @@ class Verifier:
         f, r = result.forget, result.retain
         f.n_nonmembers = len(ctx.nonmembers)
         f.privleak_band = self.cfg.privleak_band
-        auc = auc_o = None
-        margin, shift = math.inf, None
         half = per_test_confidence(confidence)  # two tests of one claim (flags_for)
+        cmp = ForgetComparison(margin=math.inf)
         if len(forget) and len(ctx.nonmembers):
-            n, m = len(forget), len(ctx.nonmembers)
-            margin = auc_margin(n, m, half)
-            f.auc_floor = auc_floor(n, m, confidence)
-            l_before = self.losses(trained, forget)
-            l_after = self.losses(model, forget)
-            non_after = self.losses(model, ctx.nonmembers)
-            auc, before = self._auc(l_after, non_after), self._auc(l_before, non)
-            f.mia_auc, f.mia_auc_ci_low, f.mia_auc_ci_high = \
-                auc.auc, auc.auc_ci_low, auc.auc_ci_high
-            f.mia_auc_original, f.mia_auc_original_ci_low, f.mia_auc_original_ci_high = \
-                before.auc, before.auc_ci_low, before.auc_ci_high
-            f.vulnerability_before = vulnerability(l_before, non)
-            f.vulnerability_after = vulnerability(l_after, non_after)
-            if oracle is not None:
-                l_oracle = self.losses(oracle, forget)
-                non_oracle = self.losses(oracle, ctx.nonmembers)
-                auc_o = self._auc(l_oracle, non_oracle)
-                f.mia_auc_oracle, f.mia_auc_oracle_ci_low, f.mia_auc_oracle_ci_high = \
-                    auc_o.auc, auc_o.auc_ci_low, auc_o.auc_ci_high
-                f.privleak = privleak(auc.auc, auc_o.auc)
-                f.privleak_ci_low = privleak(auc.auc_ci_high, auc_o.auc)
-                f.privleak_ci_high = privleak(auc.auc_ci_low, auc_o.auc)
-                f.ks_pvalue = forget_quality(l_after, l_oracle)
-                f.ks_pvalue_floor = ks_pvalue_floor(n, n)
-                f.vulnerability_oracle = vulnerability(l_oracle, non_oracle)
-                floor = privleak_floor(n, m, auc_o.auc, half)  # inf: PrivLeak undefined
-                f.privleak_floor = floor if math.isfinite(floor) else None
-                f.records_needed = records_needed(m, auc_o.auc, half)
-                shift = float(np.median(l_after) - np.median(l_oracle))
-                f.informative = floor < 100.0
+            trained_losses = (self.losses(trained, forget), non)
+            after = (self.losses(model, forget), self.losses(model, ctx.nonmembers))
+            theirs = None if oracle is None else (self.losses(oracle, forget),
+                                                  self.losses(oracle, ctx.nonmembers))
+            cmp = compare_forget(f, before=trained_losses, after=after, oracle=theirs,
+                                 auc=self._auc, confidence=confidence)
+        auc, auc_o, margin, shift = cmp.auc, cmp.auc_oracle, cmp.margin, cmp.shift
         self._retain_evidence(r, model, trained, erased, non)
         self._canary_evidence(f, model, oracle, trained, forget)
         u = self.ulira.evaluate(method=result.method, unlearner=unlearner, request=request,

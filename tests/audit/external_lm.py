@@ -88,6 +88,39 @@ def _train(model: torch.nn.Module, tok: object, texts: list[str], *, epochs: int
     model.eval()
 
 
+LORA = {"r": 16, "lora_alpha": 32, "task_type": "CAUSAL_LM",
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                           "down_proj"]}
+
+
+def _fine_tune(base_dir: Path, texts: list[str], out: Path, *, epochs: int, seed: int) -> Path:
+    """LoRA on the saved base, trained on ``texts`` and saved to ``out``: one recipe for the
+    audited model and its oracle."""
+    tok = AutoTokenizer.from_pretrained(str(base_dir))
+    base = LlamaForCausalLM.from_pretrained(str(base_dir))
+    torch.manual_seed(seed)
+    model = get_peft_model(base, LoraConfig(**LORA))  # type: ignore[arg-type]
+    _train(model, tok, texts, epochs=epochs, lr=3e-3, seed=seed)
+    model.save_pretrained(out)
+    return out
+
+
+@dataclass
+class Erasure:
+    forget: Path
+    oracle: Path  # retrained without the forget records, by the same recipe
+
+
+def train_oracle(lm: ExternalLM, root: Path, *, n: int = 10, seed: int = 0,
+                 epochs: int = 30) -> Erasure:
+    """Erase the first ``n`` members: ``forget.jsonl`` and the oracle, the adapter fine-tuned
+    by the same recipe on the other members."""
+    members = _read(lm.members)
+    _fine_tune(lm.base, [r["text"] for r in members[n:]], root / "oracle", epochs=epochs,
+               seed=seed)
+    return Erasure(forget=_write(root / "forget.jsonl", members[:n]), oracle=root / "oracle")
+
+
 def train_external_lm(root: Path, *, n: int = 40, seed: int = 0, epochs: int = 30
                       ) -> ExternalLM:
     """Train and save base, adapter, members and non-members under ``root``."""
@@ -104,13 +137,8 @@ def train_external_lm(root: Path, *, n: int = 40, seed: int = 0, epochs: int = 3
     base_dir = root / "base"
     base.save_pretrained(base_dir)
     tok.save_pretrained(base_dir)
-    lora = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj",
-                                                           "o_proj", "gate_proj", "up_proj",
-                                                           "down_proj"], task_type="CAUSAL_LM")
-    model = get_peft_model(base, lora)
-    _train(model, tok, [r["text"] for r in members], epochs=epochs, lr=3e-3, seed=seed)
-    adapter_dir = root / "adapter"
-    model.save_pretrained(adapter_dir)
+    adapter_dir = _fine_tune(base_dir, [r["text"] for r in members], root / "adapter",
+                             epochs=epochs, seed=seed)
     return ExternalLM(base=base_dir, adapter=adapter_dir,
                       members=_write(root / "members.jsonl", members),
                       nonmembers=_write(root / "nonmembers.jsonl", nonmembers))

@@ -10,7 +10,13 @@ import pytest
 
 from privaudit.audit.cli import main
 from privaudit.reports.schema import read_report
-from tests.audit.external_lm import ExternalLM, leaky_split, train_external_lm
+from tests.audit.external_lm import (
+    Erasure,
+    ExternalLM,
+    leaky_split,
+    train_external_lm,
+    train_oracle,
+)
 
 ATTACKS = {"loss", "zlib", "min_k", "min_k_pp", "reference"}
 #: the reference-to-base AUC below which the external fixture did not memorise its members
@@ -145,3 +151,54 @@ def test_audit_model_refuses_an_out_directory_that_is_not_empty(
     assert main(_args(external, tmp_path / "run")) == 2
     assert "--out: must be a new or empty directory" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["keep.txt"]
+
+
+@pytest.fixture(scope="module")
+def erasure(external: ExternalLM, tmp_path_factory: pytest.TempPathFactory) -> Erasure:
+    return train_oracle(external, tmp_path_factory.mktemp("erasure"))
+
+
+def _erase_args(lm: ExternalLM, er: Erasure, unlearned: Path, out: Path) -> list[str]:
+    return _args(lm, out, "--unlearned", str(unlearned), "--forget", str(er.forget),
+                 "--oracle", str(er.oracle))
+
+
+def test_the_oracle_supplied_as_the_unlearned_model_is_judged_identical_to_retraining(
+        external: ExternalLM, erasure: Erasure, tmp_path: Path) -> None:
+    assert main(_erase_args(external, erasure, erasure.oracle, tmp_path / "run")) == 0
+    report = read_report(tmp_path / "run" / "report.json")
+    (u,) = report.unlearning
+    assert u.method == "supplied" and u.request_id == "forget" and u.forget.n_records == 10
+    assert u.forget.privleak == 0.0 and u.forget.ks_pvalue == 1.0
+    assert not u.verification_flags and "did not run this unlearning" in (u.stopping_reason or "")
+    erasure_line = next(c for c in report.verdict.controls  # type: ignore[union-attr]
+                        if c.id == "erasure")
+    assert erasure_line.status in ("PASS", "NOT INFORMATIVE") and erasure_line.applicable
+    # every model is attacked, the unlearned ones on the 30 members they kept
+    kept = {a.model: a.n_members for a in report.attacks if a.attack == "loss"}
+    assert kept == {"external": 40, "supplied/forget": 30, "oracle/forget": 30}
+
+
+def test_a_supplied_unlearned_model_that_changed_nothing_still_shows_the_trained_forget_auc(
+        external: ExternalLM, erasure: Erasure, tmp_path: Path) -> None:
+    assert main(_erase_args(external, erasure, external.adapter, tmp_path / "run")) == 0
+    f = read_report(tmp_path / "run" / "report.json").unlearning[0].forget
+    assert f.mia_auc == f.mia_auc_original  # the same model before and after
+    assert f.privleak is not None and f.privleak < 0  # it remembers more than retraining
+    assert f.mia_auc_oracle is not None and f.mia_auc_oracle < f.mia_auc
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--unlearned", "ADAPTER"), "--unlearned and --forget come together"),
+    (("--unlearned", "ADAPTER", "--forget", "NONMEMBERS"),
+     "--forget: 40 record id(s) are not in --members"),
+    (("--unlearned", "MEMBERS_DIR", "--forget", "MEMBERS"), "--unlearned: must be a peft"),
+])
+def test_bad_unlearning_input_exits_2_naming_the_option_and_writes_nothing(
+        external: ExternalLM, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        extra: tuple[str, ...], message: str) -> None:
+    names = {"ADAPTER": str(external.adapter), "NONMEMBERS": str(external.nonmembers),
+             "MEMBERS": str(external.members), "MEMBERS_DIR": str(external.members.parent)}
+    assert main(_args(external, tmp_path / "run", *(names.get(e, e) for e in extra))) == 2
+    assert message in capsys.readouterr().err.replace("\n", " ")
+    assert not (tmp_path / "run").exists()

@@ -148,5 +148,6 @@ if __name__ == "__main__":  # python -m tests.audit.external_lm DIR: the README'
     import sys
 
     lm = train_external_lm(Path(sys.argv[1]))
+    er = train_oracle(lm, Path(sys.argv[1]))
     print(f"base: {lm.base}\nadapter: {lm.adapter}\nmembers: {lm.members}\n"
-          f"nonmembers: {lm.nonmembers}")
+          f"nonmembers: {lm.nonmembers}\nforget: {er.forget}\noracle: {er.oracle}")

@@ -202,3 +202,60 @@ def test_bad_unlearning_input_exits_2_naming_the_option_and_writes_nothing(
     assert main(_args(external, tmp_path / "run", *(names.get(e, e) for e in extra))) == 2
     assert message in capsys.readouterr().err.replace("\n", " ")
     assert not (tmp_path / "run").exists()
+
+
+def _classifier(root: Path) -> tuple[Path, Path, Path, Path]:
+    """A tiny BERT classifier with a LoRA adapter (its head in modules_to_save), trained with
+    plain transformers + peft on 30 labelled members; its labels named in config.label2id."""
+    import torch
+    import transformers as tf
+    from peft import LoraConfig, get_peft_model
+
+    from privaudit.mechanisms.models import minilm_path
+
+    records = [json.loads(line) for line in (Path(__file__).resolve().parents[1] / "data"
+               / "memorise.jsonl").read_text().splitlines() if line.strip()][:60]
+    labels = sorted({r["label"] for r in records})
+    tok = tf.AutoTokenizer.from_pretrained(str(minilm_path()))
+    torch.manual_seed(0)
+    config = tf.BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, intermediate_size=64,
+                           num_labels=len(labels), label2id={n: i for i, n in enumerate(labels)},
+                           id2label=dict(enumerate(labels)))
+    tf.BertForSequenceClassification(config).save_pretrained(root / "base")
+    tok.save_pretrained(root / "base")
+    base = tf.BertForSequenceClassification.from_pretrained(str(root / "base"))
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"],
+                                            task_type="SEQ_CLS"))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    members = records[:30]
+    for _ in range(5):
+        batch = tok([r["text"] for r in members], return_tensors="pt", padding=True)
+        y = torch.tensor([labels.index(r["label"]) for r in members])
+        loss = model(**batch, labels=y).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.save_pretrained(root / "adapter")
+    paths = []
+    for name, part in (("members", members), ("nonmembers", records[30:])):
+        path = root / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in part))
+        paths.append(path)
+    return root / "base", root / "adapter", paths[0], paths[1]
+
+
+def test_audit_model_reads_a_classifier_s_labels_by_its_label2id(tmp_path: Path) -> None:
+    base, adapter, members, nonmembers = _classifier(tmp_path)
+    args = ["audit-model", "--base", str(base), "--adapter", str(adapter), "--task",
+            "classification", "--members", str(members), "--nonmembers", str(nonmembers)]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    report = read_report(tmp_path / "run" / "report.json")
+    assert [a.attack for a in report.attacks] == ["loss"]  # no base to compare a head with
+    assert report.utility.metric == "accuracy" and report.data.labels is not None
+    assert report.data.labels == sorted(report.data.labels)  # label2id's order here
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(members.read_text().replace('"label": "', '"label": "x-', 1))
+    assert main([*args[:-4], "--members", str(odd), "--nonmembers", str(nonmembers),
+                 "--out", str(tmp_path / "run2")]) == 2
+    assert not (tmp_path / "run2").exists()

@@ -11,7 +11,10 @@ that attack: a classifier of the texts alone.
   (log bytes, log words, zlib compression ratio), scaled.
 - Classifier: logistic regression (scikit-learn), scored out of fold (stratified
   ``folds``-fold cross-validation), so every record is scored by a classifier that never saw
-  it; members score higher.
+  it; members score higher. With ``groups`` (data subjects) the folds keep each subject's
+  records together (``StratifiedGroupKFold``): members and non-members are whole subjects'
+  records, so a classifier that saw one record of a subject would otherwise recognise the
+  others by the name in them, and call a split leaky that is not.
 - Decision: the split *leaks* when the one-sided Mann–Whitney test of the out-of-fold scores
   (members greater) has p < :data:`LEAK_ALPHA`. The AUC and its bootstrap interval are
   reported next to it. Under a random split of one pool the out-of-fold AUC sits at or below
@@ -52,11 +55,12 @@ def length_features(texts: Sequence[str]) -> np.ndarray:
 
 
 def blind_scores(texts: Sequence[str], is_member: np.ndarray, *, folds: int = 5,
-                 seed: int = 0) -> np.ndarray:
-    """Out-of-fold scores of a text-only classifier (members score higher)."""
+                 seed: int = 0, groups: Sequence[str] | None = None) -> np.ndarray:
+    """Out-of-fold scores of a text-only classifier (members score higher); ``groups``: one
+    data subject per text, never split across folds."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
     from sklearn.pipeline import FeatureUnion, make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
@@ -70,18 +74,28 @@ def blind_scores(texts: Sequence[str], is_member: np.ndarray, *, folds: int = 5,
         ("lengths", make_pipeline(FunctionTransformer(length_features), StandardScaler())),
     ])
     model = make_pipeline(features, LogisticRegression(C=1.0, max_iter=2000))
-    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return np.asarray(cross_val_predict(model, list(texts), y, cv=cv,
+    if groups is not None:
+        per_class = [len({g for g, m in zip(groups, y, strict=True) if m == c}) for c in (0, 1)]
+        k = min(k, *per_class)
+        if k < 2:
+            raise ValueError("the blind baseline needs members and non-members of at least 2 "
+                             "data subjects each")
+    cv = (StratifiedKFold(n_splits=k, shuffle=True, random_state=seed) if groups is None
+          else StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed))
+    return np.asarray(cross_val_predict(model, list(texts), y, cv=cv, groups=groups,
                                         method="decision_function"), dtype=np.float64)
 
 
 def blind_baseline(members: Sequence[str], nonmembers: Sequence[str], *, seed: int = 0,
-                   confidence: float = 0.95, n_bootstrap: int = 200,
-                   folds: int = 5) -> BlindBaseline:
-    """The blind baseline on these members' and non-members' texts (module docstring)."""
+                   confidence: float = 0.95, n_bootstrap: int = 200, folds: int = 5,
+                   subjects: tuple[Sequence[str], Sequence[str]] | None = None
+                   ) -> BlindBaseline:
+    """The blind baseline on these members' and non-members' texts (module docstring);
+    ``subjects``: the data subject of each member and of each non-member."""
     texts = [*members, *nonmembers]
     y = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(bool)
-    scores = blind_scores(texts, y, folds=folds, seed=seed)
+    groups = None if subjects is None else [*subjects[0], *subjects[1]]
+    scores = blind_scores(texts, y, folds=folds, seed=seed, groups=groups)
     m = evaluate_scores(scores, y, fprs=(0.01,), confidence=confidence,
                         n_bootstrap=n_bootstrap, seed=seed)
     p = float(mannwhitneyu(scores[y], scores[~y], alternative="greater").pvalue)
@@ -90,4 +104,5 @@ def blind_baseline(members: Sequence[str], nonmembers: Sequence[str], *, seed: i
         alpha=LEAK_ALPHA, leaks=p < LEAK_ALPHA, n_members=m.n_members,
         n_nonmembers=m.n_nonmembers, features=list(FEATURES), folds=min(folds, len(members),
                                                                         len(nonmembers)),
+        grouped_by_subject=groups is not None,
     )

@@ -182,3 +182,5 @@ class BlindBaseline(ReportModel):
     n_nonmembers: int
     features: list[str]
     folds: int = Field(description="cross-validation folds: each record scored out of fold")
+    grouped_by_subject: bool = Field(
+        default=False, description="folds keep each data subject's records together")

@@ -150,7 +150,9 @@ def split_check(setup: AttackSetup, reporter: Reporter) -> BlindBaseline:
     """The blind baseline on the audit split (``attacks/blind.py``): does the split leak?"""
     blind = blind_baseline([r.text for r in setup.members], [r.text for r in setup.nonmembers],
                            seed=setup.seed, confidence=setup.cfg.confidence,
-                           n_bootstrap=setup.cfg.bootstrap)
+                           n_bootstrap=setup.cfg.bootstrap,
+                           subjects=([r.subject_id for r in setup.members],
+                                     [r.subject_id for r in setup.nonmembers]))
     reporter.info(f"[attack] blind baseline (texts only): AUC {blind.auc:.3f}, "
                   f"p = {blind.p_value:.2g}{' — the split leaks' if blind.leaks else ''}")
     return blind

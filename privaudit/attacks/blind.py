@@ -33,7 +33,7 @@ from scipy.stats import mannwhitneyu
 from privaudit.attacks.metrics import evaluate_scores
 from privaudit.attacks.results import BlindBaseline
 
-__all__ = ["LEAK_ALPHA", "blind_baseline", "blind_scores", "length_features"]
+__all__ = ["LEAK_ALPHA", "blind_baseline", "blind_scores", "fold_count", "length_features"]
 
 #: One-sided significance level at which the blind baseline says the split leaks.
 LEAK_ALPHA = 0.001
@@ -54,6 +54,19 @@ def length_features(texts: Sequence[str]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(texts), 3)
 
 
+def fold_count(is_member: np.ndarray, folds: int, groups: Sequence[str] | None) -> int:
+    """Folds the cross-validation can use: at most ``folds``, and no more than the members,
+    the non-members (or, with ``groups``, the data subjects of each) there are."""
+    y = np.asarray(is_member).astype(int)
+    units = (np.bincount(y, minlength=2).tolist() if groups is None else
+             [len({g for g, m in zip(groups, y, strict=True) if m == c}) for c in (0, 1)])
+    k = int(min(folds, *units))
+    if k < 2:
+        raise ValueError("the blind baseline needs members and non-members of at least 2 "
+                         f"{'data subjects' if groups is not None else 'records'} each")
+    return k
+
+
 def blind_scores(texts: Sequence[str], is_member: np.ndarray, *, folds: int = 5,
                  seed: int = 0, groups: Sequence[str] | None = None) -> np.ndarray:
     """Out-of-fold scores of a text-only classifier (members score higher); ``groups``: one
@@ -65,21 +78,13 @@ def blind_scores(texts: Sequence[str], is_member: np.ndarray, *, folds: int = 5,
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
     y = np.asarray(is_member).astype(int)
-    k = int(min(folds, np.bincount(y, minlength=2).min()))
-    if k < 2:
-        raise ValueError("the blind baseline needs at least 2 members and 2 non-members")
+    k = fold_count(y, folds, groups)
     features = FeatureUnion([
         ("ngrams", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2,
                                    max_features=20_000, sublinear_tf=True)),
         ("lengths", make_pipeline(FunctionTransformer(length_features), StandardScaler())),
     ])
     model = make_pipeline(features, LogisticRegression(C=1.0, max_iter=2000))
-    if groups is not None:
-        per_class = [len({g for g, m in zip(groups, y, strict=True) if m == c}) for c in (0, 1)]
-        k = min(k, *per_class)
-        if k < 2:
-            raise ValueError("the blind baseline needs members and non-members of at least 2 "
-                             "data subjects each")
     cv = (StratifiedKFold(n_splits=k, shuffle=True, random_state=seed) if groups is None
           else StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed))
     return np.asarray(cross_val_predict(model, list(texts), y, cv=cv, groups=groups,
@@ -102,7 +107,7 @@ def blind_baseline(members: Sequence[str], nonmembers: Sequence[str], *, seed: i
     return BlindBaseline(
         auc=m.auc, auc_ci_low=m.auc_ci_low, auc_ci_high=m.auc_ci_high, p_value=p,
         alpha=LEAK_ALPHA, leaks=p < LEAK_ALPHA, n_members=m.n_members,
-        n_nonmembers=m.n_nonmembers, features=list(FEATURES), folds=min(folds, len(members),
-                                                                        len(nonmembers)),
+        n_nonmembers=m.n_nonmembers, features=list(FEATURES),
+        folds=fold_count(y, folds, groups),
         grouped_by_subject=groups is not None,
     )

@@ -26,6 +26,7 @@ judgement of a supplied unlearned model (``--unlearned``).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,7 +52,8 @@ from privaudit.core.progress import PlainReporter, Reporter
 from privaudit.core.provenance import capture_environment
 from privaudit.core.rundir import RunDir, sha256_file, write_json_atomic, write_text_atomic
 from privaudit.core.safe_yaml import load_yaml_file
-from privaudit.mechanisms.data.records import Record, load_records, records_sha256
+from privaudit.mechanisms.data.records import Record, load_records
+from privaudit.mechanisms.data.splits import RoleSummary
 from privaudit.mechanisms.dp.results import DeclaredDP
 from privaudit.mechanisms.model.config import ModelConfig
 from privaudit.mechanisms.models import base_model_problems, state_sha256
@@ -120,9 +122,8 @@ def _records(members: Path, nonmembers: Path, task: str) -> tuple[list[Record], 
 
 
 def _role(role: str, records: Sequence[Record], path: Path, preparation: str) -> DataRole:
-    return DataRole(role=role, n_records=len(records),
-                    n_subjects=len({r.subject_id for r in records}),
-                    sha256=records_sha256(records), source=path.name, preparation=preparation)
+    return DataRole(**vars(RoleSummary.of(role, records, source=path.name,
+                                          preparation=preparation)))
 
 
 def audit_model(
@@ -257,11 +258,13 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
         seed=seed, context_sha256=context, base_state=external.base_state or {})
     attacks = run_battery(setup, model=bundle.model, model_name=MODEL_NAME, reporter=reporter,
                           state=external.state).attacks
+    metric, value = evaluate_utility(bundle.model, setup.encoded(outs), task)
     unlearning = []
     if erasure is not None:
         unlearning.append(judge_supplied(bundle.model, erasure, original=external.state,
-                                         encode=encode, nonmembers=outs, task=task,
-                                         cfg=setup.cfg, seed=seed))
+                                         utility_before=value, encode=setup.encoded,
+                                         nonmembers=outs, task=task, cfg=setup.cfg,
+                                         seed=seed))
         erased_ids = frozenset(r.id for r in erasure.forget)
         for name, state in ((f"{SUPPLIED}/{erasure.request_id}", erasure.unlearned),
                             (f"oracle/{erasure.request_id}", erasure.oracle)):
@@ -273,7 +276,6 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
     if external.base_state is None:
         reporter.info("[attack] no --adapter: the reference-to-base attack needs the base "
                       "model without the fine-tuning, which a full model does not give")
-    metric, value = evaluate_utility(bundle.model, setup.encoded(outs), task)
     env = capture_environment()
     roles = [_role("audit-members", ins, inputs["members"] or Path(),
                    "supplied: records the model was trained on"),
@@ -309,7 +311,4 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
 
 
 def _most_per_subject(records: Sequence[Record]) -> int:
-    counts: dict[str, int] = {}
-    for r in records:
-        counts[r.subject_id] = counts.get(r.subject_id, 0) + 1
-    return max(counts.values(), default=0)
+    return max(Counter(r.subject_id for r in records).values(), default=0)

@@ -200,7 +200,8 @@ def _attack_new_models(
     )
     models = [m for m in attacked_models(ctx.run, ctx.trained_state, results)
               if m.name != FEDERATED]
-    stage = run_attack_stage(setup, model=ctx.bundle.model, models=models, reporter=reporter)
+    stage = run_attack_stage(setup, model=ctx.bundle.model, models=models, reporter=reporter,
+                             check_split=report.blind_baseline is None)  # the split is the run's
     report.attacks = [*report.attacks, *stage.attacks]
     report.blind_baseline = report.blind_baseline or stage.blind
     if stage.exposure is not None and report.exposure is not None:

@@ -95,10 +95,12 @@ def _auc_fn(cfg: AttacksConfig, seed: int) -> Callable[[np.ndarray, np.ndarray],
 
 
 def judge_supplied(model: nn.Module, erasure: SuppliedErasure, *, original: AdapterState,
-                   encode: Callable[[list[Record]], EncodedSet], nonmembers: list[Record],
-                   task: str, cfg: AttacksConfig, seed: int) -> UnlearningResult:
-    """The supplied unlearned model's certificate (module docstring); ``model``'s adapter is
-    unchanged on return."""
+                   utility_before: float, encode: Callable[[list[Record]], EncodedSet],
+                   nonmembers: list[Record], task: str, cfg: AttacksConfig,
+                   seed: int) -> UnlearningResult:
+    """The supplied unlearned model's certificate (module docstring); ``utility_before``:
+    the ``original`` adapter's on the non-members. ``model``'s adapter is unchanged on
+    return."""
     forget, held_out = encode(erasure.forget), encode(nonmembers)
 
     def losses(state: AdapterState) -> tuple[np.ndarray, np.ndarray]:
@@ -109,10 +111,9 @@ def judge_supplied(model: nn.Module, erasure: SuppliedErasure, *, original: Adap
     with preserved_adapter(model):
         before, after = losses(original), losses(erasure.unlearned)
         oracle = losses(erasure.oracle) if erasure.oracle is not None else None
-        set_adapter_state(model, original)
-        metric, value_before = evaluate_utility(model, held_out, task)
         set_adapter_state(model, erasure.unlearned)
-        _, value_after = evaluate_utility(model, held_out, task)
+        metric, value_after = evaluate_utility(model, held_out, task)
+    value_before = utility_before
     f = ForgetEvidence(n_records=len(erasure.forget), mean_loss_before=float(before[0].mean()),
                        mean_loss_after=float(after[0].mean()),
                        mean_loss_oracle=None if oracle is None else float(oracle[0].mean()),

@@ -79,9 +79,7 @@ def _base_state(model: nn.Module, state: AdapterState) -> AdapterState:
     full = model.state_dict()
     out: AdapterState = {}
     for name, tensor in state.items():
-        if "lora_B" in name:
-            out[name] = torch.zeros_like(tensor)
-        elif ".modules_to_save." in name:
+        if ".modules_to_save." in name:
             original = name.replace(".modules_to_save.default.", ".original_module.")
             out[name] = full[original].detach().clone() if original in full else tensor
         else:

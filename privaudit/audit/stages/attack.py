@@ -117,9 +117,10 @@ def run_attack_stage(
     model: nn.Module,
     models: Sequence[AttackedModel],
     reporter: Reporter,
+    check_split: bool = True,
 ) -> AttackStageResult:
-    """The battery against each of ``models`` on the audit split; ``model``'s adapter is
-    unchanged on return."""
+    """The battery against each of ``models`` on the audit split, and (``check_split``) the
+    blind baseline on it; ``model``'s adapter is unchanged on return."""
     attacks: list[AttackResult] = []
     exposure: Exposure | None = None
     per_model_bits: dict[str, float] = {}
@@ -143,7 +144,7 @@ def run_attack_stage(
     if exposure is not None:
         exposure.per_model = per_model_bits
     return AttackStageResult(attacks=attacks, exposure=exposure, seconds=seconds,
-                             blind=split_check(setup, reporter))
+                             blind=split_check(setup, reporter) if check_split else None)
 
 
 def split_check(setup: AttackSetup, reporter: Reporter) -> BlindBaseline:

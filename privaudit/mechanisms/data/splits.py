@@ -31,6 +31,14 @@ class RoleSummary:
     source: str
     preparation: str
 
+    @classmethod
+    def of(cls, role: str, records: Sequence[Record], *, source: str,
+           preparation: str) -> RoleSummary:
+        """The summary of ``records`` in ``role``: counts and the records' sha256."""
+        return cls(role=role, n_records=len(records),
+                   n_subjects=len({r.subject_id for r in records}),
+                   sha256=records_sha256(records), source=source, preparation=preparation)
+
 
 @dataclass
 class PreparedData:
@@ -66,14 +74,7 @@ class PreparedData:
             ("excluded", self.excluded, "left out of training by data.exclude_*"),
         ]
         return [
-            RoleSummary(
-                role=name,
-                n_records=len(recs),
-                n_subjects=len({r.subject_id for r in recs}),
-                sha256=records_sha256(recs),
-                source=source,
-                preparation=prep,
-            )
+            RoleSummary.of(name, recs, source=source, preparation=prep)
             for name, recs, prep in roles
             if recs or name in ("test", "audit-members", "audit-nonmembers")
         ]

@@ -216,3 +216,33 @@ def test_a_dp_audit_that_cannot_reach_the_claim_is_not_informative_and_the_verdi
     assert audit.status == "NOT INFORMATIVE"
     assert "at most ε ≥ 1.82" in audit.reason and "11040 canaries" in audit.reason
     assert verdict.status == "incomplete" and "dp-audit" in verdict.summary
+
+
+def _external_doc(check: dict[str, Any]) -> dict[str, Any]:
+    doc = _doc()
+    doc.pop("privacy", None)
+    doc.pop("dp_audit", None)
+    doc["run"]["kind"] = "external"
+    doc["declared_dp"] = {"claim": {"epsilon": 1.0, "delta": 1e-5,
+                                    "unit_of_privacy": "record"}, **check}
+    return doc
+
+
+def test_a_declared_claim_an_attack_exceeds_fails_the_dp_audit_of_an_external_model() -> None:
+    row = {"attack": "loss", "model": "external", "fpr": "0.01", "fpr_upper": 0.015,
+           "tpr_ci_low": 0.30, "max_tpr_allowed": 0.04, "contradicts": True}
+    control = _control(_external_doc({"rows": [row], "contradicted": True,
+                                      "informative": True}), "dp-audit")
+    assert control.status == "FAIL" and "contradicted" in control.reason
+
+
+def test_a_declared_claim_no_attack_exceeds_passes_only_when_the_test_could_reach_it() -> None:
+    row = {"attack": "loss", "model": "external", "fpr": "0.01", "fpr_upper": 0.015,
+           "tpr_ci_low": 0.01, "max_tpr_allowed": 0.04, "contradicts": False}
+    reachable = _external_doc({"rows": [row], "contradicted": False, "informative": True})
+    assert _control(reachable, "dp-audit").status == "PASS"
+    blind = _external_doc({"rows": [], "contradicted": False, "informative": False,
+                           "nonmembers_needed": 1000})
+    control = _control(blind, "dp-audit")
+    assert control.status == "NOT INFORMATIVE" and "1,000" in control.reason
+    assert _control(blind, "dp-guarantee").status == "NOT EVALUATED"

@@ -35,6 +35,7 @@ from torch import nn
 from privaudit.attacks.canary_exposure import measure_exposure
 from privaudit.attacks.config import AttacksConfig, AttackSpec
 from privaudit.attacks.metrics import evaluate_scores
+from privaudit.attacks.reference_fit import fit_warning
 from privaudit.attacks.references import ReferenceSet, population_points, preserved_adapter
 from privaudit.attacks.results import AttackResult, Exposure, ReferenceModels
 from privaudit.attacks.scores import (
@@ -96,8 +97,9 @@ class AttackSetup:
             self._encoded[key] = self.encode(records)
         return self._encoded[key]
 
-    def references_section(self) -> ReferenceModels | None:
-        """The report's ``references`` section (None without references)."""
+    def references_section(self, trained_by: str | None = None) -> ReferenceModels | None:
+        """The report's ``references`` section (None without references); ``trained_by``:
+        how they were made, when not by the run's own recipe."""
         ref = self.references
         if ref is None:
             return None
@@ -113,6 +115,7 @@ class AttackSetup:
             utility=list(ref.utility),
             seconds=ref.seconds,
             reused=ref.reused,
+            trained_by=trained_by,
         )
 
 
@@ -348,6 +351,9 @@ def run_battery(
         inputs = _attack_inputs(setup, target, ref_signals, keep, base, audit_idx, pop_idx)
         results = []
         source = _reference_model_source(setup)
+        fit = None if keep is None or not ref_signals else fit_warning(
+            target.loss[audit_idx], is_member,
+            np.stack([r.loss[audit_idx] for r in ref_signals]), keep[:, audit_idx])
         for spec in cfg.battery:
             attack = get_attack(spec.name, **spec.params).tune(inputs)
             uses_refs = attack.uses_references(source)
@@ -355,7 +361,7 @@ def run_battery(
                              is_member, cfg, setup.seed, n_refs if uses_refs else 0)
             result.model_sha256 = model_sha
             if uses_refs:
-                result.warnings.extend(setup.reference_warnings)
+                result.warnings.extend(setup.reference_warnings + ([fit] if fit else []))
             results.append(result)
             progress.advance(f"{spec.key}: AUC {result.auc:.3f}")
     return BatteryResult(attacks=results, exposure=exposure,

@@ -86,6 +86,9 @@ class ReferencePlan:
     model: ModelConfig
     partition: PartitionConfig
     count: int
+    #: one party trains on all its records (``audit-model``'s references of a model trained
+    #: centrally): every half goes to one client, ``partition`` is not used
+    central: bool = False
 
     def with_count(self, count: int) -> ReferencePlan:
         """The same references, ``count`` of them (keep masks are nested across counts)."""
@@ -108,11 +111,16 @@ class ReferencePlan:
             "initial": initial_sha256,
             "engine": engine,
         }
+        if self.central:  # absent otherwise: the hashes of a run's references are unchanged
+            blob["central"] = True
         return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
     def clients_of(self, inside: Sequence[Record], j: int) -> dict[str, list[Record]]:
         """Reference ``j``'s records ``inside`` split over its clients, with the run's
-        partition scheme and the reference's own seed."""
+        partition scheme and the reference's own seed (one client "central" when
+        :attr:`central`)."""
+        if self.central:
+            return {"central": list(inside)}
         part = self.partition
         return partition_records(
             inside, k=self.recipe.federation.clients, scheme=part.scheme,

@@ -98,6 +98,9 @@ class ReferenceModels(ReportModel):
     utility: list[float] = Field(description="each on records it did not train on")
     seconds: float = Field(description="training time spent in this run (0 when reused)")
     reused: int = Field(description="adapters loaded from the run directory's cache")
+    trained_by: str | None = Field(
+        default=None, description="who trained them and how, when not the run's own recipe "
+        "(audit-model: privaudit, with the recipe the user declared)")
 
 
 class DpAuditPoint(ReportModel):

@@ -188,6 +188,7 @@ def compute_signals(
     zlen = None if encoded is None else np.array([len(zlib.compress(b)) for b in encoded], float)
     return SignalSet(
         loss=loss,
+        phi=lm_phi(loss),
         token_logprobs=tok_lp,
         token_mu=tok_mu,
         token_sigma=tok_sigma,
@@ -213,6 +214,17 @@ def sequence_nll(model: nn.Module, data: EncodedSet, *, batch_size: int = 64,
     finally:
         model.train(was_training)
     return out
+
+
+def lm_phi(loss: np.ndarray) -> np.ndarray:
+    """LiRA's statistic φ for a causal LM: the sequence's mean token log-likelihood (−loss),
+    LiRA applied to language models "as is" (Hayes et al. 2025, "Exploring the limits of
+    strong membership inference attacks on large language models"; Rossi et al. 2025).
+
+    >>> lm_phi(np.array([2.5, 0.0])).tolist()
+    [-2.5, -0.0]
+    """
+    return -np.asarray(loss, dtype=np.float64)
 
 
 def _host(values: torch.Tensor) -> np.ndarray:
@@ -252,6 +264,8 @@ def load_signals(path: Path) -> SignalSet:
             if name in npz.files:
                 flat, lengths = npz[name], npz[name + "_lengths"]
                 kwargs[name] = np.split(flat, np.cumsum(lengths)[:-1])
+    if "phi" not in kwargs and "token_logprobs" in kwargs:  # a causal LM's, cached before φ
+        kwargs["phi"] = lm_phi(np.asarray(kwargs["loss"]))
     return SignalSet(**kwargs)  # type: ignore[arg-type]
 
 

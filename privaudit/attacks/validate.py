@@ -2,8 +2,9 @@
 
 Every finding is collected (STYLE 7) and named by its config path: an unknown attack or
 parameter, an attack that needs a signal the task's model does not produce (Min-K% on a
-classifier, LiRA's φ on a causal LM), reference-based attacks without enough reference models,
-canaries on a classifier, and ``references.overrides`` that do not make a valid config.
+classifier, RMIA's probabilities on a causal LM), reference-based attacks without enough
+reference models, canaries on a classifier, and ``references.overrides`` that do not make a
+valid config.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ __all__ = ["TASK_SIGNALS", "attack_problems"]
 TASK_SIGNALS: dict[str, frozenset[str]] = {
     "classification": frozenset({"loss", "phi", "prob_true"}),
     "causal-lm": frozenset(
-        {"loss", "token_logprobs", "token_mu", "token_sigma", "nbytes_text", "zlib_len"}
+        {"loss", "phi", "token_logprobs", "token_mu", "token_sigma", "nbytes_text",
+         "zlib_len"}
     ),
 }
 

@@ -10,6 +10,11 @@ What runs, on the members against the non-members:
 - the reference-to-base attack (the member's loss under the adapted model minus under the
   base model, ``reference_model: base``) when an adapter is given, since the base is then
   known exactly; without one there is no base to compare with and the report says so;
+- with ``--references N --reference-recipe FILE [--population FILE]``, LiRA (online and
+  offline, N >= 4) and, for a classifier, RMIA (``--population`` its population points) with N
+  reference models that privaudit trains by the declared recipe on halves of the audited
+  records and the population (:mod:`privaudit.audit.external_references`); the report's
+  ``references`` section says how they were made;
 - the blind baseline (:mod:`privaudit.attacks.blind`): if the texts alone separate members
   from non-members, the split leaks and the membership verdict is NOT INFORMATIVE;
 - utility on the non-members (accuracy, or perplexity for a causal LM);
@@ -19,8 +24,7 @@ The report is the run's :class:`~privaudit.reports.schema.Report` with ``run.kin
 external``: same verdict, crosswalk, renderings, manifest and signature, so ``privaudit
 gate`` and ``privaudit verify`` read it unchanged. What a model trained elsewhere cannot
 show is NOT EVALUATED with the reason: no DP accounting, no secure aggregation, no erasure.
-Not built yet: reference models trained by a declared recipe (``--references``) and the
-judgement of a supplied unlearned model (``--unlearned``).
+A supplied unlearned model is judged by :mod:`privaudit.audit.external_erasure`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import yaml
 from privaudit.attacks.battery import AttackSetup, run_battery
 from privaudit.attacks.config import AttacksConfig, AttackSpec
 from privaudit.attacks.declared_dp import test_declared_claim
+from privaudit.attacks.results import AttackResult, BlindBaseline, ReferenceModels
 from privaudit.audit.external_erasure import (
     SUPPLIED,
     SuppliedErasure,
@@ -42,6 +47,11 @@ from privaudit.audit.external_erasure import (
     judge_supplied,
 )
 from privaudit.audit.external_model import ExternalModel, adapter_problems, load_external
+from privaudit.audit.external_references import (
+    ReferenceRequest,
+    reference_request,
+    train_external_references,
+)
 from privaudit.audit.outpaths import check_outputs, output_dir_problems
 from privaudit.audit.stages.attack import split_check
 from privaudit.core.commitment import run_seed_commitment
@@ -67,6 +77,7 @@ from privaudit.reports.schema import (
     RunInfo,
     Utility,
 )
+from privaudit.unlearning.results import UnlearningResult
 
 __all__ = ["MODEL_NAME", "TASKS", "audit_model"]
 
@@ -75,11 +86,12 @@ TASKS = ("causal-lm", "classification")
 MODEL_NAME = "external"
 
 
-def _battery(task: str, with_base: bool) -> list[AttackSpec]:
+def _battery(task: str, with_base: bool, refs: ReferenceRequest | None) -> list[AttackSpec]:
     names = ["loss"] + (["zlib", "min_k", "min_k_pp"] if task == "causal-lm" else [])
     if with_base and task == "causal-lm":
         names.append("reference")
-    return [AttackSpec(name=n) for n in names]
+    return [AttackSpec(name=n) for n in names] + [
+        AttackSpec(name=n, params=p) for n, p in (refs.battery(task) if refs else [])]
 
 
 def _load_claim(path: Path) -> DeclaredDP:
@@ -137,6 +149,9 @@ def audit_model(
     unlearned: str | Path | None = None,
     forget: str | Path | None = None,
     oracle: str | Path | None = None,
+    population: str | Path | None = None,
+    references: int = 0,
+    reference_recipe: str | Path | None = None,
     out: str | Path = "runs/audit-model",
     sign_key: Path | None = None,
     max_length: int = 128,
@@ -148,7 +163,9 @@ def audit_model(
     write the signed report into ``out`` (new or empty); returns the finalized report.
     ``unlearned`` (an adapter on ``base`` after erasing the ``forget`` records, which must be
     members) is judged against ``oracle`` (retrained without them) when given
-    (:mod:`privaudit.audit.external_erasure`)."""
+    (:mod:`privaudit.audit.external_erasure`). ``references`` reference models trained by
+    ``reference_recipe`` on halves of the audited records and ``population`` run LiRA and
+    RMIA (:mod:`privaudit.audit.external_references`)."""
     reporter = reporter or PlainReporter()
     base, out = Path(base), Path(out)
     adapter = Path(adapter) if adapter is not None else None
@@ -159,10 +176,14 @@ def audit_model(
         raise ConfigError(f"--sign: {exc}") from None
     ins, outs = _records(Path(members), Path(nonmembers), task)
     claim = _load_claim(Path(dp_claim)) if dp_claim is not None else None
+    refs = reference_request(
+        references, None if reference_recipe is None else Path(reference_recipe),
+        None if population is None else Path(population), adapter=adapter,
+        need_label=task == "classification", audited=[*ins, *outs])
     erased = _forget_records(ins, adapter, unlearned, forget, oracle, task)
     t0 = time.perf_counter()
-    labels_found = sorted({r.label or "" for r in (*ins, *outs)}) if task == "classification" \
-        else ()
+    every = [*ins, *outs, *(refs.population if refs else ())]
+    labels_found = sorted({r.label or "" for r in every}) if task == "classification" else ()
     external = load_external(base, task=task, adapter=adapter, labels_found=labels_found)
     seconds = {"load": time.perf_counter() - t0}
     erasure = None
@@ -178,9 +199,11 @@ def audit_model(
               "nonmembers": Path(nonmembers), "dp_claim": Path(dp_claim) if dp_claim else None,
               "forget": Path(forget) if forget else None,
               "unlearned": Path(unlearned) if unlearned else None,
-              "oracle": Path(oracle) if oracle else None}
+              "oracle": Path(oracle) if oracle else None,
+              "population": Path(population) if population else None,
+              "reference_recipe": Path(reference_recipe) if reference_recipe else None}
     return _audit(RunDir(out).create(), external, ins=ins, outs=outs, claim=claim,
-                  erasure=erasure, seconds=seconds, inputs=inputs, task=task,
+                  erasure=erasure, refs=refs, seconds=seconds, inputs=inputs, task=task,
                   max_length=max_length, seed=seed, formats=formats, sign_key=sign_key,
                   reporter=reporter)
 
@@ -213,7 +236,8 @@ def _forget_records(members: list[Record], adapter: str | Path | None,
 
 def _record_inputs(run: RunDir, inputs: dict[str, Path | None], external: ExternalModel, *,
                    task: str, max_length: int, seed: int, battery: list[AttackSpec],
-                   ins: list[Record], outs: list[Record]) -> str:
+                   ins: list[Record], outs: list[Record],
+                   refs: ReferenceRequest | None) -> str:
     """``audit-model.yaml`` (what was audited, each file by name and sha256) and the ids of
     the two sets under ``data/``; returns the inputs' hash (the report's config_sha256)."""
     files = {k: {"name": v.name, "sha256": sha256_file(v)} for k, v in inputs.items()
@@ -225,24 +249,26 @@ def _record_inputs(run: RunDir, inputs: dict[str, Path | None], external: Extern
             "path": str(inputs["adapter"]),
             "adapter_config_sha256": external.bundle.adapter_config_sha256},
         "files": files, "attacks": [spec.key for spec in battery],
+        "references": None if refs is None else {
+            "count": refs.count, "recipe": refs.recipe.model_dump(mode="json")},
     }
     write_text_atomic(run.path("audit-model.yaml"), yaml.safe_dump(resolved, sort_keys=False))
-    for role, recs in (("audit-members", ins), ("audit-nonmembers", outs)):
+    roles = [("audit-members", ins), ("audit-nonmembers", outs)]
+    if refs is not None and refs.population:
+        roles.append(("reference-population", refs.population))
+    for role, recs in roles:
         ids = [r.id for r in recs]
         write_json_atomic(run.path("data", f"{role}.json"),
                           {"ids": ids, "sha256": ordered_ids_sha256(ids)})
     return canonical_sha256({k: v for k, v in resolved.items() if k != "seed"})
 
 
-def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: list[Record],
-           claim: DeclaredDP | None, erasure: SuppliedErasure | None,
-           seconds: dict[str, float], inputs: dict[str, Path | None],
-           task: str, max_length: int, seed: int, formats: Sequence[str],
-           sign_key: Path | None, reporter: Reporter) -> Report:
+def _setup(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: list[Record],
+           refs: ReferenceRequest | None, battery: list[AttackSpec], task: str,
+           max_length: int, seed: int, inputs: dict[str, Path | None],
+           reporter: Reporter) -> AttackSetup:
+    """What every attacked model shares, with the references trained (when asked)."""
     bundle = external.bundle
-    battery = _battery(task, external.base_state is not None)
-    config_sha = _record_inputs(run, inputs, external, task=task, max_length=max_length,
-                                seed=seed, battery=battery, ins=ins, outs=outs)
     context = canonical_sha256({"base": bundle.base_sha256, "adapter":
                                 bundle.adapter_config_sha256, "task": task,
                                 "max_length": max_length})
@@ -251,11 +277,35 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
         return encode_records(records, bundle.tokenizer, labels=external.labels,
                               max_length=max_length)
 
-    t0 = time.perf_counter()
     setup = AttackSetup(
         cfg=AttacksConfig(battery=battery, reference_model="base"), task=task, members=ins,
-        nonmembers=outs, population=[], encode=encode, cache_dir=run.path("signals"),
-        seed=seed, context_sha256=context, base_state=external.base_state or {})
+        nonmembers=outs, population=list(refs.population) if refs else [], encode=encode,
+        cache_dir=run.path("signals"), seed=seed, context_sha256=context,
+        base_state=external.base_state or {}, population_kind="supplied")
+    if refs is not None and external.base_state is not None:
+        setup.references = train_external_references(
+            refs.recipe, count=refs.count, bundle=bundle, base=Path(str(inputs["base"])),
+            task=task, population=[*ins, *outs, *refs.population], encode=setup.encoded,
+            base_state=external.base_state, seed=seed,
+            cache_root=run.path("models", "references"), reporter=reporter)
+    return setup
+
+
+def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: list[Record],
+           claim: DeclaredDP | None, erasure: SuppliedErasure | None,
+           refs: ReferenceRequest | None, seconds: dict[str, float],
+           inputs: dict[str, Path | None], task: str, max_length: int, seed: int,
+           formats: Sequence[str], sign_key: Path | None, reporter: Reporter) -> Report:
+    bundle = external.bundle
+    battery = _battery(task, external.base_state is not None, refs)
+    config_sha = _record_inputs(run, inputs, external, task=task, max_length=max_length,
+                                seed=seed, battery=battery, ins=ins, outs=outs, refs=refs)
+    t0 = time.perf_counter()
+    setup = _setup(run, external, ins=ins, outs=outs, refs=refs, battery=battery, task=task,
+                   max_length=max_length, seed=seed, inputs=inputs, reporter=reporter)
+    if setup.references is not None:
+        seconds["references"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
     attacks = run_battery(setup, model=bundle.model, model_name=MODEL_NAME, reporter=reporter,
                           state=external.state).attacks
     metric, value = evaluate_utility(bundle.model, setup.encoded(outs), task)
@@ -276,12 +326,37 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
     if external.base_state is None:
         reporter.info("[attack] no --adapter: the reference-to-base attack needs the base "
                       "model without the fine-tuning, which a full model does not give")
+    report = _report(run, external, inputs=inputs, ins=ins, outs=outs, refs=refs, task=task,
+                     seed=seed, config_sha=config_sha, seconds=seconds,
+                     utility=Utility(metric=metric, value=value,  # type: ignore[arg-type]
+                                     per_model={MODEL_NAME: value}),
+                     attacks=attacks, blind=blind, unlearning=unlearning, claim=claim,
+                     references=setup.references_section(
+                         trained_by=refs.described() if refs else None))
+    t0 = time.perf_counter()
+    rendered = write_report(report, run, formats=formats, sign_key=sign_key)
+    reporter.info(f"[report] {run.root / 'report.html'} in {time.perf_counter() - t0:.1f} s")
+    return rendered.report or report
+
+
+def _report(run: RunDir, external: ExternalModel, *, inputs: dict[str, Path | None],
+            ins: list[Record], outs: list[Record], refs: ReferenceRequest | None, task: str,
+            seed: int, config_sha: str, seconds: dict[str, float], utility: Utility,
+            attacks: list[AttackResult], blind: BlindBaseline | None,
+            unlearning: list[UnlearningResult], claim: DeclaredDP | None,
+            references: ReferenceModels | None) -> Report:
+    bundle = external.bundle
     env = capture_environment()
     roles = [_role("audit-members", ins, inputs["members"] or Path(),
                    "supplied: records the model was trained on"),
              _role("audit-nonmembers", outs, inputs["nonmembers"] or Path(),
                    "supplied: records the model never saw")]
-    report = Report(
+    if refs is not None and refs.population and refs.population_path is not None:
+        roles.append(_role("reference-population", refs.population, refs.population_path,
+                           "supplied: records the model never saw; the references train on "
+                           "halves of them with the audited records, and RMIA compares "
+                           "with them"))
+    return Report(
         title=f"privaudit audit of {Path(str(inputs['base'])).name}",
         run=RunInfo(
             name=run.root.name, kind="external", config_sha256=config_sha,
@@ -293,8 +368,8 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
             final_adapter_sha256=None if inputs["adapter"] is None
             else state_sha256(external.state),
             seconds=seconds),
-        utility=Utility(metric=metric, value=value, per_model={MODEL_NAME: value}),  # type: ignore[arg-type]
-        attacks=attacks, blind_baseline=blind, unlearning=unlearning,
+        utility=utility, attacks=attacks, blind_baseline=blind, unlearning=unlearning,
+        references=references,
         declared_dp=None if claim is None else test_declared_claim(
             claim, [a for a in attacks if a.model == MODEL_NAME]),
         data=DataGovernance(source="user files", labels=external.labels,
@@ -304,10 +379,6 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
                               git_dirty=env["git_dirty"],
                               data_sha256={r.role: r.sha256 for r in roles}),
     )
-    t0 = time.perf_counter()
-    rendered = write_report(report, run, formats=formats, sign_key=sign_key)
-    reporter.info(f"[report] {run.root / 'report.html'} in {time.perf_counter() - t0:.1f} s")
-    return rendered.report or report
 
 
 def _most_per_subject(records: Sequence[Record]) -> int:

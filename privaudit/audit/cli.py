@@ -206,6 +206,15 @@ def audit_model_command(
                                                 "all)")] = None,
     oracle: Annotated[Path | None, typer.Option("--oracle", help="peft adapter retrained "
                                                 "without --forget: the yardstick")] = None,
+    references: Annotated[int, typer.Option("--references", help="reference models "
+                                            "privaudit trains by --reference-recipe (even; "
+                                            "LiRA needs 4)")] = 0,
+    reference_recipe: Annotated[Path | None, typer.Option(
+        "--reference-recipe", help="YAML {epochs, batch_size, learning_rate, optimizer, dp}: "
+        "how the adapter was fine-tuned")] = None,
+    population: Annotated[Path | None, typer.Option(
+        "--population", help="more records the model never saw: the references train on "
+        "halves of them with the audited ones; RMIA's population points")] = None,
     out: Annotated[Path, typer.Option("--out", help="run directory (new or empty)")] = Path(
         "runs/audit-model"),
     sign: Annotated[Path | None, typer.Option("--sign", help=SIGN_HELP)] = None,
@@ -220,7 +229,9 @@ def audit_model_command(
     configure_threads()
     report = audit_model(base, task=task, members=members, nonmembers=nonmembers,
                          adapter=adapter, dp_claim=dp_claim, unlearned=unlearned,
-                         forget=forget, oracle=oracle, out=out, sign_key=sign,
+                         forget=forget, oracle=oracle, population=population,
+                         references=references, reference_recipe=reference_recipe,
+                         out=out, sign_key=sign,
                          max_length=max_length, seed=seed, reporter=default_reporter())
     _summary(report, out)
 

@@ -30,8 +30,16 @@ def test_every_problem_of_the_battery_is_reported_at_once() -> None:
 def test_an_attack_needing_a_signal_the_task_lacks_is_refused() -> None:
     lm = {"model": {"task": "causal-lm"}, "data": {"public_records": 20}}
     problems = _problems(merge(lm, {"attacks": {"references": {"count": 4},
-                                                "battery": [{"name": "lira"}]}}))
-    assert any("needs phi, which a causal-lm model does not produce" in p for p in problems)
+                                                "battery": [{"name": "rmia"}]}}))
+    assert any("needs prob_true, which a causal-lm model does not produce" in p
+               for p in problems)
+
+
+def test_lira_runs_on_a_causal_lm_with_the_sequence_loss_as_its_statistic() -> None:
+    lm = {"model": {"task": "causal-lm"}, "data": {"public_records": 20}}
+    cfg = config_from_dict(merge(TINY, merge(lm, {"attacks": {
+        "references": {"count": 4}, "battery": [{"name": "lira"}]}})))
+    assert [s.key for s in cfg.attacks.battery] == ["lira"]
 
 
 def test_two_entries_with_the_same_report_name_are_refused_and_labels_fix_it() -> None:

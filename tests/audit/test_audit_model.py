@@ -206,7 +206,9 @@ def test_bad_unlearning_input_exits_2_naming_the_option_and_writes_nothing(
 
 def _classifier(root: Path) -> tuple[Path, Path, Path, Path]:
     """A tiny BERT classifier with a LoRA adapter (its head in modules_to_save), trained with
-    plain transformers + peft on 30 labelled members; its labels named in config.label2id."""
+    plain transformers + peft on 30 labelled members (5 full-batch AdamW steps at lr 0.01,
+    ``CLASSIFIER_RECIPE``); its labels named in config.label2id. 30 more records it never saw
+    are written to ``population.jsonl``."""
     import torch
     import transformers as tf
     from peft import LoraConfig, get_peft_model
@@ -214,7 +216,7 @@ def _classifier(root: Path) -> tuple[Path, Path, Path, Path]:
     from privaudit.mechanisms.models import minilm_path
 
     records = [json.loads(line) for line in (Path(__file__).resolve().parents[1] / "data"
-               / "memorise.jsonl").read_text().splitlines() if line.strip()][:60]
+               / "memorise.jsonl").read_text().splitlines() if line.strip()][:90]
     labels = sorted({r["label"] for r in records})
     tok = tf.AutoTokenizer.from_pretrained(str(minilm_path()))
     torch.manual_seed(0)
@@ -238,7 +240,8 @@ def _classifier(root: Path) -> tuple[Path, Path, Path, Path]:
         opt.step()
     model.save_pretrained(root / "adapter")
     paths = []
-    for name, part in (("members", members), ("nonmembers", records[30:])):
+    for name, part in (("members", members), ("nonmembers", records[30:60]),
+                       ("population", records[60:])):
         path = root / f"{name}.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in part))
         paths.append(path)

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import transformers as tf
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
 from privaudit.audit.config import config_from_dict
 from privaudit.audit.pipeline import run_audit
@@ -23,29 +22,15 @@ from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.data.config import DataConfig
 from tests.conftest import TINY, merge
 from tests.mechanisms.test_families import CONFIGS
+from tests.wordpiece import wordpiece
 
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 DATA = {"synthetic": {"subjects": 48, "min_records": 2, "max_records": 3}, "test_records": 16,
         "public_records": 0, "audit": {"members": 16, "nonmembers": 16}}
 
 
-def _tokenizer(texts: list[str]) -> tf.PreTrainedTokenizerFast:
-    """A WordPiece vocabulary of the corpus (a few hundred tokens): the family's tokenizer."""
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=300,
-                                                             special_tokens=SPECIAL))
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    return tf.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]",
-                                      pad_token="[PAD]", cls_token="[CLS]",
-                                      sep_token="[SEP]", mask_token="[MASK]")
-
-
 def _saved_model(family: str, root: Path, texts: list[str], labels: int) -> Path:
     config, task = copy.deepcopy(CONFIGS[family])
-    tokenizer = _tokenizer(texts)
+    tokenizer = wordpiece(texts)
     config.vocab_size = len(tokenizer)
     config.pad_token_id = 0
     if task == "classification":

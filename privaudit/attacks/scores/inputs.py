@@ -40,7 +40,8 @@ class SignalSet:
 
     - ``loss`` (N,): per-example loss in nats — cross-entropy for classification; for a causal
       LM the mean per-token negative log-likelihood (= log-perplexity).
-    - ``phi`` (N,): confidence logit φ = log p_y − log Σ_{y'≠y} p_{y'} (LiRA's signal).
+    - ``phi`` (N,): confidence logit φ = log p_y − log Σ_{y'≠y} p_{y'} (LiRA's signal);
+      for a causal LM the mean token log-likelihood, −loss.
     - ``prob_true`` (N,): p_y = softmax(f(x))_y in [0, 1] (RMIA's Pr(x|θ)).
     - ``token_logprobs``: N 1-D arrays of ℓ_t = log p(x_t | x_<t) (Min-K%).
     - ``token_mu``, ``token_sigma``: N 1-D arrays, same shapes as ``token_logprobs``: the mean

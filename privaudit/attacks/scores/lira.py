@@ -3,6 +3,8 @@ Inference Attacks From First Principles", IEEE S&P 2022).
 
 For each example x, the confidence logits φ(x) of reference models trained WITH x (IN) and
 WITHOUT x (OUT) are fitted with Gaussians; the target's φ_t(x) is then tested against them.
+For a causal LM, φ is the sequence's mean token log-likelihood (``signals.lm_phi``): LiRA on
+the sequence loss, as Hayes et al. (2025) scale it to GPT-2 models.
 
 - centre μ: the median of the IN (resp. OUT) φ (``center="median"``, the paper's code) or the
   mean;

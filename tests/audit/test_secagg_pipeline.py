@@ -90,3 +90,34 @@ def test_allow_insecure_runs_with_a_warning_and_marks_the_report(tmp_path: Path)
         assert main(["run", str(_write(tmp_path, he)), "--out", str(out)]) in (0, 1)
     section = json.loads((out / "report.json").read_text())["secure_aggregation"]
     assert section["insecure"] is True and section["min_clients"] == 2
+
+
+def test_a_pairwise_masked_run_reports_bfv_its_quantization_bound_and_the_masked_threat_model(
+    tmp_path: Path,
+) -> None:
+    from privaudit.mechanisms.secagg.results import MASKED_THREAT_MODEL
+
+    masked = {"secure_aggregation": {"enabled": True, "masking": "pairwise"},
+              "federation": {"clients": 3}}
+    outcome = run_audit(config_from_dict(merge(TINY, masked)), tmp_path / "run")
+    section = json.loads((outcome.run_dir / "report.json").read_text())["secure_aggregation"]
+    assert section["scheme"] == "bfv" and section["masking"] == "pairwise"
+    assert section["coeff_mod_bit_sizes"] == [60, 60] and section["security_bits"] >= 128
+    assert 0 <= section["max_abs_error"] <= section["quantization_error_bound"] < 1e-6
+    assert section["dropped"] == []  # (the tiny adapter fills one ciphertext of 8192 slots)
+    assert section["threat_model"] == list(MASKED_THREAT_MODEL)
+    control = next(c for c in outcome.report.verdict.controls  # type: ignore[union-attr]
+                   if c.id == "secure-aggregation")
+    assert control.status == "PASS" and "pairwise-masked" in control.reason
+
+
+def test_pairwise_masking_with_the_flower_engine_exits_2_naming_the_field_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, {"secure_aggregation": {"enabled": True, "masking": "pairwise"},
+                             "federation": {"clients": 3}})
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--engine", "flower"]) == 2
+    assert "secure_aggregation.masking: 'pairwise' runs on the in-process engine" in \
+        capsys.readouterr().err.replace("\n", " ")
+    assert not out.exists()

@@ -32,6 +32,12 @@ class SecureRoundLog(BaseModel):
     max_abs_error: float | None = Field(
         default=None, description="max |decrypted mean - plaintext mean| (audit check)"
     )
+    dropped: list[str] = Field(
+        default_factory=list, description="pairwise masking: clients that agreed masks but "
+        "sent nothing; their masks were removed from the survivors' threshold shares")
+    quantization_error_bound: float | None = Field(
+        default=None, description="pairwise masking: bound on |decrypted mean - exact mean| "
+        "from the fixed-point grid, K·2^-quantization_bits / the survivors' weight share")
     expansion_ratio: float = Field(description="largest ciphertext/fp32 bytes of an update")
     ciphertext_bytes: int
     fp32_bytes: int

@@ -238,7 +238,11 @@ def build_recipe(
         outcome.secure_rounds = list(resume.secure_rounds)
     strategy: Strategy = FedAvg(weighting=recipe.federation.weighting)
     holder = None
-    if he.enabled:
+    if he.enabled and he.masking == "pairwise":
+        from privaudit.mechanisms.federated.secure_masked import PairwiseMasking
+
+        strategy = PairwiseMasking(strategy, he, seed=seed)
+    elif he.enabled:
         with warnings.catch_warnings():
             warnings.simplefilter("always")  # an allowed insecure setting warns every run
             holder = KeyHolder.generate(he)
@@ -305,6 +309,9 @@ def secure_aggregation_report(
         max_abs_error=max(errors, default=None),
         rejections=[x for r in rounds for x in r.rejections],
         insecure=outcome.secure_insecure,
+        quantization_error_bound=max((r.quantization_error_bound for r in rounds
+                                      if r.quantization_error_bound is not None), default=None),
+        dropped=[f"round {r.round}: {c}" for r in rounds for c in r.dropped],
     )
 
 

@@ -55,6 +55,37 @@ THREAT_MODEL: tuple[str, ...] = (
 )
 
 
+#: The threat model of pairwise masking under BFV (``masking: pairwise``), one line per
+#: adversary, from what the code does (``mechanisms/federated/secure_masked.py``).
+MASKED_THREAT_MODEL: tuple[str, ...] = (
+    "Server: receives BFV ciphertexts under the key holder's public key and holds no secret "
+    "key; it adds them and learns the unmasked sum only, never one client's update.",
+    "Key holder: holds the secret key and decrypts the sum only; decrypting one client's "
+    "ciphertext gives values masked by that client's pair masks, uniform on Z_t and "
+    "independent of the update (tested: chi-square and correlation).",
+    "One client: holds no secret key (clients encrypt with the public key), so it cannot "
+    "decrypt another's ciphertext; its own pair seeds remove none of the masks between two "
+    "other clients.",
+    "Server + one client (or + key holder): the other clients' updates stay hidden while at "
+    "least two honest clients are in the round, since the masks between them are unknown to "
+    "the coalition.",
+    "t - 1 clients (t = min_clients), with or without the server: fewer than t Shamir shares "
+    "reveal nothing of a client's masking key, so they cannot unmask it; with fewer than t "
+    "survivors a round fails.",
+    "A server that falsely declares a live client dropped obtains that client's masking key "
+    "from the survivors' shares and can unmask its update if the update also arrives: "
+    "single masking; Bonawitz et al.'s double masking (a self-mask) closes this and is not "
+    "implemented yet.",
+    "Integrity: updates are not yet signed; the server can drop, replay or inject updates "
+    "(a dropped update is treated as a dropout and its masks are removed).",
+    "Decryption is exact (BFV): the released sum carries no secret-key-dependent decryption "
+    "noise, so the Li-Micciancio key-recovery attack on approximate CKKS decryption does not "
+    "apply and no flooding noise is needed.",
+    "The sum is revealed and rounds need at least min_clients updates; secure aggregation "
+    "gives no differential privacy: updates are clipped (and noised under DP) before masking.",
+)
+
+
 class SecureAggregationReport(BaseModel):
     """``report.json`` → ``secure_aggregation``. Fields other than ``enabled`` are None when off."""
 
@@ -80,3 +111,12 @@ class SecureAggregationReport(BaseModel):
     )
     threat_model: list[str] = Field(default_factory=list)
     rejections: list[Rejection] = Field(default_factory=list)
+    masking: str | None = Field(default=None, description="pairwise, or None (CKKS path)")
+    quantization_bits: int | None = None
+    plain_modulus_bits: int | None = None
+    quantization_error_bound: float | None = Field(
+        default=None, description="pairwise masking: largest bound on |decrypted mean - exact "
+        "mean| from the fixed-point grid over the run's rounds")
+    dropped: list[str] = Field(
+        default_factory=list, description="clients that dropped after agreeing masks, by "
+        "round; their masks were removed with the survivors' threshold shares")

@@ -137,6 +137,7 @@ def split_job(job: TrainingJob, *, store: Path, threads: int = 1) -> tuple[Clien
     states = {c: ClientState(client_id=c) for c in order}
     states |= {c: s for c, s in (job.client_states or {}).items() if c in states}
     strategy, client_crypto, server_crypto = job.strategy, None, None
+    _refuse_masking(job.strategy)
     layer = find_secure_layer(job.strategy)
     if layer is not None:
         client_crypto, public = crypto_of(layer)
@@ -156,6 +157,21 @@ def split_job(job: TrainingJob, *, store: Path, threads: int = 1) -> tuple[Clien
         crypto=server_crypto,
     )
     return clients, server
+
+
+def _refuse_masking(strategy: object) -> None:
+    """Pairwise masking runs in-process only so far: refuse it rather than aggregate the
+    Flower clients' plaintext updates on the server."""
+    from privaudit.core.errors import ConfigError
+    from privaudit.mechanisms.federated.secure_masked import PairwiseMasking
+
+    layer = strategy
+    while layer is not None:
+        if isinstance(layer, PairwiseMasking):
+            raise ConfigError("secure_aggregation.masking: 'pairwise' runs on the in-process "
+                              "engine only for now; with --engine flower use masking: none "
+                              "(got 'pairwise')")
+        layer = getattr(layer, "inner", None)
 
 
 class FlowerEngine(Engine):

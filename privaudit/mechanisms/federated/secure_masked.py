@@ -11,8 +11,12 @@ only what it may:
    threshold ``secure_aggregation.min_clients``).
 2. **Client.** Its delta times its normalised weight is quantized to a fixed-point grid with
    stochastic rounding (``quantization_bits`` fraction bits), masked in Z_t with the pair
-   masks, and encrypted with the key holder's *public* BFV key.
-3. **Server.** Adds the ciphertexts that arrive (it holds no secret key). When clients
+   masks, encrypted with the key holder's *public* BFV key, and signed with the client's own
+   Ed25519 key (round, nonce, weight, ciphertext digests; its masking key is signed too).
+3. **Server.** Admits only signed, fresh updates of the round's participants
+   (:mod:`privaudit.mechanisms.secagg.signing`: unsigned, altered, replayed, stale or
+   duplicated ones are refused and listed in the round log, their sender then counting as
+   dropped) and adds their ciphertexts (it holds no secret key). When clients
    dropped after step 1, it collects the survivors' shares of each dropped client's key —
    fewer than the threshold and the round fails (exit 4, like ``min_clients``) —, recovers
    the key and the pair seeds, and removes those masks after decryption.
@@ -54,7 +58,16 @@ from privaudit.mechanisms.secagg.masking import (
 )
 from privaudit.mechanisms.secagg.measure import max_abs_error, plaintext_weighted_mean
 from privaudit.mechanisms.secagg.packing import flatten, unflatten
+from privaudit.mechanisms.secagg.results import Rejection
 from privaudit.mechanisms.secagg.shares import KeyShare, combine_key, split_key
+from privaudit.mechanisms.secagg.signing import (
+    Admission,
+    ClientIdentity,
+    key_message,
+    new_nonce,
+    update_message,
+    verifies,
+)
 
 __all__ = ["MaskedUpdate", "PairwiseMasking"]
 
@@ -67,6 +80,14 @@ class MaskedUpdate:
     round: int
     weight: float
     ciphertexts: tuple[bytes, ...]
+    nonce: bytes = b""
+    signature: bytes = b""  # the client's Ed25519 signature of update_message(...)
+
+    def message(self) -> bytes:
+        """What the signature covers (:func:`~privaudit.mechanisms.secagg.signing.
+        update_message`)."""
+        return update_message(self.client_id, self.round, self.nonce, self.weight,
+                              self.ciphertexts)
 
     @property
     def ciphertext_bytes(self) -> int:
@@ -100,6 +121,16 @@ class PairwiseMasking(Strategy):
         self.modulus = self.key_holder.modulus
         self._public = self.key_holder.public_context()
         self._rng = np.random.default_rng(seed)  # stochastic rounding only, not the masks
+        self._identities: dict[str, ClientIdentity] = {}
+        self.admission = Admission(registry={})  # the server's, kept across rounds
+
+    def identity(self, client_id: str) -> ClientIdentity:
+        """The client's Ed25519 key, made and registered with the server on first use (a
+        deployment provisions it before training)."""
+        if client_id not in self._identities:
+            self._identities[client_id] = ClientIdentity.generate()
+            self.admission.registry[client_id] = self._identities[client_id].public_key
+        return self._identities[client_id]
 
     def weights(self, updates: Sequence[ClientUpdate]) -> list[float]:
         return self.inner.weights(updates)
@@ -113,6 +144,12 @@ class PairwiseMasking(Strategy):
         """Step 1: each client's key, its pair seeds, and the shares of its private key."""
         keys = {c: ClientMaskKey.generate() for c in ids}
         public = {c: k.public_bytes() for c, k in keys.items()}
+        signed = {c: self.identity(c).sign(key_message(c, round_index, public[c])) for c in ids}
+        for c in ids:  # each peer checks the key it is given before deriving a seed from it
+            if not verifies(self.admission.registry[c], signed[c],
+                            key_message(c, round_index, public[c])):
+                raise SecureAggregationError(f"round {round_index}: {c}'s masking key is not "
+                                             "signed by its registered identity")
         seeds = {c: {p: pair_seed(keys[c], c, p, public[p], round=round_index)
                      for p in ids if p != c} for c in ids}
         threshold = min(self.cfg.min_clients, len(ids))
@@ -127,8 +164,29 @@ class PairwiseMasking(Strategy):
         q = quantize(vector * weight, scale_bits=self.cfg.quantization_bits,
                      modulus=self.modulus, rng=self._rng)
         masked = mask(q, own_id=client_id, seeds=seeds, modulus=self.modulus)
+        ciphertexts, nonce = encrypt_ints(self._public, masked), new_nonce()
+        signature = self.identity(client_id).sign(
+            update_message(client_id, round_index, nonce, weight, ciphertexts))
         return MaskedUpdate(client_id=client_id, round=round_index, weight=weight,
-                            ciphertexts=encrypt_ints(self._public, masked))
+                            ciphertexts=ciphertexts, nonce=nonce, signature=signature)
+
+    def _admit(self, sent: Sequence[MaskedUpdate], ids: Sequence[str], round_index: int
+               ) -> tuple[dict[str, MaskedUpdate], list[Rejection]]:
+        """Step 3's admission: what the channel delivers, each update checked
+        (:class:`~privaudit.mechanisms.secagg.signing.Admission`)."""
+        admitted: dict[str, MaskedUpdate] = {}
+        rejections: list[Rejection] = []
+        for update in sent:
+            for got in self.channel(update):
+                refused = self.admission.check(
+                    client_id=got.client_id, round=got.round, nonce=got.nonce,
+                    signature=got.signature, message=got.message(),
+                    expected_round=round_index, participants=ids, admitted=admitted)
+                if refused is None:
+                    admitted[got.client_id] = got
+                else:
+                    rejections.append(refused)
+        return admitted, rejections
 
     def _recover(self, dropped: Sequence[str], survivors: Sequence[str], ids: Sequence[str],
                  shares: dict[str, list[KeyShare]], public: dict[str, bytes],
@@ -161,10 +219,7 @@ class PairwiseMasking(Strategy):
                                    round_index=round_index, seeds=seeds[u.client_id])
                 for u, w in zip(updates, weights, strict=True)]
         t1 = time.perf_counter()
-        arrived: dict[str, MaskedUpdate] = {}
-        for update in sent:
-            for got in self.channel(update):
-                arrived.setdefault(got.client_id, got)
+        arrived, rejections = self._admit(sent, ids, round_index)
         survivors = sorted(arrived)
         dropped = [c for c in ids if c not in arrived]
         recovered = self._recover(dropped, survivors, ids, shares, public, round_index)
@@ -183,12 +238,12 @@ class PairwiseMasking(Strategy):
                 for k, v in unflatten(mean_vec, layout).items()}
         return WeightedMean(mean=mean, total_weight=share * total, clients=survivors,
                             log=self._log(updates, weights, sent, survivors, dropped, mean,
-                                          share, round_index, (t0, t1, t2, t3)))
+                                          share, round_index, (t0, t1, t2, t3), rejections))
 
     def _log(self, updates: Sequence[ClientUpdate], weights: Sequence[float],
              sent: Sequence[MaskedUpdate], survivors: list[str], dropped: list[str],
              mean: AdapterState, share: float, round_index: int,
-             times: tuple[float, ...]) -> SecureRoundLog:
+             times: tuple[float, ...], rejections: list[Rejection]) -> SecureRoundLog:
         raw = {u.client_id: (u, w) for u, w in zip(updates, weights, strict=True)}
         error = None
         if self.verify:
@@ -198,7 +253,8 @@ class PairwiseMasking(Strategy):
         fp32 = [4 * flatten(u.delta)[1].n_values for u in updates]
         t0, t1, t2, t3 = times
         return SecureRoundLog(
-            round=round_index, accepted=survivors, dropped=dropped, max_abs_error=error,
+            round=round_index, accepted=survivors, dropped=dropped, rejections=rejections,
+            max_abs_error=error,
             quantization_error_bound=quantization_error_bound(  # on the sum; the mean: / share
                 scale_bits=self.cfg.quantization_bits, n_clients=len(survivors)) / share,
             expansion_ratio=max(s.ciphertext_bytes / f for s, f in zip(sent, fp32,

@@ -19,6 +19,10 @@ RejectionReason = Literal[
     "ciphertext_digest_mismatch",
     "undecodable_ciphertext",
     "invalid_ciphertext",
+    "unknown_client",
+    "unsigned",
+    "bad_signature",
+    "replayed",
 ]
 
 
@@ -76,8 +80,10 @@ MASKED_THREAT_MODEL: tuple[str, ...] = (
     "from the survivors' shares and can unmask its update if the update also arrives: "
     "single masking; Bonawitz et al.'s double masking (a self-mask) closes this and is not "
     "implemented yet.",
-    "Integrity: updates are not yet signed; the server can drop, replay or inject updates "
-    "(a dropped update is treated as a dropout and its masks are removed).",
+    "Integrity: each client signs its masking key and its update (round, nonce, weight, "
+    "ciphertext digests) with its own Ed25519 key; unsigned, altered, replayed, stale or "
+    "duplicated updates are refused and listed in the round log, and the sender counts as "
+    "dropped. The server can still drop updates, which is a dropout.",
     "Decryption is exact (BFV): the released sum carries no secret-key-dependent decryption "
     "noise, so the Li-Micciancio key-recovery attack on approximate CKKS decryption does not "
     "apply and no flooding noise is needed.",

@@ -3,7 +3,8 @@ what the key holder sees of one client, the exact sum, dropouts, and who holds w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -108,3 +109,56 @@ def test_clients_and_the_server_get_a_context_without_the_secret_key() -> None:
                         plain_modulus=holder.modulus, coeff_mod_bit_sizes=[60, 60])
     with pytest.raises(SecureAggregationError, match="holds the secret key"):
         encrypt_ints(secret.serialize(save_secret_key=True), np.zeros(4, dtype=np.int64))
+
+
+def test_a_replayed_update_is_refused_and_named_and_the_round_keeps_one_copy() -> None:
+    def twice(update: MaskedUpdate) -> Sequence[MaskedUpdate]:
+        return (update, update) if update.client_id == IDS[1] else (update,)
+
+    updates = _updates()
+    result = _mean(PairwiseMasking(FedAvg(), CFG, channel=twice), updates)
+    assert result.log is not None and result.clients == IDS
+    assert [(r.client_id, r.reason) for r in result.log.rejections] == [(IDS[1], "replayed")]
+    assert _max_error(result.mean, updates) <= result.log.quantization_error_bound  # type: ignore[operator]
+
+
+def test_an_update_replayed_from_an_earlier_round_is_refused() -> None:
+    kept: list[MaskedUpdate] = []
+
+    def replay_round_1(update: MaskedUpdate) -> Sequence[MaskedUpdate]:
+        if update.round == 1:
+            kept.append(update)
+            return (update,)
+        return (update, kept[0]) if update.client_id == IDS[0] else (update,)
+
+    strategy = PairwiseMasking(FedAvg(), CFG, channel=replay_round_1)
+    updates = _updates()
+    weights = [WEIGHTS[u.client_id] for u in updates]
+    zero = {k: torch.zeros_like(v) for k, v in updates[0].delta.items()}
+    strategy.weighted_mean(zero, updates, weights, round_index=1)
+    second = strategy.weighted_mean(zero, updates, weights, round_index=2)
+    assert second.log is not None
+    assert [(r.client_id, r.reason) for r in second.log.rejections] == [(IDS[0], "stale_round")]
+
+
+def _flip_last_byte(blob: bytes) -> bytes:
+    return blob[:-1] + bytes([blob[-1] ^ 1])
+
+
+@pytest.mark.parametrize(("tamper", "reason"), [
+    (lambda u: replace(u, signature=b""), "unsigned"),
+    (lambda u: replace(u, ciphertexts=(_flip_last_byte(u.ciphertexts[0]), *u.ciphertexts[1:])),
+     "bad_signature"),
+    (lambda u: replace(u, weight=u.weight * 2), "bad_signature"),
+    (lambda u: replace(u, client_id="intruder"), "unknown_client"),
+])
+def test_an_unsigned_or_altered_update_is_refused_and_its_sender_counts_as_dropped(
+        tamper: Callable[[MaskedUpdate], MaskedUpdate], reason: str) -> None:
+    def alter_client_d(update: MaskedUpdate) -> Sequence[MaskedUpdate]:
+        return (tamper(update),) if update.client_id == IDS[3] else (update,)
+
+    updates = _updates()
+    result = _mean(PairwiseMasking(FedAvg(), CFG, channel=alter_client_d), updates)
+    assert result.log is not None and [r.reason for r in result.log.rejections] == [reason]
+    assert result.log.dropped == [IDS[3]] and result.clients == IDS[:3]
+    assert _max_error(result.mean, updates[:3]) <= result.log.quantization_error_bound  # type: ignore[operator]

@@ -217,8 +217,9 @@ def _secure_aggregation(doc: Document) -> Control:
                   f"updates are pairwise-masked under BFV ({bits}-bit) with the key holder's "
                   "public key, so the server, the key holder, one client, or fewer than "
                   f"{sa.get('min_clients')} colluding clients learn only the sum, and "
-                  "unsigned, altered or replayed updates are refused; not against a server "
-                  "that falsely declares a live client dropped (see its threat model).", ev)
+                  "unsigned, altered or replayed updates are refused; not against "
+                  f"{sa.get('min_clients')} or more colluding clients, nor a server that drops "
+                  "updates (a dropout; see its threat model).", ev)
     return _c("secure-aggregation", _HE, "PASS", f"Against a server colluding with no "
               f"client: updates encrypted ({(sa.get('scheme') or 'HE').upper()}, {bits}-bit), "
               "the server only adds ciphertexts; not against one colluding with a client or "

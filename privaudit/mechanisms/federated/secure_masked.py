@@ -11,15 +11,19 @@ only what it may:
    threshold ``secure_aggregation.min_clients``).
 2. **Client.** Its delta times its normalised weight is quantized to a fixed-point grid with
    stochastic rounding (``quantization_bits`` fraction bits), masked in Z_t with the pair
-   masks, encrypted with the key holder's *public* BFV key, and signed with the client's own
-   Ed25519 key (round, nonce, weight, ciphertext digests; its masking key is signed too).
+   masks and its own self-mask PRG(b) (double masking, b shared like the key), encrypted
+   with the key holder's *public* BFV key, and signed with the client's own Ed25519 key
+   (round, nonce, weight, ciphertext digests; its masking key is signed too).
 3. **Server.** Admits only signed, fresh updates of the round's participants
    (:mod:`privaudit.mechanisms.secagg.signing`: unsigned, altered, replayed, stale or
    duplicated ones are refused and listed in the round log, their sender then counting as
    dropped) and adds their ciphertexts (it holds no secret key). When clients
    dropped after step 1, it collects the survivors' shares of each dropped client's key —
    fewer than the threshold and the round fails (exit 4, like ``min_clients``) —, recovers
-   the key and the pair seeds, and removes those masks after decryption.
+   the key and the pair seeds, and removes those masks after decryption; for each survivor it
+   recovers b from the survivors' shares and removes its self-mask. A survivor releases, per
+   peer, a share of the key (peer dropped) or of b (peer counted), never both: a client
+   falsely declared dropped stays hidden by its self-mask.
 4. **Key holder.** Decrypts the sum only (exact: BFV), and the server unmasks and divides by
    the survivors' share of the weight.
 
@@ -32,6 +36,7 @@ simulation's audit check, which a real server cannot compute.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,11 +54,13 @@ from privaudit.mechanisms.secagg.bfv import BFVKeyHolder, add_all, encrypt_ints
 from privaudit.mechanisms.secagg.config import SecureAggregationConfig
 from privaudit.mechanisms.secagg.masking import (
     ClientMaskKey,
+    add_self_mask,
     dequantize,
     mask,
     pair_seed,
     quantization_error_bound,
     quantize,
+    remove_self_mask,
     unmask_dropped,
 )
 from privaudit.mechanisms.secagg.measure import max_abs_error, plaintext_weighted_mean
@@ -69,7 +76,7 @@ from privaudit.mechanisms.secagg.signing import (
     verifies,
 )
 
-__all__ = ["MaskedUpdate", "PairwiseMasking"]
+__all__ = ["Agreement", "MaskedUpdate", "PairwiseMasking"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,19 @@ MaskedChannel = Callable[[MaskedUpdate], Sequence[MaskedUpdate]]
 
 def _deliver(update: MaskedUpdate) -> Sequence[MaskedUpdate]:
     return (update,)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One round's step 1, as the simulation holds it: each client's masking public key, its
+    pair seeds, its self-mask seed, and the threshold shares of its key and self-mask seed
+    (share j held by the j-th client of the round, in id order)."""
+
+    public: dict[str, bytes]
+    seeds: dict[str, dict[str, bytes]]
+    self_seeds: dict[str, bytes]
+    key_shares: dict[str, list[KeyShare]]
+    self_shares: dict[str, list[KeyShare]]
 
 
 def _private_bytes(key: ClientMaskKey) -> bytes:
@@ -138,10 +158,9 @@ class PairwiseMasking(Strategy):
     def select(self, round_index: int, client_ids: Sequence[str]) -> list[str]:
         return self.inner.select(round_index, client_ids)
 
-    def _agree(self, ids: Sequence[str], round_index: int
-               ) -> tuple[dict[str, ClientMaskKey], dict[str, dict[str, bytes]],
-                          dict[str, list[KeyShare]]]:
-        """Step 1: each client's key, its pair seeds, and the shares of its private key."""
+    def _agree(self, ids: Sequence[str], round_index: int) -> Agreement:
+        """Step 1: each client's signed masking key, its pair seeds, its self-mask seed, and
+        threshold shares of both secrets."""
         keys = {c: ClientMaskKey.generate() for c in ids}
         public = {c: k.public_bytes() for c, k in keys.items()}
         signed = {c: self.identity(c).sign(key_message(c, round_index, public[c])) for c in ids}
@@ -153,17 +172,24 @@ class PairwiseMasking(Strategy):
         seeds = {c: {p: pair_seed(keys[c], c, p, public[p], round=round_index)
                      for p in ids if p != c} for c in ids}
         threshold = min(self.cfg.min_clients, len(ids))
-        shares = {c: split_key(_private_bytes(keys[c]), threshold=threshold, n=len(ids))
-                  for c in ids}
-        return keys, seeds, shares
+        self_seeds = {c: os.urandom(32) for c in ids}
+        return Agreement(
+            public=public, seeds=seeds, self_seeds=self_seeds,
+            key_shares={c: split_key(_private_bytes(keys[c]), threshold=threshold, n=len(ids))
+                        for c in ids},
+            self_shares={c: split_key(self_seeds[c], threshold=threshold, n=len(ids))
+                         for c in ids})
 
     def client_update(self, delta: AdapterState, *, weight: float, client_id: str,
-                      round_index: int, seeds: dict[str, bytes]) -> MaskedUpdate:
-        """Step 2 for one client: quantize ``weight``·delta, mask, encrypt (public key)."""
+                      round_index: int, seeds: dict[str, bytes],
+                      self_seed: bytes) -> MaskedUpdate:
+        """Step 2 for one client: quantize ``weight``·delta, add the pair masks and the
+        self-mask, encrypt (public key), sign."""
         vector, _ = flatten(delta)
         q = quantize(vector * weight, scale_bits=self.cfg.quantization_bits,
                      modulus=self.modulus, rng=self._rng)
-        masked = mask(q, own_id=client_id, seeds=seeds, modulus=self.modulus)
+        masked = add_self_mask(mask(q, own_id=client_id, seeds=seeds, modulus=self.modulus),
+                               self_seed, self.modulus)
         ciphertexts, nonce = encrypt_ints(self._public, masked), new_nonce()
         signature = self.identity(client_id).sign(
             update_message(client_id, round_index, nonce, weight, ciphertexts))
@@ -189,10 +215,13 @@ class PairwiseMasking(Strategy):
         return admitted, rejections
 
     def _recover(self, dropped: Sequence[str], survivors: Sequence[str], ids: Sequence[str],
-                 shares: dict[str, list[KeyShare]], public: dict[str, bytes],
-                 round_index: int) -> dict[str, dict[str, bytes]]:
-        """Step 3's recovery: each dropped client's seeds with the survivors, from the
-        survivors' shares of its key (at least the threshold, else the round fails)."""
+                 agreed: Agreement, round_index: int
+                 ) -> tuple[dict[str, dict[str, bytes]], dict[str, bytes]]:
+        """Step 3's recovery, from the survivors' shares (at least the threshold, else the
+        round fails): each dropped client's pair seeds with the survivors (from shares of its
+        masking key) and each survivor's self-mask seed. An honest survivor releases, for each
+        peer, a share of one of the two secrets only — of the key for a dropped peer, of the
+        self-mask for a surviving one — so no peer is ever unmasked both ways."""
         threshold = min(self.cfg.min_clients, len(ids))
         if len(survivors) < threshold:
             raise SecureAggregationError(
@@ -200,33 +229,40 @@ class PairwiseMasking(Strategy):
                 f"secure_aggregation.min_clients is {self.cfg.min_clients}; the masks of the "
                 f"dropped ({', '.join(dropped)}) cannot be removed and the round fails")
         position = {c: i for i, c in enumerate(ids)}
-        out: dict[str, dict[str, bytes]] = {}
+
+        def from_survivors(shares: list[KeyShare]) -> bytes:
+            return combine_key([shares[position[s]] for s in survivors][:threshold])
+
+        pair: dict[str, dict[str, bytes]] = {}
         for d in dropped:
-            held = [shares[d][position[s]] for s in survivors][:threshold]
-            key = ClientMaskKey(X25519PrivateKey.from_private_bytes(combine_key(held)))
-            out[d] = {s: pair_seed(key, d, s, public[s], round=round_index)
-                      for s in survivors}
-        return out
+            key = ClientMaskKey(X25519PrivateKey.from_private_bytes(
+                from_survivors(agreed.key_shares[d])))
+            pair[d] = {s: pair_seed(key, d, s, agreed.public[s], round=round_index)
+                       for s in survivors}
+        own = {s: from_survivors(agreed.self_shares[s]) for s in survivors}
+        return pair, own
 
     def weighted_mean(self, global_state: AdapterState, updates: Sequence[ClientUpdate],
                       weights: Sequence[float], *, round_index: int) -> WeightedMean:
         total = float(sum(weights))
         ids = sorted(u.client_id for u in updates)
         t0 = time.perf_counter()
-        keys, seeds, shares = self._agree(ids, round_index)
-        public = {c: k.public_bytes() for c, k in keys.items()}
+        agreed = self._agree(ids, round_index)
         sent = [self.client_update(u.delta, weight=w / total, client_id=u.client_id,
-                                   round_index=round_index, seeds=seeds[u.client_id])
+                                   round_index=round_index, seeds=agreed.seeds[u.client_id],
+                                   self_seed=agreed.self_seeds[u.client_id])
                 for u, w in zip(updates, weights, strict=True)]
         t1 = time.perf_counter()
         arrived, rejections = self._admit(sent, ids, round_index)
         survivors = sorted(arrived)
         dropped = [c for c in ids if c not in arrived]
-        recovered = self._recover(dropped, survivors, ids, shares, public, round_index)
+        recovered, self_seeds = self._recover(dropped, survivors, ids, agreed, round_index)
         summed = add_all(self._public, [arrived[c].ciphertexts for c in survivors])
         t2 = time.perf_counter()
         _, layout = flatten(global_state)
         plain = self.key_holder.decrypt(summed, layout.n_values)
+        for seed in self_seeds.values():
+            plain = remove_self_mask(plain, seed, self.modulus)
         for d, with_survivors in recovered.items():
             plain = unmask_dropped(plain, dropped_id=d, survivor_seeds=with_survivors,
                                    modulus=self.modulus)

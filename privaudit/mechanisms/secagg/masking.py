@@ -12,12 +12,14 @@ every primitive is the ``cryptography`` package's (X25519, HKDF-SHA256, ChaCha20
 Guarantees: both ends of a pair derive the same seed, another round, pair or context another;
 :func:`prg_uniform` is exactly uniform on Z_m if ChaCha20 is a PRF (rejection sampling), so one
 masked vector is uniform to anyone missing one of its seeds; masks cancel exactly; dequantizing
-the sum errs by < :func:`quantization_error_bound`. Not here: Shamir sharing of the seeds and of
-the self-mask b_u (double masking; without it, never recover the seeds of a client whose masked
-vector arrived), signed public keys (active adversaries), the SecAgg+ neighbour graph (``seeds``
-may be any symmetric subset of peers). References: K. Bonawitz et al., "Practical Secure
-Aggregation for Privacy-Preserving Machine Learning", CCS 2017; J. Bell et al., "Secure
-Single-Server Aggregation with (Poly)Logarithmic Overhead", CCS 2020.
+the sum errs by < :func:`quantization_error_bound`. Double masking: :func:`add_self_mask` adds
+PRG(b_u) for a client's own secret seed b_u, which the server removes
+(:func:`remove_self_mask`) only for survivors, so recovering a client's pair seeds (because it
+was declared dropped) leaves its vector masked if it arrived after all. Elsewhere: Shamir
+sharing (``shares.py``), signed keys and updates (``signing.py``). Not here: the SecAgg+
+neighbour graph (``seeds`` may be any symmetric subset of peers). References: K. Bonawitz et
+al., "Practical Secure Aggregation for Privacy-Preserving Machine Learning", CCS 2017; J. Bell
+et al., "Secure Single-Server Aggregation with (Poly)Logarithmic Overhead", CCS 2020.
 
 >>> a, b = ClientMaskKey.generate(), ClientMaskKey.generate()
 >>> s_ab = pair_seed(a, "a", "b", b.public_bytes(), round=0)
@@ -45,8 +47,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from numpy.typing import NDArray
 
 __all__ = [
-    "MAX_MODULUS", "ClientMaskKey", "dequantize", "mask", "pair_seed", "prg_uniform",
-    "quantization_error_bound", "quantize", "sum_mod", "unmask_dropped",
+    "MAX_MODULUS", "ClientMaskKey", "add_self_mask", "dequantize", "mask", "pair_seed",
+    "prg_uniform", "quantization_error_bound", "quantize", "remove_self_mask", "sum_mod",
+    "unmask_dropped",
 ]
 
 MAX_MODULUS = 2**62  # exclusive: a + b of two residues stays below 2**63 in uint64
@@ -184,6 +187,27 @@ def unmask_dropped(
     _check_modulus(modulus)
     total = _residues(sum_mod, modulus, "unmask_dropped.sum_mod")
     return _add_masks(total, dropped_id, survivor_seeds, modulus)
+
+
+def add_self_mask(v: NDArray[np.integer], seed: bytes, modulus: int) -> NDArray[np.uint64]:
+    """``v`` + PRG(seed) mod modulus: a client's self-mask (Bonawitz et al.'s b_u)."""
+    _check_modulus(modulus)
+    vec = _residues(v, modulus, "add_self_mask.v")
+    return (vec + prg_uniform(seed, vec.size, modulus).reshape(vec.shape)) % np.uint64(modulus)
+
+
+def remove_self_mask(v: NDArray[np.integer], seed: bytes, modulus: int) -> NDArray[np.uint64]:
+    """``v`` − PRG(seed) mod modulus: the server removing a survivor's recovered self-mask.
+
+    >>> m = 2**20 + 7
+    >>> x = np.array([5, 6], dtype=np.uint64)
+    >>> remove_self_mask(add_self_mask(x, b"s" * 32, m), b"s" * 32, m).tolist()
+    [5, 6]
+    """
+    _check_modulus(modulus)
+    vec = _residues(v, modulus, "remove_self_mask.v")
+    m = np.uint64(modulus)
+    return (vec + (m - prg_uniform(seed, vec.size, modulus).reshape(vec.shape))) % m
 
 
 def quantization_error_bound(*, scale_bits: int, n_clients: int) -> float:

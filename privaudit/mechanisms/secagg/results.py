@@ -76,10 +76,10 @@ MASKED_THREAT_MODEL: tuple[str, ...] = (
     "t - 1 clients (t = min_clients), with or without the server: fewer than t Shamir shares "
     "reveal nothing of a client's masking key, so they cannot unmask it; with fewer than t "
     "survivors a round fails.",
-    "A server that falsely declares a live client dropped obtains that client's masking key "
-    "from the survivors' shares and can unmask its update if the update also arrives: "
-    "single masking; Bonawitz et al.'s double masking (a self-mask) closes this and is not "
-    "implemented yet.",
+    "A server that falsely declares a live client dropped obtains that client's pair seeds "
+    "from the survivors' shares, but its update stays hidden by its self-mask (double "
+    "masking, Bonawitz et al. 2017): survivors release shares of a peer's self-mask only if "
+    "its update was counted, and of its masking key only if it was not, never both (tested).",
     "Integrity: each client signs its masking key and its update (round, nonce, weight, "
     "ciphertext digests) with its own Ed25519 key; unsigned, altered, replayed, stale or "
     "duplicated updates are refused and listed in the round log, and the sender counts as "

@@ -54,6 +54,7 @@ from privaudit.audit.external_references import (
 )
 from privaudit.audit.outpaths import check_outputs, output_dir_problems
 from privaudit.audit.stages.attack import split_check
+from privaudit.audit.stages.utility import measure_utility
 from privaudit.core.commitment import run_seed_commitment
 from privaudit.core.errors import ConfigError
 from privaudit.core.hashing import canonical_sha256, ordered_ids_sha256
@@ -67,7 +68,7 @@ from privaudit.mechanisms.data.splits import RoleSummary
 from privaudit.mechanisms.dp.results import DeclaredDP
 from privaudit.mechanisms.model.config import ModelConfig
 from privaudit.mechanisms.models import base_model_problems, state_sha256
-from privaudit.mechanisms.tasks import EncodedSet, encode_records, evaluate_utility
+from privaudit.mechanisms.tasks import EncodedSet, encode_records
 from privaudit.reports.render import signing_info, write_report
 from privaudit.reports.schema import (
     DataGovernance,
@@ -308,7 +309,9 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
         t0 = time.perf_counter()
     attacks = run_battery(setup, model=bundle.model, model_name=MODEL_NAME, reporter=reporter,
                           state=external.state).attacks
-    metric, value = evaluate_utility(bundle.model, setup.encoded(outs), task)
+    measured = measure_utility(bundle.model, setup.encoded(outs), task=task, train=ins,
+                               test=outs, base_state=external.base_state, seed=seed)
+    metric, value = measured.metric, measured.value
     unlearning = []
     if erasure is not None:
         unlearning.append(judge_supplied(bundle.model, erasure, original=external.state,
@@ -329,6 +332,8 @@ def _audit(run: RunDir, external: ExternalModel, *, ins: list[Record], outs: lis
     report = _report(run, external, inputs=inputs, ins=ins, outs=outs, refs=refs, task=task,
                      seed=seed, config_sha=config_sha, seconds=seconds,
                      utility=Utility(metric=metric, value=value,  # type: ignore[arg-type]
+                                     n_records=measured.n_records,
+                                     baselines=measured.baselines,
                                      per_model={MODEL_NAME: value}),
                      attacks=attacks, blind=blind, unlearning=unlearning, claim=claim,
                      references=setup.references_section(

@@ -46,7 +46,7 @@ from privaudit.mechanisms.dp.gradient_canaries import GradientCanaryPlan
 from privaudit.mechanisms.federated import get_engine
 from privaudit.mechanisms.federated.privacy import client_sizes_of
 from privaudit.mechanisms.models import set_adapter_state
-from privaudit.mechanisms.tasks import EncodedSet, evaluate_utility
+from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.reports.render import RenderOutcome, write_report
 from privaudit.reports.schema import DpAuditResult, Report
 from privaudit.unlearning.ledger import dp_guarantee
@@ -138,8 +138,7 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
     separate = dp_audit_run(cfg) == "separate"  # then the canaries train in their own run
     trained = train_stage(session, clients, test, run, engine=engine, reporter=reporter,
                           resume=resume, gradient_canaries=gradient_placement(dp_plan, separate))
-    set_adapter_state(session.bundle.model, trained.state)
-    utility = evaluate_utility(session.bundle.model, test, cfg.model.task)
+    utility = session.utility(test, state=trained.state)
     seconds["train"] = time.perf_counter() - t0
 
     dp_audit = None

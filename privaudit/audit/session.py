@@ -15,6 +15,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from privaudit.audit.config import AuditConfig
+from privaudit.audit.stages.utility import MeasuredUtility, measure_utility
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data import PreparedData, prepare_data, records_sha256
 from privaudit.mechanisms.data.records import Record
@@ -109,3 +110,10 @@ class RunSession:
         encoded = encode_records(list(records), self.bundle.tokenizer, labels=self.data.labels,
                                  max_length=self.cfg.model.max_length)
         return attach_features(encoded, self.bundle.model, cache=self._features)
+
+    def utility(self, test: EncodedSet, *, state: AdapterState) -> MeasuredUtility:
+        """The model's utility with adapter ``state`` (left loaded) on ``test``, the encoded
+        test split, and the baselines' on the same records (:mod:`.stages.utility`)."""
+        return measure_utility(self.bundle.model, test, state=state, task=self.cfg.model.task,
+                               train=self.data.training, test=self.data.test,
+                               base_state=self.initial_state, seed=self.cfg.seed)

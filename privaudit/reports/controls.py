@@ -296,8 +296,21 @@ def _utility(doc: Document) -> Control:
     if not u or u.get("value") is None:
         return _c("utility", _UTIL, "NOT EVALUATED", "No utility was measured.", ev)
     metric, value = u.get("metric"), float(u["value"])
+    baselines = u.get("baselines") or {}
+    if metric == "accuracy" and "majority_class" in baselines:
+        return _accuracy_against_baselines(value, baselines, u.get("n_records"))
+    if metric == "perplexity" and "base_model" in baselines:
+        base = float(baselines["base_model"])
+        ev = [*ev, "/utility/baselines"]
+        if value >= base:
+            return _c("utility", _UTIL, "FAIL", f"Perplexity on held-out data is {value:.3g}, "
+                      f"no better than the base model's {base:.3g} before fine-tuning: the "
+                      "fine-tuning learned nothing usable, and privacy results on it say "
+                      "little.", ev)
+        return _c("utility", _UTIL, "PASS", f"Perplexity on held-out data is {value:.3g}, "
+                  f"against the base model's {base:.3g} before fine-tuning.", ev)
     labels = _get(doc, "/data/labels") or []
-    if metric == "accuracy" and labels:
+    if metric == "accuracy" and labels:  # a report without baselines (schema < 0.11)
         chance = 1 / len(labels)
         if value <= chance + 0.02:
             return _c("utility", _UTIL, "WARN", f"Accuracy on held-out data is {pct(value)}, "
@@ -306,8 +319,41 @@ def _utility(doc: Document) -> Control:
                       "say little.", [*ev, "/data/labels"])
         return _c("utility", _UTIL, "PASS", f"Accuracy on held-out data is {pct(value)} "
                   f"(guessing: {pct(chance)}).", [*ev, "/data/labels"])
-    return _c("utility", _UTIL, "PASS", f"{str(metric).capitalize()} on held-out data is "
-              f"{value:.3g}.", ev)
+    return _c("utility", _UTIL, "NOT INFORMATIVE", f"{str(metric).capitalize()} on held-out "
+              f"data is {value:.3g}, with no baseline to compare it with.", ev)
+
+
+#: a bag-of-words model this much more accurate makes the utility line a WARN
+BOW_MARGIN = 0.10
+
+
+def _accuracy_against_baselines(value: float, baselines: dict[str, Any],
+                                n: int | None) -> Control:
+    """The accuracy against always answering the majority class (FAIL when no better, WARN
+    when not shown better at 95%) and against TF-IDF + logistic regression (WARN when that
+    bag-of-words model is more than ``BOW_MARGIN`` more accurate)."""
+    from privaudit.mechanisms.utility_baselines import accuracy_interval
+
+    ev = ["/utility/value", "/utility/baselines"]
+    majority = float(baselines["majority_class"])
+    bow = baselines.get("tfidf_logreg")
+    context = f"always the most common class: {pct(majority)}" + (
+        f"; TF-IDF + logistic regression: {pct(float(bow))}" if bow is not None else "")
+    if value <= majority:
+        return _c("utility", _UTIL, "FAIL", f"Accuracy on held-out data is {pct(value)}, no "
+                  f"better than {context}: the model learned nothing usable, and privacy "
+                  "results on it say little.", ev)
+    low = accuracy_interval(value, n, 0.95)[0] if n else 0.0
+    if low <= majority:
+        return _c("utility", _UTIL, "WARN", f"Accuracy on held-out data is {pct(value)} "
+                  f"(95% CI from {pct(low)}) on {n} records, not shown to beat {context}.", ev)
+    if bow is not None and float(bow) > value + BOW_MARGIN:
+        return _c("utility", _UTIL, "WARN", f"Accuracy on held-out data is {pct(value)}; a "
+                  f"bag-of-words model does more than {BOW_MARGIN:.0%} better ({context}).", ev)
+    short = f"majority class {pct(majority)}" + (
+        f", TF-IDF {pct(float(bow))}" if bow is not None else "")
+    return _c("utility", _UTIL, "PASS", f"Accuracy {pct(value)} (≥ {pct(low)} at 95%); "
+              f"{short}.", ev)
 
 
 _REPRO = "Can the run be traced to its code, configuration and data?"

@@ -39,7 +39,7 @@ from privaudit.unlearning.results import VerificationFlag as VerificationFlag
 
 #: Semantic version of report.json: a minor bump only adds optional fields (older reports
 #: still validate and render); a major bump may remove or change fields.
-SCHEMA_VERSION = "0.10.0"
+SCHEMA_VERSION = "0.11.0"
 
 
 class FederationNode(ReportModel):
@@ -119,6 +119,10 @@ class RoundUtility(ReportModel):
 class Utility(ReportModel):
     metric: Literal["accuracy", "perplexity"]
     value: float = Field(description="of the final federated model on the test split")
+    n_records: int | None = Field(default=None, description="held-out records it is measured on")
+    baselines: dict[str, float] = Field(
+        default_factory=dict, description="what a useless model scores on the same records: "
+        "majority_class and tfidf_logreg (accuracy), base_model (perplexity)")
     per_model: dict[str, float] = Field(default_factory=dict)
     per_round: list[RoundUtility] = Field(default_factory=list)
 

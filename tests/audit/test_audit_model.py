@@ -63,6 +63,9 @@ def test_audit_model_reports_every_attack_with_an_interval_and_the_blind_baselin
     assert "outside privaudit" in controls["dp-guarantee"].reason
     assert not controls["secure-aggregation"].applicable
     assert report.utility.metric == "perplexity"
+    # judged against the base model before the fine-tuning, on the same non-members
+    assert report.utility.value < report.utility.baselines["base_model"]
+    assert controls["utility"].status == "PASS" and "base model" in controls["utility"].reason
 
 
 def test_the_audit_model_run_directory_verifies_and_names_its_inputs_by_sha256(
@@ -256,6 +259,7 @@ def test_audit_model_reads_a_classifier_s_labels_by_its_label2id(tmp_path: Path)
     report = read_report(tmp_path / "run" / "report.json")
     assert [a.attack for a in report.attacks] == ["loss"]  # no base to compare a head with
     assert report.utility.metric == "accuracy" and report.data.labels is not None
+    assert set(report.utility.baselines) == {"majority_class", "tfidf_logreg"}
     assert report.data.labels == sorted(report.data.labels)  # label2id's order here
     odd = tmp_path / "odd.jsonl"
     odd.write_text(members.read_text().replace('"label": "', '"label": "x-', 1))

@@ -79,4 +79,8 @@ def test_each_family_runs_dp_secure_aggregation_erasure_attacks_and_the_report(
     for model in ("federated", "gradient_ascent/req-1", "sisa/req-1", "oracle/req-1"):
         assert {("loss", model), ("reference", model)} <= attacked, (model, attacked)
     assert all(0 <= a.auc <= 1 for a in report.attacks)
+    # what a useless model scores on the same held-out records, for the utility control
+    assert set(report.utility.baselines) == (
+        {"majority_class", "tfidf_logreg"} if task == "classification" else {"base_model"})
+    assert report.utility.n_records and report.utility.n_records > 0
     assert report.verdict is not None and (tmp_path / "run" / "report.html").is_file()

@@ -45,6 +45,7 @@ def sample_report(*, auc: float = 0.52, tpr: float = 0.012, ci: tuple[float, flo
                     adapter_config_sha256=H, final_adapter_sha256=H, rounds=2, clients=2,
                     seconds={"train": 1.5}),
         utility=Utility(metric="accuracy", value=0.71, per_model={"federated": 0.71},
+                        n_records=200, baselines={"majority_class": 0.3, "tfidf_logreg": 0.7},
                         per_round=[RoundUtility(round=1, value=0.6, seconds=0.5,
                                                 global_sha256=H),
                                    RoundUtility(round=2, value=0.71, seconds=0.5,

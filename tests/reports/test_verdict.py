@@ -166,9 +166,10 @@ def test_no_erasure_request_is_not_applicable_rather_than_missing() -> None:
     assert control.status == "NOT EVALUATED" and not control.applicable
 
 
-def test_a_model_no_better_than_chance_warns_on_utility() -> None:
+def test_a_model_no_better_than_chance_warns_on_utility_in_a_report_without_baselines() -> None:
     doc = _doc()
     doc["utility"]["value"] = 0.25  # four labels
+    doc["utility"]["baselines"] = {}  # as a report of schema < 0.11 has
     assert _control(doc, "utility").status == "WARN"
 
 

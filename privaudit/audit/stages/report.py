@@ -29,7 +29,8 @@ from privaudit.reports.schema import (
 )
 
 if TYPE_CHECKING:
-    from privaudit.audit.stages.train import TrainedModel
+    from privaudit.audit.stages.utility import MeasuredUtility
+from privaudit.audit.stages.train import TrainedModel
 
 
 def max_clients_per_subject(data: PreparedData) -> int:
@@ -74,7 +75,7 @@ def build_report(
     bundle: ModelBundle,
     data: PreparedData,
     trained: TrainedModel,
-    utility: tuple[str, float],
+    utility: MeasuredUtility,
     attacks: list[AttackResult],
     seconds: dict[str, float],
     exposure: Exposure | None = None,
@@ -89,7 +90,7 @@ def build_report(
     — its data plus the DP-audit canaries planted in it, and the canary clients of a
     client-level audit — which the DP card counts (the accountants ran on those; held-out and
     audit non-member records are never in them)."""
-    metric, value = utility
+    metric, value = utility.metric, utility.value
     summaries = data.summaries(cfg.data.source)
     env = capture_environment()
     return Report(
@@ -99,6 +100,8 @@ def build_report(
         utility=Utility(
             metric=metric,  # type: ignore[arg-type]
             value=value,
+            n_records=utility.n_records,
+            baselines=utility.baselines,
             per_model={"federated": value},
             per_round=trained.rounds,
         ),

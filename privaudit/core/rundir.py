@@ -34,6 +34,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def path_sha256(path: Path) -> str:
+    """sha256 of a file, or of a directory's files: the canonical JSON of every file's path
+    (relative, sorted) with its sha256 — a data set kept as a directory (``save_to_disk``)."""
+    if path.is_file():
+        return sha256_file(path)
+    from privaudit.core.hashing import canonical_sha256
+
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return canonical_sha256([[p.relative_to(path).as_posix(), sha256_file(p)] for p in files])
+
+
 def verify_outputs(root: Path, outputs: dict[str, str], *, manifest: str) -> bool:
     """True when every file in ``outputs`` (relative path → sha256) is there with that
     sha256; False when one is missing. Raises :class:`VerificationError` naming the first

@@ -137,7 +137,10 @@ class DataRole(ReportModel):
 
 
 class DataGovernance(ReportModel):
-    source: str
+    source: str = Field(description="synthetic, or the data file's (directory's) name")
+    source_sha256: str | None = Field(
+        default=None, description="sha256 of the data file (of a directory: of its files' "
+        "names and sha256)")
     labels: list[str] | None = None
     max_records_per_subject: int
     roles: list[DataRole]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from privaudit.audit.config import AuditConfig
+from privaudit.audit.stages.train import TrainedModel
+from privaudit.audit.stages.utility import MeasuredUtility
 from privaudit.core.provenance import capture_environment
+from privaudit.core.rundir import path_sha256
 from privaudit.mechanisms.data import PreparedData
 from privaudit.mechanisms.federated.flower.runinfo import flower_run
 from privaudit.mechanisms.federated.privacy import dp_card, secure_aggregation_report
@@ -27,10 +30,6 @@ from privaudit.reports.schema import (
     UnlearningResult,
     Utility,
 )
-
-if TYPE_CHECKING:
-    from privaudit.audit.stages.utility import MeasuredUtility
-from privaudit.audit.stages.train import TrainedModel
 
 
 def max_clients_per_subject(data: PreparedData) -> int:
@@ -122,7 +121,10 @@ def build_report(
         blind_baseline=blind_baseline,
         unlearning=list(unlearning),
         data=DataGovernance(
-            source=cfg.data.source if cfg.data.source == "synthetic" else str(cfg.data.path),
+            source="synthetic" if cfg.data.path is None or cfg.data.source == "synthetic"
+            else Path(cfg.data.path).name,  # the name, not where it lies on this machine
+            source_sha256=None if cfg.data.path is None or cfg.data.source == "synthetic"
+            else path_sha256(Path(cfg.data.path)),
             labels=data.labels,
             max_records_per_subject=data.max_records_per_subject(),
             roles=[DataRole(**vars(s)) for s in summaries],

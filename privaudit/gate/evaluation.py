@@ -133,6 +133,9 @@ def _pick(rule: Rule, obs: Observation, bound: Literal["max", "min"]) -> Statist
 def _judge(rule: Rule, obs: Observation, base: Observation | None,
            baseline_given: bool) -> tuple[str, str, Statistic, float | None, float | None]:
     """(outcome ∈ pass/fail/missing/skipped, message, statistic, value, baseline value)."""
+    if obs.unavailable is not None:
+        return ("missing", f"evidence missing: {obs.unavailable}", rule.statistic or "point",
+                None, None)
     failures: list[str] = []
     passes: list[str] = []
     used: Statistic = rule.statistic or "point"

@@ -67,6 +67,9 @@ class Observation:
     ci_low: float | None = None
     ci_high: float | None = None
     note: str = ""
+    #: why this target has no usable value (the rule then reports evidence missing for it,
+    #: and only if ``applies_to`` selects it)
+    unavailable: str | None = None
 
     def statistic(self, name: str) -> float | None:
         return {"point": self.point, "ci_low": self.ci_low, "ci_high": self.ci_high}[name]

@@ -54,7 +54,7 @@ def _attack_items(doc: Document, attack: str,
         raise MetricUnavailable(f"attack {attack!r} is not in the report's attacks (it did not "
                                 "run, or was skipped)")
     wanted = model if model is not None else _GATED_MODEL
-    chosen = [(i, a) for i, a in items if a.get("model") == wanted]
+    chosen = [(i, a) for i, a in items if fnmatchcase(str(a.get("model")), wanted)]
     if model is not None and not chosen:
         models = ", ".join(str(a.get("model")) for _, a in items)
         raise MetricUnavailable(f"attack {attack!r} did not run on model {model!r} (it ran on: "
@@ -121,11 +121,15 @@ def _unlearning(doc: Document, m: re.Match[str]) -> list[Observation]:
         if not (fnmatchcase(rid, selector) or fnmatchcase(method, selector)):
             continue
         pointer = f"/unlearning/{i}/" + path.replace(".", "/")
-        _require_informative(u, path, f"unlearning.{selector}.{path}")
-        value = resolve_pointer(doc, pointer)
+        try:  # per target: one that lacks the value is missing only if applies_to picks it
+            _require_informative(u, path, f"unlearning.{selector}.{path}")
+            value = resolve_pointer(doc, pointer)
+            point = as_float(None if value is MISSING else value, pointer)
+        except MetricUnavailable as exc:
+            out.append(Observation(f"{rid}/{method}", math.nan, pointer, unavailable=str(exc)))
+            continue
         low, high = (resolve_pointer(doc, f"{pointer}_ci_{b}") for b in ("low", "high"))
-        out.append(Observation(f"{rid}/{method}", as_float(None if value is MISSING else value,
-                                                            pointer), pointer,
+        out.append(Observation(f"{rid}/{method}", point, pointer,
                                None if low is MISSING else low,
                                None if high is MISSING else high))
     if not out:
@@ -207,7 +211,8 @@ register_metric("attacks.exposure.<field>", r"attacks\.exposure\.(mean_bits|max_
 register_metric("attacks.<attack>.auc", rf"attacks\.{_NAME}\.auc", _auc, has_ci=True,
                 description="AUC of a membership-inference attack (the federated model)")
 register_metric("attacks.<attack>.<model>.auc", rf"attacks\.{_NAME}\.(\S+)\.auc", _auc,
-                has_ci=True, description="AUC of a membership-inference attack on one model")
+                has_ci=True, description="AUC of a membership-inference attack on one model "
+                "(a glob: attacks.rmia.oracle/*.auc, attacks.loss.*.auc for every model)")
 register_metric("attacks.<attack>.tpr_at_fpr.<fpr>",
                 rf"attacks\.{_NAME}\.tpr_at_fpr\.(\d*\.?\d+(?:[eE]-?\d+)?)", _tpr, has_ci=True,
                 description="TPR at a fixed FPR (the federated model)")

@@ -351,3 +351,33 @@ def test_a_gate_on_an_erasure_test_too_small_to_show_anything_exits_4_never_pass
     result = _gate(capsys, monkeypatch, _write(tmp_path, "report.json", doc), policy)
     assert result.code == 4, result.text
     assert "NOT INFORMATIVE for request req-1 (sisa)" in result.out + result.err
+
+
+def test_applies_to_keeps_a_metric_that_does_not_apply_to_a_method_from_exiting_4(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = full_document()
+    approximate = copy.deepcopy(doc["unlearning"][0])
+    approximate.update(request_id="req-1", method="npo", ulira_auc=0.52)
+    doc["unlearning"][0]["ulira_auc"] = None  # SISA is exact: U-LiRA does not apply
+    doc["unlearning"].append(approximate)
+    rule = {"id": "ulira", "metric": "unlearning.*.ulira_auc", "max": 0.6}
+    every = _gate(capsys, monkeypatch, _write(tmp_path, "report.json", doc),
+                  _policy(tmp_path, [rule]))
+    assert every.code == 4 and "req-1/sisa" in every.out + every.err
+    approximate_only = _gate(capsys, monkeypatch, _write(tmp_path, "report.json", doc),
+                             _policy(tmp_path, [rule | {"applies_to": "*/npo"}]))
+    assert approximate_only.code == 0, approximate_only.text
+
+
+def test_an_attack_metric_globs_over_models_and_applies_to_picks_among_them() -> None:
+    doc = full_document()
+    oracle = copy.deepcopy(next(a for a in doc["attacks"] if a["attack"] == "loss"))
+    oracle.update(model="oracle/req-1", auc=0.9, auc_ci_low=0.85, auc_ci_high=0.95)
+    doc["attacks"].append(oracle)
+    every = _check(doc, {"metric": "attacks.loss.*.auc", "max": 0.8})
+    assert {c.target for c in every.checks} >= {"federated", "oracle/req-1"}
+    assert {c.target: c.status for c in every.checks}["oracle/req-1"] == "fail"
+    federated = _check(doc, {"metric": "attacks.loss.*.auc", "max": 0.8,
+                             "applies_to": "federated"})
+    assert [c.target for c in federated.checks] == ["federated"]

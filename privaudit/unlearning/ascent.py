@@ -140,7 +140,15 @@ class AscentUnlearner(Unlearner):
                 seed=derive_seed(target.seed, client, index), outcome=outcome,
             )
             reasons.append(f"{client}: {reason}")
-        if a.recovery_rounds and retain:
+        recovers = bool(a.recovery_rounds and retain)
+        if reasons and not recovers and all(": stopping rule after 0 step(s)" in r
+                                            for r in reasons):
+            outcome.flags.append(
+                f"{self.name} took no step: before any ascent the forget set's mean loss "
+                f"already reached the stopping target ({a.stop_ratio:g} x the held-out "
+                f"non-members' mean loss, {threshold:.3f}), so the model is the trained one "
+                "unchanged; the forget evidence says whether it remembered these records")
+        if recovers:
             rcfg = ctx.recipe.with_federation(rounds=a.recovery_rounds)
             result = train_federation(  # round utility unread: no per-round test evaluation
                 rcfg, ctx.bundle, retain, ctx.test.subset([]),

@@ -46,6 +46,20 @@ def test_step_cap_stops_gradient_ascent_and_the_result_says_so(sisa_run: SisaRun
     assert outcome.examples_processed == 2 * len(target.forget)
 
 
+def test_an_ascent_that_takes_no_step_says_so_in_its_flags(sisa_run: SisaRun) -> None:
+    import torch
+
+    ctx = sisa_run.ctx
+    target = _target(sisa_run, "gradient_ascent")
+    target = make_target(ctx, read_ledger(sisa_run.run), "gradient_ascent",
+                         GradientAscent(ctx.ucfg), target.request, reference=0.0)  # reached
+    outcome = GradientAscent(ctx.ucfg).unlearn(ctx, target, read_ledger(sisa_run.run))
+    assert any("gradient_ascent took no step" in f for f in outcome.flags), outcome.flags
+    assert outcome.examples_processed == 0
+    (after,) = outcome.model.states
+    assert all(torch.equal(after[k], v) for k, v in target.start.states[0].items())
+
+
 def test_result_round_trips_through_json() -> None:
     fields = UnlearningResult.model_json_schema()["properties"]
     for key in ("request_id", "kind", "method", "exactness", "seconds", "speedup_vs_oracle",

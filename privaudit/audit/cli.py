@@ -111,11 +111,6 @@ def _run(cfg: AuditConfig, out: Path, resume: bool, engine: str, sign: Path | No
     except ConfigError as exc:
         raise ConfigError(f"{'--sign' if sign else 'report.sign_key'}: {exc}") from None
     check_outputs(output_dir_problems(out, "--out"))  # /dev/null/run: refused before any work
-    he = cfg.secure_aggregation
-    if engine == "flower" and he.enabled and he.masking == "pairwise":
-        raise ConfigError("secure_aggregation.masking: 'pairwise' runs on the in-process engine "
-                          "only for now; with --engine flower set masking: none (got "
-                          "'pairwise')")
     estimate = plan_run(cfg)  # every config-and-data check (audit/preflight.py), nothing written
     for line in estimate.lines():
         err_console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -273,3 +273,58 @@ def test_the_deployment_apps_trained_from_the_export_match_the_in_memory_federat
     moved = max(float((expected[k] - sides.server.initial_state[k]).abs().max())
                 for k in final)
     assert diff < 1e-4 < moved, (diff, moved)
+
+
+def test_a_masked_deployment_export_gives_the_bfv_secret_to_one_silo_and_trains_alike(
+    tmp_path: Path,
+) -> None:
+    """With pairwise masking the export holds the BFV public context everywhere and the
+    secret key in the first silo only; the deployment apps train to the in-memory mean."""
+    pytest.importorskip("flwr")
+    import tenseal as ts
+    from flwr.app import Context, RecordDict
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from privaudit.audit import flower_export
+    from privaudit.mechanisms.federated.flower import deploy
+    from privaudit.mechanisms.federated.flower.client_app import make_client_app
+    from privaudit.mechanisms.federated.flower.masked import (
+        RemoteMaskedAggregation,
+        find_masked_layer,
+    )
+    from privaudit.mechanisms.models import load_adapter
+    from tests.mechanisms.federated.test_flower import LoopbackGrid
+
+    cfg = config_from_dict(merge(TINY, {
+        "federation": {"clients": 3, "rounds": 1},
+        "secure_aggregation": {"enabled": True, "masking": "pairwise"}}))
+    sides = flower_export.prepare_sides(cfg, tmp_path)
+    deploy.write_sides(sides, tmp_path)
+    assert [(tmp_path / f"silo-{i}" / "bfv-secret.ctx").is_file() for i in range(3)] == \
+        [True, False, False]
+    assert not list((tmp_path / "server").glob("*secret*"))
+    server = deploy.load_server_side(tmp_path / "server")
+    remote = find_masked_layer(server.strategy)
+    assert isinstance(remote, RemoteMaskedAggregation)
+    assert ts.context_from(remote.public_context).is_public()
+    assert deploy.load_silo(tmp_path / "silo-1").masked.secret_context is None  # type: ignore[union-attr]
+
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    grid = LoopbackGrid(make_client_app(deploy._silo_of), 3)
+    grid.contexts = {
+        1000 + i: Context(run_id=1, node_id=1000 + i, state=RecordDict(), run_config={},
+                          node_config={deploy.SILO_KEY: str(tmp_path / f"silo-{i}")})
+        for i in range(3)
+    }
+    deploy.run_server(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(),
+                                    run_config={deploy.JOB_KEY: str(tmp_path / "server")}))
+    decrypted_by = {m.metadata.dst_node_id for m in grid.sent
+                    if m.metadata.message_type == "query"
+                    and m.content.config_records["query"]["action"] == "decrypt_masked"}
+    assert decrypted_by == {1000}  # the key holder's silo
+    final = load_adapter(tmp_path / "server" / "result" / "round-001" / "adapter.safetensors")
+    from privaudit.mechanisms.federated.flower.server_app import serve
+
+    memory = LoopbackGrid(make_client_app(lambda ctx: sides.clients), 3)
+    expected = serve(memory, sides.server, lambda r, res: None).rounds[-1].global_state
+    assert max(float((final[k] - expected[k]).abs().max()) for k in final) < 1e-5

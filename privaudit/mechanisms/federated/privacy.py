@@ -241,7 +241,8 @@ def build_recipe(
     if he.enabled and he.masking == "pairwise":
         from privaudit.mechanisms.federated.secure_masked import PairwiseMasking
 
-        strategy = PairwiseMasking(strategy, he, seed=seed)
+        # a channel here carries MaskedUpdate values (tests drop or replay them)
+        strategy = PairwiseMasking(strategy, he, seed=seed, channel=channel)  # type: ignore[arg-type]
     elif he.enabled:
         with warnings.catch_warnings():
             warnings.simplefilter("always")  # an allowed insecure setting warns every run

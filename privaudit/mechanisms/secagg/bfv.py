@@ -71,6 +71,18 @@ class BFVKeyHolder:
         """The context without the secret key: for clients (encrypt) and the server (add)."""
         return bytes(self._ctx.serialize(save_secret_key=False))
 
+    def secret_context(self) -> bytes:
+        """The context WITH the secret key: for the key holder's node only."""
+        return bytes(self._ctx.serialize(save_secret_key=True))
+
+    @classmethod
+    def from_secret_context(cls, data: bytes, plain_modulus_bits: int) -> BFVKeyHolder:
+        """The key holder back from :meth:`secret_context` (t from the same config)."""
+        ctx = ts.context_from(data)
+        if not ctx.has_secret_key():
+            raise SecureAggregationError("BFVKeyHolder: the context holds no secret key")
+        return cls(ctx, plain_modulus(plain_modulus_bits))
+
     def decrypt(self, ciphertexts: Sequence[bytes], n_values: int) -> np.ndarray:
         """The plaintext values mod t (int64 in [0, t)) of ``ciphertexts``, concatenated and
         cut to ``n_values``."""

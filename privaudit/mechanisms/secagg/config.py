@@ -26,7 +26,7 @@ class SecureAggregationConfig(ConfigSection):
         default="none", description="pairwise: X25519-agreed masks that cancel in the sum, "
         "over a fixed-point grid, under BFV with the key holder's public key (no client holds "
         "the secret key; one client's ciphertext decrypts to uniform values); none: the CKKS "
-        "path, every client holding the secret key (in-process engine only for now)")
+        "path, every client holding the secret key")
     quantization_bits: int = Field(
         default=24, ge=8, le=32, description="pairwise masking: fraction bits of the "
         "fixed-point grid (error < K·2^-bits per value for K clients)")

@@ -76,6 +76,18 @@ class ClientIdentity:
     def sign(self, message: bytes) -> bytes:
         return self.private_key.sign(message)
 
+    def private_bytes(self) -> bytes:
+        """The raw 32-byte private key (kept on the client's side only)."""
+        return self.private_key.private_bytes_raw()
+
+    @classmethod
+    def from_private_bytes(cls, raw: bytes) -> ClientIdentity:
+        return cls(Ed25519PrivateKey.from_private_bytes(raw))
+
+    def public_bytes(self) -> bytes:
+        """The raw 32-byte public key the server registers."""
+        return self.public_key.public_bytes_raw()
+
 
 def verifies(public: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
     """Whether ``signature`` is ``public``'s over ``message``."""

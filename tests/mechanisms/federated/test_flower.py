@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tenseal as ts
 import torch
 
 pytest.importorskip("flwr")
@@ -28,6 +29,10 @@ from privaudit.mechanisms.federated.flower.client_app import (
     STATE_KEY,
     make_client_app,
 )
+from privaudit.mechanisms.federated.flower.masked import (
+    RemoteMaskedAggregation,
+    find_masked_layer,
+)
 from privaudit.mechanisms.federated.flower.secure import (
     RemoteSecureAggregation,
     crypto_of,
@@ -36,6 +41,7 @@ from privaudit.mechanisms.federated.flower.secure import (
 from privaudit.mechanisms.federated.flower.server_app import Served, serve
 from privaudit.mechanisms.federated.flower.workload import ClientSide, ServerSide
 from privaudit.mechanisms.federated.secure import SecureAggregation
+from privaudit.mechanisms.federated.secure_masked import PairwiseMasking
 from privaudit.mechanisms.federated.strategy import FedAvg
 from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.secagg import (
@@ -46,6 +52,7 @@ from privaudit.mechanisms.secagg import (
     encrypt_update,
 )
 from privaudit.mechanisms.secagg.context import load_context
+from privaudit.mechanisms.secagg.party import MaskedUpdate
 from tests.mechanisms.federated.conftest import Federation
 
 THREE = {"federation": {"clients": 3, "rounds": 2}}
@@ -305,3 +312,89 @@ def test_each_flower_training_records_its_nodes_and_rounds(
     assert sorted(n.client_id for n in run.nodes) == sorted(fed.clients)
     assert all(n.rounds == (1, 2) for n in run.nodes)
     assert runinfo.flower_run("inprocess", result.final_sha256) is None
+
+
+# -- pairwise masking over messages ----------------------------------------------------------
+
+FOUR = {"federation": {"clients": 4, "rounds": 2}}
+MASKED = {"secure_aggregation": {"enabled": True, "masking": "pairwise"}}  # min_clients 3
+
+
+def _masked_logs(result: Any) -> list[Any]:
+    return [r.aggregation.secure_aggregation for r in result.rounds]
+
+
+def test_flower_masked_rounds_give_the_in_process_mean_and_send_no_plaintext_delta(
+    federation: Callable[..., Federation], loopback: list[LoopbackGrid]
+) -> None:
+    fed = federation(FOUR | MASKED)
+    initial = fed.initial_state()
+    states: dict[str, dict[int, Any]] = {"inprocess": {}, "flower": {}}
+    local, flower = (_train(fed, name, initial=initial,
+                            on_round=lambda r, s, ups, rec, n=name: states[n].setdefault(r, s))
+                     for name in ("inprocess", "flower"))
+    bounds = [x.quantization_error_bound for x in _masked_logs(flower)]
+    local_bounds = [x.quantization_error_bound for x in _masked_logs(local)]
+    # round 1 starts from the same adapter: the two means differ by the two roundings at most
+    assert _max_diff(states["flower"][1], states["inprocess"][1]) <= bounds[0] + local_bounds[0]
+    assert _max_diff(flower.final_state, local.final_state) < 1e-5
+    grid = loopback[0]
+    trained = [m for m in grid.received if m.metadata.message_type == "train"]
+    assert len(trained) == 8
+    assert all("delta" not in m.content.array_records and "masked" in m.content.config_records
+               for m in trained)
+    actions = [str(m.content.config_records["query"]["action"]) for m in grid.sent
+               if m.metadata.message_type == "query"]
+    assert actions.count("mask_advertise") == actions.count("mask_deal") == 8
+    assert actions.count("mask_release") == 8 and actions.count("decrypt_masked") == 2
+    for log in _masked_logs(flower):  # each client's own quantization error, summed: a bound
+        assert log.dropped == [] and log.rejections == []
+        assert log.max_abs_error is not None and 0 < log.max_abs_error \
+            <= log.quantization_error_bound
+
+
+
+def test_the_flower_server_gets_the_public_bfv_context_and_only_the_clients_the_secret(
+) -> None:
+    cfg = SecureAggregationConfig(enabled=True, masking="pairwise")
+    server, clients = engine.split_masked(PairwiseMasking(FedAvg(), cfg))
+    remote = find_masked_layer(server)
+    assert isinstance(remote, RemoteMaskedAggregation) and not hasattr(remote, "key_holder")
+    assert ts.context_from(remote.public_context).is_public()
+    assert clients is not None and clients.secret_context is not None
+    assert ts.context_from(clients.secret_context).has_secret_key()
+
+
+def test_flower_masked_round_survives_a_client_dropping_after_mask_agreement(
+    federation: Callable[..., Federation], loopback: list[LoopbackGrid]
+) -> None:
+    fed = federation(FOUR | MASKED)
+    gone = list(fed.clients)[2]
+
+    def drop(update: MaskedUpdate) -> Any:
+        return () if update.client_id == gone else (update,)
+
+    initial = fed.initial_state()
+    flower = _train(fed, "flower", initial=initial, channel=drop)
+    local = _train(fed, "inprocess", initial=initial, channel=drop)
+    for log in _masked_logs(flower):
+        assert log.dropped == [gone]
+        assert sorted(log.accepted) == sorted(c for c in fed.clients if c != gone)
+    # the mean of the three survivors, as in-process (up to the stochastic rounding)
+    assert _max_diff(flower.final_state, local.final_state) < 1e-5
+    assert [x.dropped for x in _masked_logs(local)] == [[gone], [gone]]
+
+
+def test_flower_masked_round_refuses_a_replayed_update_and_names_it(
+    federation: Callable[..., Federation], loopback: list[LoopbackGrid]
+) -> None:
+    fed = federation(FOUR | MASKED)
+    twice = list(fed.clients)[1]
+
+    def replay(update: MaskedUpdate) -> Any:
+        return (update, update) if update.client_id == twice else (update,)
+
+    flower = _train(fed, "flower", initial=fed.initial_state(), channel=replay)
+    for log in _masked_logs(flower):
+        assert [(r.client_id, r.reason) for r in log.rejections] == [(twice, "replayed")]
+        assert log.dropped == []

@@ -60,10 +60,9 @@ def test_the_masked_mean_equals_the_plaintext_weighted_mean_within_the_quantizat
 def test_one_client_s_ciphertext_decrypts_to_uniform_values_uncorrelated_with_its_update(
 ) -> None:
     strategy = PairwiseMasking(FedAvg(), CFG)
-    agreed = strategy._agree(IDS, 1)
+    parties = strategy.agree(IDS, 1)
     delta = {k: torch.from_numpy(v) for k, v in random_delta(7).items()}
-    sent = strategy.client_update(delta, weight=0.25, client_id=IDS[0], round_index=1,
-                                  seeds=agreed.seeds[IDS[0]], self_seed=agreed.self_seeds[IDS[0]])
+    sent = strategy.client_update(parties[IDS[0]], delta, weight=0.25)
     vector, layout = flatten(delta)
     seen = strategy.key_holder.decrypt(sent.ciphertexts, layout.n_values)
     t = strategy.modulus
@@ -169,21 +168,20 @@ def test_a_server_that_declares_a_live_client_dropped_still_cannot_read_its_upda
     decrypted ciphertext is still masked by its self-mask, whose shares survivors release only
     for clients that delivered."""
     strategy = PairwiseMasking(FedAvg(), CFG)
-    agreed = strategy._agree(IDS, 1)
+    parties = strategy.agree(IDS, 1)
     delta = {k: torch.from_numpy(v) for k, v in random_delta(3).items()}
     victim = IDS[1]
-    sent = strategy.client_update(delta, weight=0.25, client_id=victim, round_index=1,
-                                  seeds=agreed.seeds[victim], self_seed=agreed.self_seeds[victim])
+    sent = strategy.client_update(parties[victim], delta, weight=0.25)
     vector, layout = flatten(delta)
     t = strategy.modulus
     seen = strategy.key_holder.decrypt(sent.ciphertexts, layout.n_values).astype(np.uint64)
     # the coalition strips every pair mask of the victim (its seeds, as a "dropout" gives)
     pair_masks = mask(np.zeros(layout.n_values, dtype=np.uint64), own_id=victim,
-                      seeds=agreed.seeds[victim], modulus=t)
+                      seeds=parties[victim].seeds, modulus=t)
     stripped = (seen + (np.uint64(t) - pair_masks)) % np.uint64(t)
     bins = np.bincount((stripped.astype(np.float64) / t * 64).astype(int), minlength=64)
     assert chisquare(bins).pvalue > 0.001  # still uniform: the self-mask hides it
     # and the test could fail: removing the self-mask too gives the quantized update back
-    exposed = remove_self_mask(stripped, agreed.self_seeds[victim], t)
+    exposed = remove_self_mask(stripped, parties[victim].self_seed, t)
     assert np.max(np.abs(dequantize(exposed, scale_bits=CFG.quantization_bits, modulus=t)
                          - vector * 0.25)) < 2.0**-CFG.quantization_bits

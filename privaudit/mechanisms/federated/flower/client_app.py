@@ -9,7 +9,9 @@ Three messages, each answered from the node's :class:`~.workload.ClientSide`:
   plaintext delta on the client's side, and reply with the delta — or, with secure
   aggregation, with ``w·delta`` encrypted under CKKS (manifest + ciphertext bytes);
 - ``query`` / ``decrypt``: as key holder (clients hold the secret key), decrypt a ciphertext
-  SUM of at least ``min_clients`` updates and reply with the mean.
+  SUM of at least ``min_clients`` updates and reply with the mean;
+- with pairwise masking, the ``mask_*`` queries and a masked ``train`` reply
+  (:mod:`.masked_node`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from flwr.clientapp import ClientApp
 
 from privaudit.core.errors import InternalError, SecureAggregationError
 from privaudit.mechanisms.federated.client import ClientState
-from privaudit.mechanisms.federated.flower import codec
+from privaudit.mechanisms.federated.flower import codec, masked_node
 from privaudit.mechanisms.federated.flower.workload import ClientSide, keep_update
 from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.secagg import (
@@ -43,6 +45,8 @@ STATE_KEY = "privaudit.client-state"
 PARTITION_KEY = "partition-id"
 
 SideLoader = Callable[[Context], ClientSide]
+_MASK_ACTIONS = {"mask_advertise": masked_node.advertise, "mask_deal": masked_node.deal,
+                 "mask_release": masked_node.release}
 
 
 def node_client(side: ClientSide, context: Context) -> str:
@@ -78,13 +82,13 @@ def save_client_state(context: Context, state: ClientState) -> None:
 
 def describe(side: ClientSide, msg: Message, context: Context) -> Message:
     client = node_client(side, context)
-    return Message(
-        RecordDict(
-            {"node": ConfigRecord({"client_id": client, "n_examples": len(side.clients[client]),
-                                   "key_holder": side.crypto is not None})}
-        ),
-        reply_to=msg,
-    )
+    holder = side.crypto is not None or (side.masked is not None
+                                         and side.masked.secret_context is not None)
+    info = ConfigRecord({"client_id": client, "n_examples": len(side.clients[client]),
+                         "key_holder": holder})
+    if side.masked is not None:  # the identity the server registers (masked rounds)
+        info["identity"] = masked_node.node_identity(context, client).public_bytes()
+    return Message(RecordDict({"node": info}), reply_to=msg)
 
 
 def train(side: ClientSide, msg: Message, context: Context) -> Message:
@@ -113,7 +117,17 @@ def train(side: ClientSide, msg: Message, context: Context) -> Message:
             "metrics": codec.metrics_to_record(update.metrics),
         }
     )
-    if side.crypto is None:
+    if side.masked is not None:
+        weight = config.get("weight")
+        if not isinstance(weight, float) or not weight > 0:
+            raise SecureAggregationError(f"flower node {client}: no aggregation weight sent")
+        started = time.perf_counter()
+        reply["masked"], error = masked_node.masked_update(
+            side, context, client, msg, delta=update.delta, weight=weight,
+            round_index=round_index, seed=seed)
+        info = reply.config_records["update"]
+        info["encrypt_seconds"], info["encrypt_error"] = time.perf_counter() - started, error
+    elif side.crypto is None:
         reply["delta"] = codec.state_to_record(update.delta)
     else:
         weight, summed = config.get("weight"), config.get("summed")
@@ -184,6 +198,10 @@ def make_client_app(load: SideLoader) -> ClientApp:
             return describe(side, msg, context)
         if action == "decrypt":
             return decrypt(side, msg)
+        if action == "decrypt_masked":
+            return masked_node.decrypt_masked(side, msg)
+        if action in _MASK_ACTIONS:
+            return _MASK_ACTIONS[action](side, msg, context, node_client(side, context))
         raise InternalError(f"flower node: unknown query action {action!r}")
 
     return app

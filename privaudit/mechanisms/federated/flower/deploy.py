@@ -38,10 +38,12 @@ from privaudit.core.errors import ConfigError
 from privaudit.mechanisms.dp.config import DPConfig
 from privaudit.mechanisms.federated.config import FederationConfig
 from privaudit.mechanisms.federated.flower import codec
+from privaudit.mechanisms.federated.flower.masked import find_masked_layer
 from privaudit.mechanisms.federated.flower.runinfo import flower_version
 from privaudit.mechanisms.federated.flower.workload import (
     ClientCrypto,
     ClientSide,
+    MaskedCrypto,
     RoundResult,
     ServerCrypto,
     ServerSide,
@@ -122,9 +124,15 @@ def write_sides(sides: PreparedSides, out: Path) -> None:
         _write_encoded(silo, "data", everyone.clients[client])
         if everyone.crypto is not None:
             (silo / "ckks-client.ctx").write_bytes(everyone.crypto.client_context)
+        masked = everyone.masked
+        if masked is not None:  # every silo encrypts; the first one alone holds the BFV key
+            (silo / "bfv-public.ctx").write_bytes(masked.public_context)
+            if index == 0 and masked.secret_context is not None:
+                (silo / "bfv-secret.ctx").write_bytes(masked.secret_context)
         _write_json(silo / "silo.json", common | {
             "format": SILO_FORMAT, "client": client, "threads": everyone.threads,
-            "crypto": _crypto_json(everyone.crypto)})
+            "crypto": _crypto_json(everyone.crypto),
+            "masked": None if masked is None else masked.config.model_dump(mode="json")})
     server = sides.server
     folder = out / "server"
     folder.mkdir(parents=True, exist_ok=True)
@@ -133,13 +141,17 @@ def write_sides(sides: PreparedSides, out: Path) -> None:
     _write_encoded(folder, "test", server.test)
     if server.crypto is not None:
         (folder / "ckks-public.ctx").write_bytes(server.crypto.server_context)
+    remote = find_masked_layer(server.strategy)
+    if remote is not None:
+        (folder / "bfv-public.ctx").write_bytes(remote.public_context)
     _write_json(folder / "server.json", common | {
         "format": SERVER_FORMAT, "order": list(server.order), "rounds": server.rounds,
         "start_round": server.start_round, "seed": server.seed,
         "round_timeout": server.round_timeout, "connect_timeout": server.connect_timeout,
         "initial_states": {c: json.loads(codec.client_state_to_json(s))
                            for c, s in server.initial_states.items()},
-        "crypto": _crypto_json(server.crypto)})
+        "crypto": _crypto_json(server.crypto),
+        "masked": None if remote is None else remote.cfg.model_dump(mode="json")})
     write_app(out / "app", job_dir=folder)
 
 
@@ -242,18 +254,28 @@ def load_silo(silo_dir: str | Path) -> ClientSide:
             client_context=(silo / "ckks-client.ctx").read_bytes(),
             adapter_config_hash=str(meta["crypto"]["adapter_config_hash"]))
     client = str(meta["client"])
+    masked = None
+    if meta.get("masked") is not None:
+        secret = silo / "bfv-secret.ctx"
+        masked = MaskedCrypto(
+            config=SecureAggregationConfig.model_validate(meta["masked"]),
+            public_context=(silo / "bfv-public.ctx").read_bytes(),
+            secret_context=secret.read_bytes() if secret.is_file() else None)
     return ClientSide(
         model=model, task=recipe.task, federation=recipe.training_federation(),
         client_fn=privacy.client_fn, clients={client: _read_encoded(silo, "data")},
-        order=[client], store=silo / "store", crypto=crypto, threads=int(meta["threads"]))
+        order=[client], store=silo / "store", crypto=crypto, threads=int(meta["threads"]),
+        masked=masked)
 
 
 def load_server_side(job_dir: str | Path) -> ServerSide:
     """The ServerSide, rebuilt from ``JOB/server`` (no pickle; the PUBLIC context only)."""
+    from privaudit.mechanisms.federated.flower.masked import RemoteMaskedAggregation
     from privaudit.mechanisms.federated.flower.secure import (
         RemoteSecureAggregation,
         split_secure_layer,
     )
+    from privaudit.mechanisms.federated.secure_masked import PairwiseMasking
 
     folder = Path(job_dir)
     meta = _read_json(folder / "server.json", SERVER_FORMAT)
@@ -267,6 +289,10 @@ def load_server_side(job_dir: str | Path) -> ServerSide:
         crypto = public
         strategy = split_secure_layer(
             strategy, lambda sa: RemoteSecureAggregation(sa.inner, public, channel=sa.channel))
+    if meta.get("masked") is not None:  # the recipe's masked layer made its own key: replace
+        context = (folder / "bfv-public.ctx").read_bytes()
+        strategy = split_secure_layer(strategy, lambda m: RemoteMaskedAggregation(
+            m.inner, m.cfg, public_context=context), PairwiseMasking)
     return ServerSide(
         model=model, task=recipe.task, test=_read_encoded(folder, "test"),
         rounds=int(meta["rounds"]), start_round=int(meta["start_round"]),

@@ -59,10 +59,12 @@ from privaudit.mechanisms.federated.flower.runinfo import (
 )
 from privaudit.mechanisms.federated.flower.workload import (
     ClientSide,
+    MaskedCrypto,
     RoundResult,
     ServerSide,
     kept_update,
 )
+from privaudit.mechanisms.federated.strategy import Strategy
 
 if TYPE_CHECKING:
     from privaudit.mechanisms.federated.flower.server_app import Served
@@ -136,18 +138,19 @@ def split_job(job: TrainingJob, *, store: Path, threads: int = 1) -> tuple[Clien
     order = list(job.clients)
     states = {c: ClientState(client_id=c) for c in order}
     states |= {c: s for c, s in (job.client_states or {}).items() if c in states}
-    strategy, client_crypto, server_crypto = job.strategy, None, None
-    _refuse_masking(job.strategy)
-    layer = find_secure_layer(job.strategy)
+    client_crypto, server_crypto = None, None
+    strategy, masked = split_masked(job.strategy)
+    layer = find_secure_layer(strategy)
     if layer is not None:
         client_crypto, public = crypto_of(layer)
         server_crypto = public
         strategy = split_secure_layer(
-            job.strategy, lambda sa: RemoteSecureAggregation(sa.inner, public, channel=sa.channel)
+            strategy, lambda sa: RemoteSecureAggregation(sa.inner, public, channel=sa.channel)
         )
     clients = ClientSide(
         model=job.model, task=job.task, federation=job.federation, client_fn=job.client_fn,
         clients=job.clients, order=order, store=store, crypto=client_crypto, threads=threads,
+        masked=masked,
     )
     server = ServerSide(
         model=job.model, task=job.task, test=job.test, rounds=job.federation.rounds,
@@ -159,19 +162,24 @@ def split_job(job: TrainingJob, *, store: Path, threads: int = 1) -> tuple[Clien
     return clients, server
 
 
-def _refuse_masking(strategy: object) -> None:
-    """Pairwise masking runs in-process only so far: refuse it rather than aggregate the
-    Flower clients' plaintext updates on the server."""
-    from privaudit.core.errors import ConfigError
+def split_masked(strategy: Strategy) -> tuple[Strategy, MaskedCrypto | None]:
+    """``strategy`` with its in-process masked layer (which simulates every client and holds
+    the BFV secret key) swapped for the server's half, and the clients' BFV material."""
+    from privaudit.mechanisms.federated.flower.masked import RemoteMaskedAggregation
+    from privaudit.mechanisms.federated.flower.secure import split_secure_layer
     from privaudit.mechanisms.federated.secure_masked import PairwiseMasking
 
-    layer = strategy
-    while layer is not None:
-        if isinstance(layer, PairwiseMasking):
-            raise ConfigError("secure_aggregation.masking: 'pairwise' runs on the in-process "
-                              "engine only for now; with --engine flower use masking: none "
-                              "(got 'pairwise')")
+    layer: object = strategy
+    while layer is not None and not isinstance(layer, PairwiseMasking):
         layer = getattr(layer, "inner", None)
+    if layer is None:
+        return strategy, None
+    found: PairwiseMasking = layer  # type: ignore[assignment]
+    crypto = MaskedCrypto(config=found.cfg, public_context=found.public_context,
+                          secret_context=found.key_holder.secret_context())
+    return split_secure_layer(strategy, lambda m: RemoteMaskedAggregation(
+        m.inner, m.cfg, public_context=m.public_context, channel=m.channel),
+        PairwiseMasking), crypto
 
 
 class FlowerEngine(Engine):

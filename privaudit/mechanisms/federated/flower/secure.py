@@ -167,17 +167,18 @@ def find_remote_layer(strategy: Strategy) -> RemoteSecureAggregation | None:
 
 
 def split_secure_layer(
-    strategy: Strategy, replace: Callable[[SecureAggregation], Strategy]
+    strategy: Strategy, replace: Callable[[Any], Strategy], kind: type = SecureAggregation
 ) -> Strategy:
-    """``strategy`` with its SecureAggregation layer swapped for ``replace(layer)``; the
-    wrappers around it are shallow copies (they share accountants with the original)."""
-    if isinstance(strategy, SecureAggregation):
+    """``strategy`` with its ``kind`` layer (SecureAggregation, or the masked one) swapped
+    for ``replace(layer)``; the wrappers around it are shallow copies (they share accountants
+    with the original)."""
+    if isinstance(strategy, kind):
         return replace(strategy)
     inner = getattr(strategy, "inner", None)
     if not isinstance(inner, Strategy):
-        raise InternalError(f"{type(strategy).__name__} has no SecureAggregation layer")
+        raise InternalError(f"{type(strategy).__name__} has no {kind.__name__} layer")
     outer = copy.copy(strategy)
-    outer.inner = split_secure_layer(inner, replace)  # type: ignore[attr-defined]
+    outer.inner = split_secure_layer(inner, replace, kind)  # type: ignore[attr-defined]
     return outer
 
 

@@ -18,12 +18,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from privaudit.core.errors import InternalError
 from privaudit.mechanisms.federated.client import ClientState, ClientUpdate, local_seed
 from privaudit.mechanisms.federated.flower import codec
+from privaudit.mechanisms.federated.flower.masked import (
+    RemoteMaskedAggregation,
+    agree_masks,
+    decrypt_over,
+    find_masked_layer,
+    release_over,
+)
+from privaudit.mechanisms.federated.flower.masked_codec import masked_from_record, sealed_to_record
+from privaudit.mechanisms.federated.flower.messages import check_reply, query
 from privaudit.mechanisms.federated.flower.secure import (
     RemoteSecureAggregation,
     find_remote_layer,
@@ -32,6 +42,7 @@ from privaudit.mechanisms.federated.flower.secure import (
 from privaudit.mechanisms.federated.flower.workload import RoundResult, ServerSide
 from privaudit.mechanisms.models import AdapterState, set_adapter_state, state_sha256
 from privaudit.mechanisms.secagg import EncryptedSum, EncryptedUpdate
+from privaudit.mechanisms.secagg.party import MaskedUpdate, SealedShare
 from privaudit.mechanisms.tasks import evaluate_utility
 
 OnRound = Callable[[int, RoundResult], None]
@@ -51,20 +62,6 @@ class Served:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _query(action: str, node: int, extra: dict[str, ConfigRecord] | None = None) -> Message:
-    content = RecordDict({"query": ConfigRecord({"action": action})})
-    for key, record in (extra or {}).items():
-        content[key] = record
-    return Message(content, dst_node_id=node, message_type=MessageType.QUERY)
-
-
-def _check(reply: Message, what: str) -> Message:
-    if reply.has_error():
-        raise InternalError(f"flower: {what} failed on node {reply.metadata.src_node_id}: "
-                            f"{reply.error.reason}")
-    return reply
-
-
 def discover(grid: Grid, side: ServerSide) -> tuple[dict[str, int], int | None]:
     """client id → node id for every client of the federation, and the key holder's node."""
     deadline = time.monotonic() + side.connect_timeout
@@ -77,12 +74,12 @@ def discover(grid: Grid, side: ServerSide) -> tuple[dict[str, int], int | None]:
             )
         time.sleep(0.5)
         nodes = sorted(grid.get_node_ids())
-    replies = grid.send_and_receive([_query("describe", n) for n in nodes],
+    replies = grid.send_and_receive([query("describe", n) for n in nodes],
                                     timeout=side.connect_timeout)
     served: dict[str, int] = {}
     holders: list[int] = []
     for reply in replies:
-        info = _check(reply, "describe").content.config_records["node"]
+        info = check_reply(reply, "describe").content.config_records["node"]
         client, node = str(info["client_id"]), reply.metadata.src_node_id
         if client in served:
             raise InternalError(f"flower: client {client} served by nodes {served[client]} "
@@ -90,18 +87,23 @@ def discover(grid: Grid, side: ServerSide) -> tuple[dict[str, int], int | None]:
         served[client] = node
         if info.get("key_holder"):
             holders.append(node)
+        identity = info.get("identity")
+        masked = find_masked_layer(side.strategy)
+        if masked is not None and isinstance(identity, bytes):
+            masked.admission.registry[client] = Ed25519PublicKey.from_public_bytes(identity)
     missing = [c for c in side.order if c not in served]
     if missing:
         raise InternalError(f"flower: no node serves client(s) {', '.join(missing)}")
     holder = next((served[c] for c in side.order if served[c] in holders), None)
-    if side.crypto is not None and holder is None:
-        raise InternalError("flower: secure aggregation is on but no node holds the CKKS key")
+    if (side.crypto is not None or find_masked_layer(side.strategy)) and holder is None:
+        raise InternalError("flower: secure aggregation is on but no node holds the secret key")
     return served, holder
 
 
 def _train_message(
     side: ServerSide, node: int, client: str, r: int, global_record: RecordDict,
     weight: float | None, summed: int, send_state: bool,
+    sealed: list[SealedShare] | None = None,
 ) -> Message:
     config = ConfigRecord(
         {"client_id": client, "round": r,
@@ -112,6 +114,8 @@ def _train_message(
     if send_state and client in side.initial_states:
         config["client_state"] = codec.client_state_to_json(side.initial_states[client])
     content = RecordDict({"global": global_record["global"], "config": config})
+    if sealed is not None:
+        content["sealed"] = sealed_to_record(sealed)
     return Message(content, dst_node_id=node, message_type=MessageType.TRAIN, group_id=str(r))
 
 
@@ -122,6 +126,7 @@ def serve(grid: Grid, side: ServerSide, on_round: OnRound | None = None) -> Serv
     discovered = time.perf_counter() - started
     by_node = {n: c for c, n in nodes.items()}
     remote = find_remote_layer(side.strategy)
+    masked = _remote_masked(side)
     if remote is not None:
         remote.decrypt = lambda total: _decrypt(grid, holder, total, side.round_timeout)
     global_state = {n: t.clone() for n, t in side.initial_state.items()}
@@ -132,11 +137,14 @@ def serve(grid: Grid, side: ServerSide, on_round: OnRound | None = None) -> Serv
     for r in range(side.start_round, side.rounds + 1):
         started = time.perf_counter()
         chosen = side.strategy.select(r, list(side.order))
-        weights = planned_weights(side.strategy, chosen, side.sizes) if remote and chosen else {}
+        weights = planned_weights(side.strategy, chosen, side.sizes) \
+            if (remote or masked) and chosen else {}
+        sealed = agree_masks(grid, nodes, chosen, r, masked, side.round_timeout) \
+            if masked and chosen else {}
         record = RecordDict({"global": codec.state_to_record(global_state)})
         messages = [
             _train_message(side, nodes[c], c, r, record, weights.get(c), len(chosen),
-                           c not in primed)
+                           c not in primed, sealed.get(c) if masked else None)
             for c in chosen
         ]
         primed.update(chosen)
@@ -146,9 +154,13 @@ def serve(grid: Grid, side: ServerSide, on_round: OnRound | None = None) -> Serv
         order = {c: i for i, c in enumerate(side.order)}
         updates = sorted(arrived.updates, key=lambda u: order[u.client_id])
         states = arrived.states
+        seconds, errors = sum(arrived.encrypt_seconds.values()), arrived.encrypt_errors
         if remote is not None:
-            remote.receive(arrived.encrypted, encrypt_seconds=sum(arrived.encrypt_seconds.values()),
-                           errors=arrived.encrypt_errors)
+            remote.receive(arrived.encrypted, encrypt_seconds=seconds, errors=errors)
+        if masked is not None:
+            masked.receive(arrived.masked, encrypt_seconds=seconds, errors=errors)
+            masked.release = release_over(grid, nodes, r, side.round_timeout)
+            masked.decrypt = decrypt_over(grid, holder, side.round_timeout)
         global_state, log = side.strategy.aggregate_round(global_state, updates, round_index=r)
         set_adapter_state(model, global_state)
         metric, value = evaluate_utility(model, side.test, side.task)
@@ -173,6 +185,14 @@ def serve(grid: Grid, side: ServerSide, on_round: OnRound | None = None) -> Serv
     return served
 
 
+def _remote_masked(side: ServerSide) -> RemoteMaskedAggregation | None:
+    layer = find_masked_layer(side.strategy)
+    if layer is not None and not isinstance(layer, RemoteMaskedAggregation):
+        raise InternalError("flower: the server's strategy simulates every client's masks "
+                            "(split the masked layer before serving)")
+    return layer
+
+
 @dataclass
 class Arrived:
     """One round's replies, read: updates (zero deltas stand in for encrypted ones), the
@@ -180,6 +200,7 @@ class Arrived:
 
     updates: list[ClientUpdate] = field(default_factory=list)
     encrypted: list[EncryptedUpdate] = field(default_factory=list)
+    masked: list[MaskedUpdate] = field(default_factory=list)
     states: dict[str, ClientState] = field(default_factory=dict)
     encrypt_seconds: dict[str, float] = field(default_factory=dict)
     encrypt_errors: dict[str, float] = field(default_factory=dict)
@@ -190,15 +211,18 @@ def _read_replies(
 ) -> Arrived:
     arrived = Arrived()
     for reply in replies:
-        content = _check(reply, f"round {r}").content
+        content = check_reply(reply, f"round {r}").content
         info = content.config_records["update"]
         client = by_node[reply.metadata.src_node_id]
         if info.get("client_id") != client:
             raise InternalError(f"flower: node of {client} replied for {info.get('client_id')!r}")
         arrived.states[client] = codec.client_state_from_json(str(info["client_state"]))
-        if "encrypted" in content.config_records:
-            record = content.config_records["encrypted"]
-            arrived.encrypted.append(codec.record_to_encrypted_update(record))
+        if "encrypted" in content.config_records or "masked" in content.config_records:
+            if "masked" in content.config_records:
+                arrived.masked.append(masked_from_record(content.config_records["masked"]))
+            else:
+                arrived.encrypted.append(codec.record_to_encrypted_update(
+                    content.config_records["encrypted"]))
             delta = {n: torch.zeros_like(t) for n, t in global_state.items()}  # never seen
             for key, into in (("encrypt_seconds", arrived.encrypt_seconds),
                               ("encrypt_error", arrived.encrypt_errors)):
@@ -219,11 +243,11 @@ def _decrypt(grid: Grid, holder: int | None, total: EncryptedSum, timeout: float
              ) -> dict[str, torch.Tensor]:
     if holder is None:
         raise InternalError("flower: no key holder node to decrypt the sum")
-    message = _query("decrypt", holder, {"sum": codec.encrypted_sum_to_record(total)})
+    message = query("decrypt", holder, {"sum": codec.encrypted_sum_to_record(total)})
     replies: Sequence[Message] = list(grid.send_and_receive([message], timeout=timeout))
     if not replies:
         raise InternalError(f"flower: the key holder (node {holder}) did not answer")
-    return codec.record_to_state(_check(replies[0], "decrypt").content.array_records["mean"])
+    return codec.record_to_state(check_reply(replies[0], "decrypt").content.array_records["mean"])
 
 
 __all__ = ["RemoteSecureAggregation", "Served", "discover", "serve"]

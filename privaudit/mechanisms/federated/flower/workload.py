@@ -2,7 +2,8 @@
 
 - :class:`ClientSide` — the data holders: the model, their client data, the client update
   (plain or privacy-wrapped, privaudit's own), and with secure aggregation the CKKS context
-  WITH the secret key (clients encrypt symmetrically and, as key holder, decrypt only sums).
+  WITH the secret key (clients encrypt symmetrically and, as key holder, decrypt only sums);
+  with pairwise masking the BFV public context instead (:class:`MaskedCrypto`).
   Each client also keeps its own lineage (its plaintext delta and the record ids it touched)
   in ``store`` on its side; it never travels to the server.
 - :class:`ServerSide` — the aggregator: the strategy (privaudit's own wrappers; the secure
@@ -50,6 +51,17 @@ class ServerCrypto:
 
 
 @dataclass
+class MaskedCrypto:
+    """The clients' BFV material for pairwise masking: the key holder's public context for
+    every client, the context with the secret key for the key holder's node only (in
+    simulation one ClientSide serves every node, so it carries both)."""
+
+    config: SecureAggregationConfig
+    public_context: bytes
+    secret_context: bytes | None = None
+
+
+@dataclass
 class ClientSide:
     """What the data holders hold (one silo: one client; simulation: every client)."""
 
@@ -63,6 +75,7 @@ class ClientSide:
     store: Path
     crypto: ClientCrypto | None = None
     threads: int = 1
+    masked: MaskedCrypto | None = None
 
 
 @dataclass

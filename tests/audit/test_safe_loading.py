@@ -144,7 +144,7 @@ def test_an_out_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
 
 
 DEPLOY = {"federation": {"clients": 3, "rounds": 2},
-          "secure_aggregation": {"enabled": True},
+          "secure_aggregation": {"enabled": True, "masking": "none"},
           "privacy": {"dp": {"mode": "record", "noise_multiplier": 0.8, "delta": 1e-3}}}
 
 

@@ -18,7 +18,7 @@ from privaudit.mechanisms.federated import secure
 from privaudit.mechanisms.secagg import THREAT_MODEL, EncryptedUpdate, InsecureParametersWarning
 from tests.conftest import TINY, merge
 
-HE = {"secure_aggregation": {"enabled": True}, "federation": {"clients": 3}}
+HE = {"secure_aggregation": {"enabled": True, "masking": "none"}, "federation": {"clients": 3}}
 
 
 def _write(tmp_path: Path, patch: dict[str, Any]) -> Path:
@@ -109,15 +109,3 @@ def test_a_pairwise_masked_run_reports_bfv_its_quantization_bound_and_the_masked
     control = next(c for c in outcome.report.verdict.controls  # type: ignore[union-attr]
                    if c.id == "secure-aggregation")
     assert control.status == "PASS" and "pairwise-masked" in control.reason
-
-
-def test_pairwise_masking_with_the_flower_engine_exits_2_naming_the_field_and_writes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = _write(tmp_path, {"secure_aggregation": {"enabled": True, "masking": "pairwise"},
-                             "federation": {"clients": 3}})
-    out = tmp_path / "out"
-    assert main(["run", str(path), "--out", str(out), "--engine", "flower"]) == 2
-    assert "secure_aggregation.masking: 'pairwise' runs on the in-process engine" in \
-        capsys.readouterr().err.replace("\n", " ")
-    assert not out.exists()

@@ -45,6 +45,7 @@ from privaudit.mechanisms.secagg import (
     KeyHolder,
     SecureAggregationReport,
     check_params,
+    validate_params,
 )
 from privaudit.mechanisms.secagg import build_report as build_secagg_report
 
@@ -241,6 +242,9 @@ def build_recipe(
     if he.enabled and he.masking == "pairwise":
         from privaudit.mechanisms.federated.secure_masked import PairwiseMasking
 
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # min_clients < 3 allowed: warned every run
+            outcome.secure_insecure = validate_params(he).insecure
         # a channel here carries MaskedUpdate values (tests drop or replay them)
         strategy = PairwiseMasking(strategy, he, seed=seed, channel=channel)  # type: ignore[arg-type]
     elif he.enabled:

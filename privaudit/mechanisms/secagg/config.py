@@ -23,7 +23,7 @@ class SecureAggregationConfig(ConfigSection):
         "also the Shamir threshold: survivors needed to remove a dropped client's masks")
     allow_insecure: bool = False
     masking: Literal["none", "pairwise"] = Field(
-        default="none", description="pairwise: X25519-agreed masks that cancel in the sum, "
+        default="pairwise", description="pairwise: X25519-agreed masks that cancel in the sum, "
         "over a fixed-point grid, under BFV with the key holder's public key (no client holds "
         "the secret key; one client's ciphertext decrypts to uniform values); none: the CKKS "
         "path, every client holding the secret key")

@@ -45,7 +45,7 @@ def build_report(
             plain_modulus_bits=cfg.plain_modulus_bits,
             quantization_error_bound=quantization_error_bound,
             expansion_ratio=expansion_ratio, max_abs_error=max_abs_error,
-            min_clients=cfg.min_clients, threat_model=list(MASKED_THREAT_MODEL),
+            min_clients=cfg.min_clients, insecure=insecure, threat_model=list(MASKED_THREAT_MODEL),
             rejections=list(rejections), dropped=list(dropped))
     return SecureAggregationReport(
         enabled=True,

@@ -84,6 +84,14 @@ MASKED_THREAT_MODEL: tuple[str, ...] = (
     "ciphertext digests) with its own Ed25519 key; unsigned, altered, replayed, stale or "
     "duplicated updates are refused and listed in the round log, and the sender counts as "
     "dropped. The server can still drop updates, which is a dropout.",
+    "Share transport: each Shamir share travels sealed to its holder (ChaCha20-Poly1305 "
+    "under an X25519-agreed key separate from the masking key), so the server that routes "
+    "shares reads none. Identity keys are registered when a node first answers (Flower's "
+    "describe): a server that substitutes them at that moment could impersonate clients; "
+    "provision identity keys out of band to exclude it.",
+    "Engines: in-process and Flower run the same protocol code; in a Flower deployment export "
+    "only the first silo (the key holder) gets the BFV secret key, while the simulation "
+    "hands one workload holding it to every virtual node (a simulation, not a separation).",
     "Decryption is exact (BFV): the released sum carries no secret-key-dependent decryption "
     "noise, so the Li-Micciancio key-recovery attack on approximate CKKS decryption does not "
     "apply and no flooding noise is needed.",

@@ -137,7 +137,8 @@ def test_dp_fedavg_must_be_outside_secure_aggregation() -> None:
 def test_client_mode_with_secure_aggregation_sums_clipped_deltas_under_encryption(
     federation: Callable[..., Federation],
 ) -> None:
-    fed = federation(_client_mode() | {"secure_aggregation": {"enabled": True}})
+    fed = federation(_client_mode() | {"secure_aggregation": {"enabled": True,
+                                                               "masking": "none"}})
     records: list[Any] = []
     result = train_federation(fed.cfg.recipe, fed.bundle, fed.clients, fed.test,
                               initial_state=fed.initial_state(), seed=fed.cfg.seed,

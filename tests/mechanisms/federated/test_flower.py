@@ -57,7 +57,7 @@ from tests.mechanisms.federated.conftest import Federation
 
 THREE = {"federation": {"clients": 3, "rounds": 2}}
 RECORD_DP = {"privacy": {"dp": {"mode": "record", "noise_multiplier": 1.0, "delta": 1e-5}}}
-HE = {"secure_aggregation": {"enabled": True}}  # min_clients 3: every client of THREE
+HE = {"secure_aggregation": {"enabled": True, "masking": "none"}}  # CKKS; min_clients 3
 
 
 def client_dp(rate: float) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from privaudit.mechanisms.federated.train import train_federation
 from privaudit.mechanisms.secagg import EncryptedUpdate, plaintext_weighted_mean
 
 Federation = Any  # tests/mechanisms/federated/conftest.py
-HE = {"secure_aggregation": {"enabled": True}, "federation": {"clients": 3}}
+HE = {"secure_aggregation": {"enabled": True, "masking": "none"}, "federation": {"clients": 3}}
 
 
 def _train(fed: Federation, **kw: Any) -> Any:
@@ -112,7 +112,8 @@ def _tamper(round_to_spoil: int) -> Callable[[EncryptedUpdate], Sequence[Encrypt
 def test_tampered_wrong_shape_stale_and_duplicate_updates_are_rejected_by_name(
     federation: Callable[..., Federation],
 ) -> None:
-    fed = federation({"secure_aggregation": {"enabled": True}, "federation": {"clients": 6}})
+    fed = federation({"secure_aggregation": {"enabled": True, "masking": "none"},
+                     "federation": {"clients": 6}})
     records: list[Any] = []
     seen: list[Any] = []
     result = _train(fed, channel=_tamper(2), on_round=lambda r, s, u, rec: (

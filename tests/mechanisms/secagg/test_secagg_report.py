@@ -21,9 +21,12 @@ DESIGN_KEYS = {
 }
 
 
+CKKS = SecureAggregationConfig(enabled=True, masking="none")
+
+
 def test_report_has_the_design_keys_and_the_run_measurements():
     rejection = Rejection(client_id="c9", round=2, reason="stale_round", detail="round 1")
-    report = build_report(SecureAggregationConfig(enabled=True), expansion_ratio=8.37,
+    report = build_report(CKKS, expansion_ratio=8.37,
                           max_abs_error=5e-12, rejections=[rejection])
     data = json.loads(report.model_dump_json())
     assert set(data) >= DESIGN_KEYS
@@ -36,7 +39,7 @@ def test_report_has_the_design_keys_and_the_run_measurements():
 
 
 def test_threat_model_states_what_homomorphic_aggregation_does_not_protect():
-    text = " ".join(build_report(SecureAggregationConfig(enabled=True), expansion_ratio=None,
+    text = " ".join(build_report(CKKS, expansion_ratio=None,
                                  max_abs_error=None).threat_model)
     for claim in ("share one secret key", "decrypted sum is revealed", "no differential privacy",
                   "drop, replay", "Li & Micciancio"):

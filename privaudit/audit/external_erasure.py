@@ -40,6 +40,7 @@ from privaudit.mechanisms.tasks import EncodedSet, evaluate_utility
 from privaudit.unlearning.config import VerifyConfig
 from privaudit.unlearning.evaluate import per_example_loss
 from privaudit.unlearning.evidence import flags_for, utility_drop, verdict_line
+from privaudit.unlearning.paired import match_nonmembers
 from privaudit.unlearning.power import per_test_confidence
 from privaudit.unlearning.results import ForgetEvidence, RetainEvidence, UnlearningResult
 from privaudit.unlearning.verify import compare_forget
@@ -121,7 +122,9 @@ def judge_supplied(model: nn.Module, erasure: SuppliedErasure, *, original: Adap
     verify = VerifyConfig()
     f.privleak_band = verify.privleak_band
     cmp = compare_forget(f, before=before, after=after, oracle=oracle,
-                         auc=_auc_fn(cfg, seed), confidence=cfg.confidence)
+                         auc=_auc_fn(cfg, seed), confidence=cfg.confidence,
+                         matching=match_nonmembers(forget, held_out),
+                         n_resamples=cfg.bootstrap, seed=seed)
     result = UnlearningResult(
         request_id=erasure.request_id, kind="record", method=SUPPLIED, exactness="approximate",
         seconds=0.0, examples_processed=0, executed_at=datetime.now(UTC).isoformat(),
@@ -138,9 +141,8 @@ def judge_supplied(model: nn.Module, erasure: SuppliedErasure, *, original: Adap
     confidence = cfg.confidence
     result.verification_flags = flags_for(
         privleak_value=f.privleak, auc_unlearned=cmp.auc.auc if cmp.auc else None,
-        auc_oracle=cmp.auc_oracle.auc if cmp.auc_oracle else None, margin=cmp.margin,
-        drop=result.utility_drop, drop_ci=None, cfg=verify, ks_pvalue=f.ks_pvalue,
-        loss_shift=cmp.shift, alpha=1 - confidence)
+        difference=cmp.difference, spread=cmp.spread, drop=result.utility_drop, drop_ci=None,
+        cfg=verify, confidence=confidence, ks_pvalue=f.ks_pvalue, loss_shift=cmp.shift)
     result.flags += [v.message for v in result.verification_flags]
     result.verdict = verdict_line(result, alpha=1 - per_test_confidence(confidence))
     return result

@@ -281,9 +281,14 @@ def _erasure(doc: Document) -> Control:
     within = f" beyond ±{band:g}" if band is not None else ""
     reach = (f" At this size the test can show departures beyond ±{max(floors):.0f}% only."
              if floors else "")
+    estimated = [u for u in judged if (u.get("forget") or {}).get("retrain_low") is not None]
+    how = (" The oracle's own variability was estimated from extra retrainings for "
+           f"{len(estimated)} of {len(judged)}." if estimated else " The oracle's own "
+           "variability was not estimated (unlearning.verify.oracle_replicates: 0), so the "
+           "comparison covers the sampling of records only.")
     return _c("erasure", _ERASE, "PASS", f"{len(judged)} erasure(s) judged; no unlearned model "
-              f"departs from retraining without the data (PrivLeak{within} with confidence)."
-              + reach, ev)
+              f"departs from retraining without the data (PrivLeak{within} and a paired test "
+              "of the forget AUC against the oracle's on the same records)." + reach + how, ev)
 
 
 _UTIL = "Is the model still useful?"

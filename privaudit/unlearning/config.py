@@ -87,11 +87,16 @@ class VerifyConfig(ConfigSection):
 
     privleak_band: float = Field(
         default=10.0, gt=0, description="|PrivLeak| in % beyond which under_unlearned "
-        "(negative) or over_unlearned (positive) fires, when the forget AUC's CI also "
-        "excludes the oracle's AUC")
+        "(negative) or over_unlearned (positive) fires, when the paired interval of the AUC "
+        "difference from the oracle also excludes 0")
     utility_drop_max: float = Field(
         default=0.2, gt=0, lt=1, description="relative utility drop beyond which "
         "utility_collapse fires")
+    oracle_replicates: int = Field(
+        default=0, ge=0, le=8, description="extra retrainings of the oracle with other seeds, "
+        "per request, to estimate how much two retrainings differ: a method is flagged only "
+        "if its forget AUC is also outside the prediction interval of another retraining; 0 = "
+        "not estimated (the certificate says so)")
     retain_sample: int = Field(
         default=200, ge=1, description="retained records attacked for the collateral AUC")
     ulira_references: int = Field(

@@ -8,15 +8,17 @@ result, which :class:`~privaudit.unlearning.verify.Verifier` measures and applie
   MUSE's orientation of the AUC: held-out records scored *above* the forget records, i.e.
   1 − the membership AUC. So **negative = still remembers** (under-unlearned), **positive =
   over-unlearned** (the forget records now look less like members than never-seen ones),
-  0 = the oracle. Its CI carries the unlearned AUC's bootstrap CI (the oracle's AUC is fixed).
+  0 = the oracle. Its CI is the paired interval of the AUC difference from the oracle
+  (:mod:`privaudit.unlearning.paired`), scaled by the oracle's 1 − AUC.
 - **Forget quality** (TOFU): the KS-test p-value between the unlearned and the oracle's
   per-example losses on the forget set (``scipy.stats.ks_2samp``).
 - **Collateral**: the retained records' membership AUC after − before, and the utility drop.
 - **Flags**, each with the threshold that fired (``unlearning.verify``): ``under_unlearned`` /
-  ``over_unlearned`` when |PrivLeak| > ``privleak_band`` and the unlearned and oracle AUCs are
-  further apart than their sampling noise allows (:func:`~privaudit.unlearning.power.
-  auc_margin`); ``utility_collapse`` when the utility drop's paired-bootstrap interval lies
-  above ``utility_drop_max``. The oracle is the yardstick: it is never flagged.
+  ``over_unlearned`` when |PrivLeak| > ``privleak_band``, the paired interval of the AUC
+  difference from the oracle excludes 0, and (when estimated) the unlearned AUC lies outside
+  what another retraining gives (:mod:`privaudit.unlearning.paired`); ``utility_collapse``
+  when the utility drop's paired-bootstrap interval lies above ``utility_drop_max``. The
+  oracle is the yardstick: it is never flagged.
 
 >>> round(privleak(0.78, 0.5), 1)   # trained model judged as if unlearned: still remembers
 -56.0
@@ -36,6 +38,7 @@ from scipy.stats import ks_2samp
 
 from privaudit.unlearning.base import oracle_name
 from privaudit.unlearning.config import VerifyConfig
+from privaudit.unlearning.paired import PairedDifference, RetrainSpread
 from privaudit.unlearning.results import ForgetEvidence, UnlearningResult, VerificationFlag
 
 __all__ = [
@@ -93,37 +96,60 @@ def utility_drop(before: float, after: float, metric: str) -> float:
     return 1.0 - after / before if before > 0 else float("nan")
 
 
+def _against_retraining(spread: RetrainSpread | None, auc: float, side: str) -> str | None:
+    """Why ``auc`` is beyond another retraining (None: it is not), or that this was not
+    estimated."""
+    if spread is None:
+        return "(the oracle's own variability was not estimated)"
+    outside = auc > spread.high if side == "above" else auc < spread.low
+    if not outside:
+        return None
+    return (f"outside what another retraining gives ({spread.low:.3f} to {spread.high:.3f}, "
+            f"from {spread.replicates + 1} retrainings)")
+
+
 def flags_for(
-    *, privleak_value: float | None, auc_unlearned: float | None, auc_oracle: float | None,
-    margin: float, drop: float | None, drop_ci: tuple[float, float] | None, cfg: VerifyConfig,
-    ks_pvalue: float | None = None, loss_shift: float | None = None, alpha: float = 0.05,
+    *, privleak_value: float | None, auc_unlearned: float | None,
+    difference: PairedDifference | None, spread: RetrainSpread | None,
+    drop: float | None, drop_ci: tuple[float, float] | None, cfg: VerifyConfig,
+    confidence: float = 0.95, ks_pvalue: float | None = None,
+    loss_shift: float | None = None,
 ) -> list[VerificationFlag]:
     """Every flag that fires, with its threshold.
 
-    A PrivLeak flag needs |PrivLeak| beyond the band *and* a significant difference from the
-    oracle, by either of two tests at α/2 each (Bonferroni: at most α on an exact retrain):
-    the two AUCs further apart than ``margin`` (:func:`~privaudit.unlearning.power.auc_margin`
-    at confidence 1 − α/2), or the KS test of the two models' forget-set losses below α/2 with
-    the losses shifted the same way (``loss_shift``: unlearned − oracle median loss; > 0 =
-    the forget records now cost more than under retraining). ``utility_collapse`` needs the
-    drop's paired-bootstrap interval to lie above the threshold."""
+    ``under_unlearned`` / ``over_unlearned`` need |PrivLeak| beyond the band and a
+    difference from the oracle on that side shown by either of two tests at α/2 each
+    (Bonferroni: at most α together on an exact retrain): the paired swap test of Δ =
+    AUC_unlearned − AUC_oracle on the same records (:func:`~privaudit.unlearning.paired.
+    auc_difference`) — with, when the oracle's variability was estimated (``spread``: k + 1
+    retrainings), the unlearned AUC also outside the prediction interval of another
+    retraining —, or the KS test of the two models' forget-set losses with the losses
+    shifted the same way (``loss_shift``: unlearned − oracle median loss; > 0 = the forget
+    records now cost more than under retraining). ``utility_collapse`` needs the drop's
+    paired-bootstrap interval to lie above the threshold."""
     out: list[VerificationFlag] = []
-    band = cfg.privleak_band
+    band, alpha = cfg.privleak_band, 1 - confidence
     ks = ks_pvalue is not None and loss_shift is not None and ks_pvalue < alpha / 2
-    if privleak_value is not None and auc_unlearned is not None and auc_oracle is not None:
-        gap = auc_unlearned - auc_oracle
-        for name, beyond, apart, shifted, side in (
-            ("under_unlearned", privleak_value < -band, gap > margin,
-             ks and loss_shift is not None and loss_shift < 0, "above"),
-            ("over_unlearned", privleak_value > band, -gap > margin,
-             ks and loss_shift is not None and loss_shift > 0, "below"),
+    if privleak_value is not None and auc_unlearned is not None and difference is not None:
+        d = difference
+        significant = d.p_value < alpha / 2
+        for name, beyond, side, shifted in (
+            ("under_unlearned", privleak_value < -band, "above",
+             ks and loss_shift is not None and loss_shift < 0),
+            ("over_unlearned", privleak_value > band, "below",
+             ks and loss_shift is not None and loss_shift > 0),
         ):
+            retrain = _against_retraining(spread, auc_unlearned, side)
+            apart = significant and (d.value > 0 if side == "above" else d.value < 0) \
+                and retrain is not None
             if not (beyond and (apart or shifted)):
                 continue
-            why = (f"the forget AUC {auc_unlearned:.3f} is {side} the oracle's "
-                   f"{auc_oracle:.3f} by more than the {margin:.3f} noise allows" if apart else
+            why = (f"the forget AUC {auc_unlearned:.3f} is {side} the oracle's by "
+                   f"{abs(d.value):.3f} (paired swap test p = {d.p_value:.2g} < "
+                   f"{alpha / 2:.2g}; interval of the difference {d.ci_low:+.3f} to "
+                   f"{d.ci_high:+.3f}), {retrain}" if apart else
                    f"the forget losses differ from the oracle's (KS p = {ks_pvalue:.2g} < "
-                   f"{alpha / 2:g}), {'lower' if side == 'above' else 'higher'} than under "
+                   f"{alpha / 2:.2g}), {'lower' if side == 'above' else 'higher'} than under "
                    "retraining")
             sign = "<" if side == "above" else ">"
             out.append(VerificationFlag(
@@ -194,9 +220,15 @@ def verdict_line(r: UnlearningResult, *, alpha: float = 0.05) -> str:
                 "so not even a model that still remembers every erased record could be told "
                 f"from retraining (at least {f.records_needed} records needed); PrivLeak "
                 f"{f.privleak:+.1f}%, {_ks_words(f, alpha)}; {ulira_words(r)}.")
+    paired = ""
+    if f.auc_difference is not None:
+        paired = (f", forget AUC {f.auc_difference:+.3f} from the oracle's on the same records "
+                  f"(paired interval {f.auc_difference_ci_low:+.3f} to "
+                  f"{f.auc_difference_ci_high:+.3f}); the oracle's own variability "
+                  f"{'estimated' if f.retrain_low is not None else 'not estimated'}")
     return (f"Indistinguishable from retraining at this sample size: PrivLeak "
             f"{f.privleak:+.1f}% (CI {f.privleak_ci_low:+.1f} to {f.privleak_ci_high:+.1f}; "
-            f"this test shows departures beyond ±{f.privleak_floor:.0f}% only), "
+            f"this test shows departures beyond ±{f.privleak_floor:.0f}% only){paired}, "
             f"{_ks_words(f, alpha)}; {ulira_words(r)}.")
 
 

@@ -86,4 +86,22 @@ class Oracle(Unlearner):
         )
 
 
+#: the seed of extra retraining j is the run's seed + REPLICATE_SEED_STEP · j
+REPLICATE_SEED_STEP = 7919
+
+
+def retrain_replicates(ctx: UnlearningContext, erased: frozenset[str], k: int, *,
+                       first: int = 1) -> list[UnlearnedModel]:
+    """The oracle's retraining done ``k`` more times with other seeds (the same retained
+    clients, LoRA initialisation and DP noise multiplier; other batch orders and noise
+    draws): how much two retrainings differ (:mod:`privaudit.unlearning.paired`).
+    Replicate j (from ``first``) trains with the run's seed + ``REPLICATE_SEED_STEP`` · j;
+    j = 0 is the oracle itself."""
+    clients = oracle_clients(ctx, erased) if k > 0 else {}
+    return [UnlearnedModel(states=[train_federation(
+        ctx.recipe, ctx.bundle, clients, ctx.test, initial_state=ctx.initial_state,
+        seed=ctx.recipe.seed + REPLICATE_SEED_STEP * j, engine=ctx.engine,
+        noise=ctx.run_noise(clients)).final_state]) for j in range(first, first + k)]
+
+
 register_unlearner(Oracle.name, Oracle)

@@ -10,9 +10,11 @@ have failed, so each test of ``verify.py`` states its floor and is NOT INFORMATI
   so a difference is significant beyond ``auc_margin`` = z·√2·SE (design-based and
   conservative: the two models score the same records, which only correlates them). PrivLeak =
   (AUC_oracle − AUC_unlearned) / (1 − AUC_oracle) × 100, so the smallest |PrivLeak| it can
-  show is ``privleak_floor`` = margin / (1 − AUC_oracle) × 100. PrivLeak cannot go below −100
-  (every forget record above every held-out one), so with a floor of 100 or more not even a
-  model that remembers everything could be told from retraining: NOT INFORMATIVE.
+  show is ``privleak_floor`` = margin / (1 − AUC_oracle) × 100 (a design-based floor; the
+  flags themselves use the paired interval of the difference, :mod:`privaudit.unlearning.
+  paired`). PrivLeak cannot go below −100 (every forget record above every held-out one), so
+  with a floor of 100 or more not even a model that remembers everything could be told from
+  retraining: NOT INFORMATIVE.
 - **Forget quality** (KS between the unlearned and the oracle's losses on the n forget
   records): its smallest attainable p-value, ``ks_pvalue_floor``, is that of two completely
   separated samples (exactly 2 / C(2n, n) for two samples of n); above 1 − c it can never
@@ -54,8 +56,9 @@ def _z(confidence: float) -> float:
 
 
 def per_test_confidence(confidence: float) -> float:
-    """The confidence of each of the erasure flags' two tests (AUC gap, KS): α/2 each, so
-    together they err at most α (Bonferroni). Every floor is stated at this confidence.
+    """The confidence of each of the erasure flags' two tests (paired swap test of the AUC
+    difference, KS): α/2 each, so together they err at most α (Bonferroni). Every floor is
+    stated at this confidence.
 
     >>> per_test_confidence(0.95)
     0.975

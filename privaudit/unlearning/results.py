@@ -75,6 +75,30 @@ class ForgetEvidence(ReportModel):
     informative: bool | None = Field(
         default=None, description="False when privleak_floor ≥ 100: the erasure test could not "
         "have failed; None when no oracle ran")
+    auc_difference: float | None = Field(
+        default=None, description="paired: forget AUC of the unlearned model − the oracle's, "
+        "on the same forget and held-out records (> 0 = remembers more than retraining)")
+    auc_difference_ci_low: float | None = Field(
+        default=None, description="paired-bootstrap interval (records resampled once for both "
+        "models) at the run's confidence")
+    auc_difference_ci_high: float | None = None
+    oracle_aucs: list[float] = Field(
+        default_factory=list, description="forget AUC of the oracle and of each extra "
+        "retraining with another seed (unlearning.verify.oracle_replicates)")
+    retrain_low: float | None = Field(
+        default=None, description="prediction interval of another retraining's forget AUC "
+        "from oracle_aucs (t with k degrees of freedom); None when not estimated")
+    retrain_high: float | None = None
+    oracle_variability: str | None = Field(
+        default=None, description="how the oracle's own variability entered the decision, or "
+        "that it was not estimated")
+    nonmember_matching: str | None = Field(
+        default=None, description="which held-out records the forget set was compared with: "
+        "matched on label and length band, or unmatched and why")
+    mia_auc_unmatched: float | None = Field(
+        default=None, description="the unlearned model's forget AUC against every held-out "
+        "record (when the comparison used matched ones)")
+    mia_auc_oracle_unmatched: float | None = None
 
 
 class RetainEvidence(ReportModel):

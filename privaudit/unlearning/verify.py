@@ -52,6 +52,15 @@ from privaudit.unlearning.evidence import rank_results as rank_results
 from privaudit.unlearning.evidence import utility_drop as utility_drop
 from privaudit.unlearning.evidence import verdict_line
 from privaudit.unlearning.evidence import vulnerability as vulnerability
+from privaudit.unlearning.oracle import retrain_replicates
+from privaudit.unlearning.paired import (
+    Matching,
+    PairedDifference,
+    RetrainSpread,
+    auc_difference,
+    match_nonmembers,
+    retrain_interval,
+)
 from privaudit.unlearning.power import (
     auc_floor,
     auc_margin,
@@ -86,21 +95,50 @@ class ForgetComparison:
     auc: AttackMetrics | None = None
     auc_oracle: AttackMetrics | None = None
     shift: float | None = None  # unlearned − oracle median forget loss
+    difference: PairedDifference | None = None
+    spread: RetrainSpread | None = None
 
 
 LossPair = tuple[np.ndarray, np.ndarray]  # (forget-set losses, held-out losses) of one model
 
 
+def _matched(pair: LossPair, pick: np.ndarray) -> LossPair:
+    return pair[0], pair[1][pick]
+
+
+def _variability(spread: RetrainSpread | None, confidence: float) -> str:
+    if spread is None:
+        return ("not estimated (unlearning.verify.oracle_replicates: 0): the paired interval "
+                "covers the sampling of records only; another retraining could differ from "
+                "the oracle by more, so a flag may be the oracle's own noise")
+    return (f"estimated from {spread.replicates + 1} retrainings with different seeds (forget "
+            f"AUC {min(spread.aucs):.3f} to {max(spread.aucs):.3f}, sd {spread.sd:.3f}): a "
+            f"method is flagged only outside the {confidence:.0%} prediction interval of "
+            f"another retraining, {spread.low:.3f} to {spread.high:.3f}")
+
+
 def compare_forget(f: ForgetEvidence, *, before: LossPair, after: LossPair,
                    oracle: LossPair | None, auc: Callable[[np.ndarray, np.ndarray],
                                                           AttackMetrics],
-                   confidence: float) -> ForgetComparison:
+                   confidence: float, matching: Matching | None = None,
+                   replicates: Sequence[LossPair] = (), n_resamples: int = 0,
+                   seed: int = 0) -> ForgetComparison:
     """Fill ``f``'s forget-set evidence from per-record losses of the trained model
-    (``before``), the unlearned one (``after``) and the oracle, in place: the forget AUCs
-    with their intervals, PrivLeak, the KS test, per-record vulnerability, and what the test
-    can show at this size (floors, records needed, ``informative``). ``auc`` scores members
-    against held-out records by their losses. Shared by the run's erasure stage and
-    ``audit-model --unlearned``."""
+    (``before``), the unlearned one (``after``), the oracle and its ``replicates`` (extra
+    retrainings), in place: the forget AUCs with their intervals against the ``matching``
+    held-out records (the unmatched AUCs next to them), the paired difference from the
+    oracle, the retraining spread, PrivLeak, the KS test, per-record vulnerability, and what
+    the test can show at this size. ``auc`` scores members against held-out records by their
+    losses. Shared by the run's erasure stage and ``audit-model --unlearned``."""
+    if matching is not None:
+        f.nonmember_matching = matching.statement
+        if matching.matched:
+            f.mia_auc_unmatched = auc(*after).auc
+            f.mia_auc_oracle_unmatched = auc(*oracle).auc if oracle is not None else None
+            pick = np.asarray(matching.indices, int)
+            before, after = _matched(before, pick), _matched(after, pick)
+            oracle = None if oracle is None else _matched(oracle, pick)
+            replicates = [_matched(r, pick) for r in replicates]
     n, m = len(before[0]), len(before[1])
     half = per_test_confidence(confidence)  # two tests of one claim (flags_for)
     f.n_nonmembers = m
@@ -121,6 +159,19 @@ def compare_forget(f: ForgetEvidence, *, before: LossPair, after: LossPair,
     f.privleak = privleak(cmp.auc.auc, auc_o.auc)
     f.privleak_ci_low = privleak(cmp.auc.auc_ci_high, auc_o.auc)
     f.privleak_ci_high = privleak(cmp.auc.auc_ci_low, auc_o.auc)
+    cmp.difference = d = auc_difference(after, oracle, confidence=confidence,
+                                        n_resamples=n_resamples, seed=seed)
+    if d is not None:
+        f.auc_difference, f.auc_difference_ci_low, f.auc_difference_ci_high = \
+            d.value, d.ci_low, d.ci_high
+        if f.privleak is not None:  # PrivLeak = −Δ / (1 − AUC_oracle) × 100
+            f.privleak_ci_low = privleak(auc_o.auc + d.ci_high, auc_o.auc)
+            f.privleak_ci_high = privleak(auc_o.auc + d.ci_low, auc_o.auc)
+    f.oracle_aucs = [auc_o.auc] + [auc(*r).auc for r in replicates]
+    cmp.spread = retrain_interval(f.oracle_aucs, confidence=confidence)
+    if cmp.spread is not None:
+        f.retrain_low, f.retrain_high = cmp.spread.low, cmp.spread.high
+    f.oracle_variability = _variability(cmp.spread, confidence)
     f.ks_pvalue = forget_quality(after[0], oracle[0])
     f.ks_pvalue_floor = ks_pvalue_floor(n, n)
     f.vulnerability_oracle = vulnerability(*oracle)
@@ -144,6 +195,7 @@ class Verifier:
     _canary_memo: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _canary_sets: tuple[EncodedSet, EncodedSet] | None = None
     _utility_memo: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _replicates: dict[frozenset[str], list[UnlearnedModel]] = field(default_factory=dict)
 
     @property
     def cfg(self) -> VerifyConfig:
@@ -267,16 +319,20 @@ class Verifier:
         f, r = result.forget, result.retain
         f.n_nonmembers = len(ctx.nonmembers)
         f.privleak_band = self.cfg.privleak_band
-        half = per_test_confidence(confidence)  # two tests of one claim (flags_for)
         cmp = ForgetComparison(margin=math.inf)
         if len(forget) and len(ctx.nonmembers):
             trained_losses = (self.losses(trained, forget), non)
             after = (self.losses(model, forget), self.losses(model, ctx.nonmembers))
             theirs = None if oracle is None else (self.losses(oracle, forget),
                                                   self.losses(oracle, ctx.nonmembers))
+            extra = [] if oracle is None or result.method == oracle_name() else [
+                (self.losses(o, forget), self.losses(o, ctx.nonmembers))
+                for o in self.replicates(erased)]
             cmp = compare_forget(f, before=trained_losses, after=after, oracle=theirs,
-                                 auc=self._auc, confidence=confidence)
-        auc, auc_o, margin, shift = cmp.auc, cmp.auc_oracle, cmp.margin, cmp.shift
+                                 auc=self._auc, confidence=confidence,
+                                 matching=match_nonmembers(forget, ctx.nonmembers),
+                                 replicates=extra, n_resamples=ctx.attacks.bootstrap,
+                                 seed=ctx.recipe.seed)
         self._retain_evidence(r, model, trained, erased, non)
         self._canary_evidence(f, model, oracle, trained, forget)
         u = self.ulira.evaluate(method=result.method, unlearner=unlearner, request=request,
@@ -291,13 +347,21 @@ class Verifier:
             result.utility_drop_ci_low, result.utility_drop_ci_high = drop_ci
         if result.method != oracle_name():  # the yardstick is never judged against itself
             result.verification_flags = flags_for(
-                privleak_value=f.privleak, auc_unlearned=auc.auc if auc else None,
-                auc_oracle=auc_o.auc if auc_o else None, margin=margin,
-                drop=result.utility_drop, drop_ci=drop_ci, cfg=self.cfg,
-                ks_pvalue=f.ks_pvalue, loss_shift=shift, alpha=1 - confidence)
+                privleak_value=f.privleak, auc_unlearned=cmp.auc.auc if cmp.auc else None,
+                difference=cmp.difference, spread=cmp.spread, drop=result.utility_drop,
+                drop_ci=drop_ci, cfg=self.cfg, confidence=confidence, ks_pvalue=f.ks_pvalue,
+                loss_shift=cmp.shift)
         result.flags += [v.message for v in result.verification_flags]
-        result.verdict = verdict_line(result, alpha=1 - half)
+        result.verdict = verdict_line(result, alpha=1 - per_test_confidence(confidence))
         return result
+
+    def replicates(self, erased: frozenset[str]) -> list[UnlearnedModel]:
+        """The oracle retrained ``oracle_replicates`` more times with other seeds (once per
+        erased set, kept for the run's other methods)."""
+        if erased not in self._replicates:
+            self._replicates[erased] = retrain_replicates(self.ctx, erased,
+                                                          self.cfg.oracle_replicates)
+        return self._replicates[erased]
 
     def _retain_evidence(self, r: RetainEvidence, model: UnlearnedModel,
                          trained: UnlearnedModel, erased: frozenset[str],

@@ -172,22 +172,34 @@ def test_methods_tied_on_evidence_rank_by_examples_processed_never_by_wall_time(
     assert (twin.rank, slow_cheap.rank) == (1, 2)  # a full tie: by name
 
 
-def test_flags_need_the_auc_gap_beyond_the_noise_margin_and_a_significant_drop() -> None:
-    from privaudit.unlearning.power import auc_margin
+def test_flags_need_the_paired_difference_beyond_zero_retraining_and_a_significant_drop(
+) -> None:
+    from privaudit.unlearning.paired import PairedDifference, RetrainSpread
 
     cfg = VerifyConfig(utility_drop_max=0.3)
-    small = auc_margin(3, 3, 0.95)  # six records: a 0.33 gap is noise
     leak = privleak(0.83, 0.5)
-    assert leak < -10  # a big point estimate on six records ...
-    assert flags_for(privleak_value=leak, auc_unlearned=0.83, auc_oracle=0.5, margin=small,
-                     drop=0.0, drop_ci=None, cfg=cfg) == []  # ... within the noise
-    big = flags_for(privleak_value=leak, auc_unlearned=0.83, auc_oracle=0.5,
-                    margin=auc_margin(100, 100, 0.95), drop=0.0, drop_ci=None, cfg=cfg)
+    assert leak < -10  # a big point estimate ...
+    noisy = PairedDifference(0.33, -0.05, 0.6, p_value=0.3)
+    assert flags_for(privleak_value=leak, auc_unlearned=0.83, difference=noisy, spread=None,
+                     drop=0.0, drop_ci=None, cfg=cfg) == []  # ... not significant
+    sure = PairedDifference(0.33, 0.2, 0.45, p_value=0.001)
+    big = flags_for(privleak_value=leak, auc_unlearned=0.83, difference=sure, spread=None,
+                    drop=0.0, drop_ci=None, cfg=cfg)
     assert [v.name for v in big] == ["under_unlearned"]
-    unsure = flags_for(privleak_value=None, auc_unlearned=None, auc_oracle=None, margin=small,
+    assert "not estimated" in big[0].message
+    # another retraining would land as far from the oracle: not flagged
+    wide = RetrainSpread((0.5, 0.8, 0.3), 0.53, 0.25, 0.0, 1.0)
+    assert flags_for(privleak_value=leak, auc_unlearned=0.83, difference=sure, spread=wide,
+                     drop=0.0, drop_ci=None, cfg=cfg) == []
+    tight = RetrainSpread((0.5, 0.52, 0.49), 0.503, 0.015, 0.45, 0.56)
+    fired = flags_for(privleak_value=leak, auc_unlearned=0.83, difference=sure, spread=tight,
+                      drop=0.0, drop_ci=None, cfg=cfg)
+    assert [v.name for v in fired] == ["under_unlearned"]
+    assert "outside what another retraining gives (0.450 to 0.560" in fired[0].message
+    unsure = flags_for(privleak_value=None, auc_unlearned=None, difference=None, spread=None,
                        drop=0.5, drop_ci=(0.1, 0.8), cfg=cfg)
     assert unsure == []  # a large drop whose interval reaches below the threshold
-    fired = flags_for(privleak_value=None, auc_unlearned=None, auc_oracle=None, margin=small,
+    fired = flags_for(privleak_value=None, auc_unlearned=None, difference=None, spread=None,
                       drop=0.5, drop_ci=(0.35, 0.6), cfg=cfg)
     assert [(v.name, v.threshold) for v in fired] == [("utility_collapse", 0.3)]
     assert forget_quality([1.0, 2.0, 3.0], [7.0, 8.0, 9.0]) < 0.2

@@ -313,13 +313,13 @@ def erasure_power_lines(cfg: AuditConfig, data: PreparedData) -> list[str]:
     """What each configured erasure request can show, from its size alone: the smallest
     |PrivLeak| its forget records vs the held-out ones can tell from retraining (before
     training the oracle's AUC is taken as 0.5), NOT INFORMATIVE at 100% or more — at the
-    verifier's own per-test confidence, so the dry run and the run state the same floor."""
-    from privaudit.unlearning.power import per_test_confidence, privleak_floor, records_needed
+    verifier's own confidence, so the dry run and the run state the same floor."""
+    from privaudit.unlearning.power import privleak_floor, records_needed
     from privaudit.unlearning.requests import resolve_requests
 
     if not cfg.unlearning.requests or not cfg.unlearning.oracle:
         return []
-    m, confidence = len(data.nonmembers), per_test_confidence(cfg.attacks.confidence)
+    m, confidence = len(data.nonmembers), cfg.attacks.confidence
     out = []
     for req in resolve_requests(cfg.unlearning.requests, data):
         n = len(req.record_ids)

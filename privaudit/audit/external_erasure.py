@@ -41,7 +41,6 @@ from privaudit.unlearning.config import VerifyConfig
 from privaudit.unlearning.evaluate import per_example_loss
 from privaudit.unlearning.evidence import flags_for, utility_drop, verdict_line
 from privaudit.unlearning.paired import match_nonmembers
-from privaudit.unlearning.power import per_test_confidence
 from privaudit.unlearning.results import ForgetEvidence, RetainEvidence, UnlearningResult
 from privaudit.unlearning.verify import compare_forget
 
@@ -142,7 +141,7 @@ def judge_supplied(model: nn.Module, erasure: SuppliedErasure, *, original: Adap
     result.verification_flags = flags_for(
         privleak_value=f.privleak, auc_unlearned=cmp.auc.auc if cmp.auc else None,
         difference=cmp.difference, spread=cmp.spread, drop=result.utility_drop, drop_ci=None,
-        cfg=verify, confidence=confidence, ks_pvalue=f.ks_pvalue, loss_shift=cmp.shift)
+        cfg=verify, confidence=confidence)
     result.flags += [v.message for v in result.verification_flags]
-    result.verdict = verdict_line(result, alpha=1 - per_test_confidence(confidence))
+    result.verdict = verdict_line(result, alpha=1 - confidence)
     return result

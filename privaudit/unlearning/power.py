@@ -41,7 +41,6 @@ __all__ = [
     "auc_floor",
     "auc_margin",
     "ks_pvalue_floor",
-    "per_test_confidence",
     "privleak_floor",
     "records_needed",
     "utility_drop_interval",
@@ -53,17 +52,6 @@ _METHOD = "percentile"
 
 def _z(confidence: float) -> float:
     return float(norm.ppf((1 + confidence) / 2))
-
-
-def per_test_confidence(confidence: float) -> float:
-    """The confidence of each of the erasure flags' two tests (paired swap test of the AUC
-    difference, KS): α/2 each, so together they err at most α (Bonferroni). Every floor is
-    stated at this confidence.
-
-    >>> per_test_confidence(0.95)
-    0.975
-    """
-    return 1 - (1 - confidence) / 2
 
 
 def _null_se(n: int, m: int) -> float:

@@ -65,7 +65,6 @@ from privaudit.unlearning.power import (
     auc_floor,
     auc_margin,
     ks_pvalue_floor,
-    per_test_confidence,
     privleak_floor,
     records_needed,
     utility_drop_interval,
@@ -140,9 +139,8 @@ def compare_forget(f: ForgetEvidence, *, before: LossPair, after: LossPair,
             oracle = None if oracle is None else _matched(oracle, pick)
             replicates = [_matched(r, pick) for r in replicates]
     n, m = len(before[0]), len(before[1])
-    half = per_test_confidence(confidence)  # two tests of one claim (flags_for)
     f.n_nonmembers = m
-    cmp = ForgetComparison(margin=auc_margin(n, m, half))
+    cmp = ForgetComparison(margin=auc_margin(n, m, confidence))
     f.auc_floor = auc_floor(n, m, confidence)
     cmp.auc, trained = auc(*after), auc(*before)
     f.mia_auc, f.mia_auc_ci_low, f.mia_auc_ci_high = \
@@ -175,9 +173,9 @@ def compare_forget(f: ForgetEvidence, *, before: LossPair, after: LossPair,
     f.ks_pvalue = forget_quality(after[0], oracle[0])
     f.ks_pvalue_floor = ks_pvalue_floor(n, n)
     f.vulnerability_oracle = vulnerability(*oracle)
-    floor = privleak_floor(n, m, auc_o.auc, half)  # inf: PrivLeak undefined
+    floor = privleak_floor(n, m, auc_o.auc, confidence)  # inf: PrivLeak undefined
     f.privleak_floor = floor if math.isfinite(floor) else None
-    f.records_needed = records_needed(m, auc_o.auc, half)
+    f.records_needed = records_needed(m, auc_o.auc, confidence)
     cmp.shift = float(np.median(after[0]) - np.median(oracle[0]))
     f.informative = floor < 100.0
     return cmp
@@ -349,10 +347,9 @@ class Verifier:
             result.verification_flags = flags_for(
                 privleak_value=f.privleak, auc_unlearned=cmp.auc.auc if cmp.auc else None,
                 difference=cmp.difference, spread=cmp.spread, drop=result.utility_drop,
-                drop_ci=drop_ci, cfg=self.cfg, confidence=confidence, ks_pvalue=f.ks_pvalue,
-                loss_shift=cmp.shift)
+                drop_ci=drop_ci, cfg=self.cfg, confidence=confidence)
         result.flags += [v.message for v in result.verification_flags]
-        result.verdict = verdict_line(result, alpha=1 - per_test_confidence(confidence))
+        result.verdict = verdict_line(result, alpha=1 - confidence)
         return result
 
     def replicates(self, erased: frozenset[str]) -> list[UnlearnedModel]:

@@ -39,11 +39,11 @@ MEMORISE: dict[str, Any] = {
 }
 
 
-def best_fit_subjects(ctx: UnlearningContext) -> list[str]:
+def best_fit_subjects(ctx: UnlearningContext, *, worst: bool = False) -> list[str]:
     """The training records of the third of data subjects the trained model fits best (lowest
     mean loss): a forget set the model demonstrably remembers, whose subjects the oracle never
     saw (erasing single records would leave their subject's other records, which share names
-    and contact details, in the oracle's training data)."""
+    and contact details, in the oracle's training data). ``worst``: the third it fits worst."""
     from privaudit.unlearning.evaluate import per_example_loss
 
     subject = {r.id: r.subject_id for r in ctx.data.training}
@@ -52,7 +52,7 @@ def best_fit_subjects(ctx: UnlearningContext) -> list[str]:
         for rid, loss in zip(d.record_ids, per_example_loss(
                 ctx.bundle.model, [ctx.trained_state], d, ctx.recipe.task), strict=True):
             losses[subject[rid]].append(float(loss))
-    ranked = sorted(losses, key=lambda s: (sum(losses[s]) / len(losses[s]), s))
+    ranked = sorted(losses, key=lambda s: (sum(losses[s]) / len(losses[s]), s), reverse=worst)
     chosen = set(ranked[: len(ranked) // 3])
     return [r for d in ctx.clients.values() for r in d.record_ids if subject[r] in chosen]
 

@@ -101,13 +101,22 @@ def test_the_untouched_trained_model_judged_as_unlearned_is_under_unlearned(
     assert np.mean(f.vulnerability_before) > np.mean(f.vulnerability_oracle)
 
 
-def test_an_over_aggressive_gradient_ascent_is_flagged_over_unlearned_or_collapsed(
+def test_an_ascent_that_wrecks_the_model_shows_in_forget_quality_not_as_a_membership_flag(
     overfit: Judged,
 ) -> None:
+    """The over-aggressive ascent raises every loss (forget and held-out alike) far above the
+    oracle's: its forget quality (KS vs the oracle's losses) and the retained records'
+    collateral show it; the forget records still rank like held-out ones under it, so the
+    paired test finds no membership difference from retraining and flags none."""
     r = overfit.results["gradient_ascent"]
-    names = {v.name for v in r.verification_flags}
-    assert names & {"over_unlearned", "utility_collapse"}, (r.forget, r.retain, r.utility_drop)
-    assert r.rank == 1 and r.verdict is not None and r.verdict.startswith("Not like")
+    f = r.forget
+    assert f.mean_loss_oracle is not None and f.mean_loss_after > 10 * f.mean_loss_oracle
+    assert f.ks_pvalue is not None and f.ks_pvalue < 1e-6
+    assert r.retain.mia_auc_increase is not None and r.retain.mia_auc_increase < 0
+    assert f.auc_difference_ci_low is not None and f.auc_difference_ci_high is not None
+    assert f.auc_difference_ci_low < 0 < f.auc_difference_ci_high
+    assert {v.name for v in r.verification_flags} <= {"utility_collapse"}
+    assert r.verdict is not None and "forget-quality p" in r.verdict
 
 
 def test_collateral_on_retained_records_is_measured_before_and_after(overfit: Judged) -> None:
@@ -145,8 +154,12 @@ def test_sisa_exact_erasure_shows_parity_with_its_oracle(
 
 
 def test_a_flagged_method_ranks_after_every_unflagged_one(overfit: Judged) -> None:
-    flagged = overfit.results["gradient_ascent"]
-    assert flagged.verification_flags
+    from privaudit.unlearning.results import VerificationFlag
+
+    flagged = overfit.results["gradient_ascent"].model_copy(deep=True, update={
+        "verification_flags": [VerificationFlag(
+            name="under_unlearned", value=-50.0, threshold=-10.0,
+            parameter="unlearning.verify.privleak_band", message="under_unlearned: test")]})
     clean = flagged.model_copy(deep=True, update={
         "method": "clean", "verification_flags": [],
         "forget": flagged.forget.model_copy(update={"privleak": 30.0})})
@@ -255,3 +268,67 @@ def test_gate_metrics_of_issue_10_resolve_with_their_confidence_intervals() -> N
         assert resolve_metric(doc, f"unlearning.npo.{path}")[0].point == value
     (ulira,) = resolve_metric(doc, "unlearning.npo.ulira_auc")  # NOT EVALUATED: never a pass
     assert ulira.unavailable is not None and "missing" in ulira.unavailable
+
+
+def _judged(ctx: UnlearningContext, model: UnlearnedModel, oracle: UnlearnedModel,
+            forget: frozenset[str], template: UnlearningResult) -> UnlearningResult:
+    blank = template.model_copy(deep=True, update={
+        "method": "judged", "flags": [], "verification_flags": []})
+    return Verifier(ctx).verify(blank, model=model, oracle=oracle, forget=ctx.records(forget),
+                                erased=forget)
+
+
+def test_an_exact_retrain_with_another_seed_judged_as_unlearned_is_not_flagged(
+    overfit: Judged,
+) -> None:
+    """Calibration (#25), a few seeds here (20 in benchmarks/bench_erasure_calibration.py):
+    retraining without the data under another seed is what the oracle stands for, so judged
+    as an unlearned model it must pass; the untouched trained model, which remembers the
+    forget set, must not."""
+    from privaudit.unlearning.oracle import retrain_replicates
+
+    ctx, oracle_result = overfit.ctx, overfit.results["oracle"]
+    oracle = UnlearnedModel.load(overfit.run.path(oracle_result.model_path))
+    for retrain in retrain_replicates(ctx, overfit.forget_ids, 2):
+        judged = _judged(ctx, retrain, oracle, overfit.forget_ids, oracle_result)
+        membership = {v.name for v in judged.verification_flags} - {"utility_collapse"}
+        assert membership == set(), judged.flags  # (utility: the template's, not measured)
+        assert judged.forget.auc_difference is not None
+        assert "not estimated" in (judged.forget.oracle_variability or "")
+    noop = _judged(ctx, UnlearnedModel([ctx.trained_state]), oracle, overfit.forget_ids,
+                   oracle_result)
+    assert "under_unlearned" in {v.name for v in noop.verification_flags}
+
+
+def test_a_forget_set_the_model_never_learned_is_not_flagged_when_left_untouched(
+    tmp_path: Path,
+) -> None:
+    """A federation trained with a learning rate too small to learn anything (the fixture
+    checks it: the forget records' AUC under the trained model stays near 0.5): an unlearning
+    that leaves the model unchanged is then like retraining, and is not flagged."""
+    from privaudit.unlearning.oracle import retrain_replicates
+
+    barely = {"federation": {"rounds": 2, "local_epochs": 1, "learning_rate": 1e-6}}
+    ctx, _ = _open(merge(TINY, barely), tmp_path / "run")
+    subjects = sorted({r.subject_id for r in ctx.data.training})[::3]  # not chosen by loss
+    held = {r for d in ctx.clients.values() for r in d.record_ids}
+    forget = frozenset(r.id for r in ctx.data.training
+                       if r.subject_id in subjects and r.id in held)
+    (oracle,) = retrain_replicates(ctx, forget, 1, first=0)
+    template = UnlearningResult.model_validate(_blank_result(len(forget)))
+    judged = _judged(ctx, UnlearnedModel([ctx.trained_state]), oracle, forget, template)
+    f = judged.forget
+    if f.mia_auc_original is None or abs(f.mia_auc_original - 0.5) > 0.15:
+        pytest.fail(f"the never-learning fixture learned its forget set (AUC "
+                    f"{f.mia_auc_original}): lower its learning rate", pytrace=False)
+    assert {v.name for v in judged.verification_flags} - {"utility_collapse"} == set(), \
+        judged.flags
+
+
+def _blank_result(n: int) -> dict[str, Any]:
+    return {"request_id": "judged", "kind": "record", "method": "judged",
+            "exactness": "approximate", "seconds": 0.0, "examples_processed": 0,
+            "executed_at": "-", "request_ids_sha256": "-", "model_sha256_before": "-",
+            "model_sha256_after": "-", "model_path": "-",
+            "forget": {"n_records": n, "mean_loss_before": 0.0, "mean_loss_after": 0.0},
+            "retain": {"utility_metric": "accuracy", "utility": 0.0}}

@@ -44,6 +44,7 @@ from privaudit.attacks.scores import (
     get_attack,
 )
 from privaudit.attacks.signals import cached_signals
+from privaudit.attacks.strata import within_label
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.data import PreparedData
@@ -357,9 +358,13 @@ def run_battery(
         for spec in cfg.battery:
             attack = get_attack(spec.name, **spec.params).tune(inputs)
             uses_refs = attack.uses_references(source)
-            result = _result(spec, attack.params.model_dump(), model_name, attack.score(inputs),
+            scores = attack.score(inputs)
+            result = _result(spec, attack.params.model_dump(), model_name, scores,
                              is_member, cfg, setup.seed, n_refs if uses_refs else 0)
             result.model_sha256 = model_sha
+            if setup.task == "classification":
+                result.auc_by_label, result.auc_within_label = within_label(
+                    scores, is_member, [records[i].label for i in audit_idx])
             if uses_refs:
                 result.warnings.extend(setup.reference_warnings + ([fit] if fit else []))
             results.append(result)

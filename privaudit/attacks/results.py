@@ -57,6 +57,13 @@ class AttackResult(ReportModel):
     members_erased: int = Field(
         default=0, description="audit members left out because an erasure request served "
         "before this model was produced erased them (schema 0.3)")
+    auc_by_label: dict[str, float] = Field(
+        default_factory=dict, description="classification: the AUC of members vs non-members "
+        "of each label (labels with at least 5 of each)")
+    auc_within_label: float | None = Field(
+        default=None, description="classification: the AUC over same-label member/non-member "
+        "pairs only (pair-weighted mean of auc_by_label); next to the pooled auc, it shows "
+        "how much of that is the labels' mix rather than memorisation")
 
 
 class CanaryExposure(ReportModel):

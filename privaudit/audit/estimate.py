@@ -237,7 +237,7 @@ def plan_run(cfg: AuditConfig) -> Estimate:
     data = preflight(cfg)
     est = estimate_run(cfg, {c: len(recs) for c, recs in data.clients.items()},
                        nonmembers=len(data.nonmembers))
-    return replace(est, notes=dp_audit_power_lines(cfg)
+    return replace(est, notes=list(data.warnings) + dp_audit_power_lines(cfg)
                    + tpr_resolution_lines(cfg, nonmembers=len(data.nonmembers))
                    + erasure_power_lines(cfg, data))
 

@@ -144,6 +144,10 @@ class DataGovernance(ReportModel):
     labels: list[str] | None = None
     max_records_per_subject: int
     roles: list[DataRole]
+    warnings: list[str] = Field(
+        default_factory=list, description="skews the data roles keep, with numbers: one data "
+        "subject holding over a fifth of a role, a label whose share differs by over 10 points "
+        "between audit members and non-members, records in no role")
 
 
 class Provenance(ReportModel):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +43,7 @@ from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.models import set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.unlearning.base import UnlearnedModel, Unlearner, UnlearningContext, oracle_name
+from privaudit.unlearning.comparison import ForgetComparison, compare_forget
 from privaudit.unlearning.config import VerifyConfig
 from privaudit.unlearning.evaluate import per_example_loss, per_example_utility, utility
 from privaudit.unlearning.evidence import flags_for as flags_for
@@ -54,19 +55,9 @@ from privaudit.unlearning.evidence import verdict_line
 from privaudit.unlearning.evidence import vulnerability as vulnerability
 from privaudit.unlearning.oracle import retrain_replicates
 from privaudit.unlearning.paired import (
-    Matching,
-    PairedDifference,
-    RetrainSpread,
-    auc_difference,
     match_nonmembers,
-    retrain_interval,
 )
 from privaudit.unlearning.power import (
-    auc_floor,
-    auc_margin,
-    ks_pvalue_floor,
-    privleak_floor,
-    records_needed,
     utility_drop_interval,
 )
 from privaudit.unlearning.requests import ResolvedRequest
@@ -84,101 +75,6 @@ __all__ = [
     "utility_drop",
     "vulnerability",
 ]
-
-
-@dataclass
-class ForgetComparison:
-    """What :func:`flags_for` needs from :func:`compare_forget`."""
-
-    margin: float
-    auc: AttackMetrics | None = None
-    auc_oracle: AttackMetrics | None = None
-    shift: float | None = None  # unlearned − oracle median forget loss
-    difference: PairedDifference | None = None
-    spread: RetrainSpread | None = None
-
-
-LossPair = tuple[np.ndarray, np.ndarray]  # (forget-set losses, held-out losses) of one model
-
-
-def _matched(pair: LossPair, pick: np.ndarray) -> LossPair:
-    return pair[0], pair[1][pick]
-
-
-def _variability(spread: RetrainSpread | None, confidence: float) -> str:
-    if spread is None:
-        return ("not estimated (unlearning.verify.oracle_replicates: 0): the paired interval "
-                "covers the sampling of records only; another retraining could differ from "
-                "the oracle by more, so a flag may be the oracle's own noise")
-    return (f"estimated from {spread.replicates + 1} retrainings with different seeds (forget "
-            f"AUC {min(spread.aucs):.3f} to {max(spread.aucs):.3f}, sd {spread.sd:.3f}): a "
-            f"method is flagged only outside the {confidence:.0%} prediction interval of "
-            f"another retraining, {spread.low:.3f} to {spread.high:.3f}")
-
-
-def compare_forget(f: ForgetEvidence, *, before: LossPair, after: LossPair,
-                   oracle: LossPair | None, auc: Callable[[np.ndarray, np.ndarray],
-                                                          AttackMetrics],
-                   confidence: float, matching: Matching | None = None,
-                   replicates: Sequence[LossPair] = (), n_resamples: int = 0,
-                   seed: int = 0) -> ForgetComparison:
-    """Fill ``f``'s forget-set evidence from per-record losses of the trained model
-    (``before``), the unlearned one (``after``), the oracle and its ``replicates`` (extra
-    retrainings), in place: the forget AUCs with their intervals against the ``matching``
-    held-out records (the unmatched AUCs next to them), the paired difference from the
-    oracle, the retraining spread, PrivLeak, the KS test, per-record vulnerability, and what
-    the test can show at this size. ``auc`` scores members against held-out records by their
-    losses. Shared by the run's erasure stage and ``audit-model --unlearned``."""
-    if matching is not None:
-        f.nonmember_matching = matching.statement
-        if matching.matched:
-            f.mia_auc_unmatched = auc(*after).auc
-            f.mia_auc_oracle_unmatched = auc(*oracle).auc if oracle is not None else None
-            pick = np.asarray(matching.indices, int)
-            before, after = _matched(before, pick), _matched(after, pick)
-            oracle = None if oracle is None else _matched(oracle, pick)
-            replicates = [_matched(r, pick) for r in replicates]
-    n, m = len(before[0]), len(before[1])
-    f.n_nonmembers = m
-    cmp = ForgetComparison(margin=auc_margin(n, m, confidence))
-    f.auc_floor = auc_floor(n, m, confidence)
-    cmp.auc, trained = auc(*after), auc(*before)
-    f.mia_auc, f.mia_auc_ci_low, f.mia_auc_ci_high = \
-        cmp.auc.auc, cmp.auc.auc_ci_low, cmp.auc.auc_ci_high
-    f.mia_auc_original, f.mia_auc_original_ci_low, f.mia_auc_original_ci_high = \
-        trained.auc, trained.auc_ci_low, trained.auc_ci_high
-    f.vulnerability_before = vulnerability(*before)
-    f.vulnerability_after = vulnerability(*after)
-    if oracle is None:
-        return cmp
-    cmp.auc_oracle = auc_o = auc(*oracle)
-    f.mia_auc_oracle, f.mia_auc_oracle_ci_low, f.mia_auc_oracle_ci_high = \
-        auc_o.auc, auc_o.auc_ci_low, auc_o.auc_ci_high
-    f.privleak = privleak(cmp.auc.auc, auc_o.auc)
-    f.privleak_ci_low = privleak(cmp.auc.auc_ci_high, auc_o.auc)
-    f.privleak_ci_high = privleak(cmp.auc.auc_ci_low, auc_o.auc)
-    cmp.difference = d = auc_difference(after, oracle, confidence=confidence,
-                                        n_resamples=n_resamples, seed=seed)
-    if d is not None:
-        f.auc_difference, f.auc_difference_ci_low, f.auc_difference_ci_high = \
-            d.value, d.ci_low, d.ci_high
-        if f.privleak is not None:  # PrivLeak = −Δ / (1 − AUC_oracle) × 100
-            f.privleak_ci_low = privleak(auc_o.auc + d.ci_high, auc_o.auc)
-            f.privleak_ci_high = privleak(auc_o.auc + d.ci_low, auc_o.auc)
-    f.oracle_aucs = [auc_o.auc] + [auc(*r).auc for r in replicates]
-    cmp.spread = retrain_interval(f.oracle_aucs, confidence=confidence)
-    if cmp.spread is not None:
-        f.retrain_low, f.retrain_high = cmp.spread.low, cmp.spread.high
-    f.oracle_variability = _variability(cmp.spread, confidence)
-    f.ks_pvalue = forget_quality(after[0], oracle[0])
-    f.ks_pvalue_floor = ks_pvalue_floor(n, n)
-    f.vulnerability_oracle = vulnerability(*oracle)
-    floor = privleak_floor(n, m, auc_o.auc, confidence)  # inf: PrivLeak undefined
-    f.privleak_floor = floor if math.isfinite(floor) else None
-    f.records_needed = records_needed(m, auc_o.auc, confidence)
-    cmp.shift = float(np.median(after[0]) - np.median(oracle[0]))
-    f.informative = floor < 100.0
-    return cmp
 
 
 @dataclass

@@ -130,9 +130,9 @@ def test_the_sisa_row_is_the_loss_attack_on_its_shards_mean_probability(
     # float32 (evaluate.py) against float64 (signals.py) may break one tie: half a pair
     pair = 1.0 / (len(members) * len(setup.nonmembers))
     assert row.auc == pytest.approx(roc_auc_score(is_member, -loss), abs=pair)
-    for shard in sisa.states:  # not one shard's: the ensemble's
+    for shard in sisa.states:  # not one shard's: the ensemble's losses are another model's
         alone = per_example_loss(bundle.model, [shard], setup.encode(records), "classification")
-        assert abs(roc_auc_score(is_member, -alone) - row.auc) > 10 * pair
+        assert float(np.max(np.abs(np.asarray(alone) - np.asarray(loss)))) > 1e-3
 
 
 def _tiny(task: str, num_labels: int | None = None) -> tuple[torch.nn.Module, Any]:

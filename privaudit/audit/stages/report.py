@@ -128,6 +128,7 @@ def build_report(
             labels=data.labels,
             max_records_per_subject=data.max_records_per_subject(),
             roles=[DataRole(**vars(s)) for s in summaries],
+            warnings=list(data.warnings),
         ),
         provenance=Provenance(
             package_versions=env["package_versions"],

@@ -2,9 +2,11 @@
 
 Held-out roles (test, audit non-members, public) are made of whole data subjects that never
 reach a client, so a non-member's personal details are not in training through another of
-their records. Audit members are sampled from the training records before any exclusion, so
-the split stays the same when ``exclude_subjects`` / ``exclude_records`` build an oracle; a
-member that is excluded leaves the member set.
+their records; no subject may fill more than a fifth of one while smaller ones are left. Audit
+members are sampled from the training records before any exclusion, each label in the
+non-members' proportion (:mod:`~privaudit.mechanisms.data.balance`), so the split stays the
+same when ``exclude_subjects`` / ``exclude_records`` build an oracle; a member that is
+excluded leaves the member set. What skew remains is in ``PreparedData.warnings``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from privaudit.core.errors import ConfigError, DataError
+from privaudit.mechanisms.data.balance import role_warnings, sample_members, take_subjects
 from privaudit.mechanisms.data.canaries import Canary, insert_canaries
 from privaudit.mechanisms.data.config import CanaryConfig, DataConfig
 from privaudit.mechanisms.data.corpus import LABELS, generate_corpus
@@ -50,6 +53,9 @@ class PreparedData:
     nonmembers: list[Record]
     excluded: list[Record] = field(default_factory=list)
     canaries: list[Canary] = field(default_factory=list)  # secrets written into training
+    #: skews the roles keep, with numbers (:func:`~privaudit.mechanisms.data.balance.
+    #: role_warnings`)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def training(self) -> list[Record]:
@@ -78,14 +84,6 @@ class PreparedData:
             for name, recs, prep in roles
             if recs or name in ("test", "audit-members", "audit-nonmembers")
         ]
-
-
-def _take(groups: list[list[Record]], n: int) -> list[Record]:
-    """Pop whole subjects off ``groups`` until ``n`` records are taken (the last is cut)."""
-    taken: list[Record] = []
-    while len(taken) < n and groups:
-        taken.extend(groups.pop())
-    return taken[:n]
 
 
 def load_corpus(cfg: DataConfig, *, task: str, seed: int) -> tuple[list[Record], list[str] | None]:
@@ -148,9 +146,11 @@ def prepare_data(
     groups = [groups_by_subject[s] for s in sorted(groups_by_subject)]
     random.Random(seed).shuffle(groups)
 
-    test = _take(groups, cfg.test_records)
-    nonmembers = _take(groups, cfg.audit.nonmembers)
-    public = _take(groups, cfg.public_records)
+    taken = {role: take_subjects(groups, n) for role, n in (
+        ("test", cfg.test_records), ("audit-nonmembers", cfg.audit.nonmembers),
+        ("public", cfg.public_records))}
+    test, nonmembers, public = (taken[r].records for r in ("test", "audit-nonmembers",
+                                                            "public"))
     private = [r for g in groups for r in g]
     inserted: list[Canary] = []
     if canaries is not None and canaries.count:
@@ -169,7 +169,7 @@ def prepare_data(
             f"data.audit.members: must be at most the {len(eligible)} training records "
             f"{'without a canary ' if carriers else ''}(got {cfg.audit.members})"
         )
-    members = random.Random(seed + 1).sample(eligible, cfg.audit.members)
+    members = sample_members(eligible, cfg.audit.members, like=nonmembers, seed=seed + 1)
 
     _check_exclusions(cfg, private)
     drop_ids, drop_subjects = set(cfg.exclude_records), set(cfg.exclude_subjects)
@@ -193,15 +193,19 @@ def prepare_data(
     if empty:
         raise ConfigError(f"data.exclude_subjects: leaves client(s) {empty} with no records")
     excluded = [r for r in private if dropped(r)]
+    kept = [r for r in members if not dropped(r)]
     return PreparedData(
         labels=labels,
         clients=clients,
         test=test,
         public=public,
-        members=[r for r in members if not dropped(r)],
+        members=kept,
         nonmembers=nonmembers,
         excluded=excluded,
         canaries=inserted,
+        warnings=role_warnings({"test": test, "audit-nonmembers": nonmembers, "public": public},
+                               members=kept, nonmembers=nonmembers,
+                               cut={r: t.cut for r, t in taken.items()}),
     )
 
 

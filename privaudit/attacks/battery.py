@@ -35,7 +35,7 @@ from torch import nn
 from privaudit.attacks.canary_exposure import measure_exposure
 from privaudit.attacks.config import AttacksConfig, AttackSpec
 from privaudit.attacks.metrics import evaluate_scores
-from privaudit.attacks.reference_fit import fit_warning
+from privaudit.attacks.reference_fit import fit_warning, utility_warning
 from privaudit.attacks.references import ReferenceSet, population_points, preserved_adapter
 from privaudit.attacks.results import AttackResult, Exposure, ReferenceModels
 from privaudit.attacks.scores import (
@@ -140,10 +140,13 @@ def prepare_attacks(
     run: RunDir,
     initial_state: AdapterState,
     references: ReferenceSet | None = None,
+    target_utility: float | None = None,
 ) -> AttackSetup:
     """Population and canary candidates for ``run_battery``, with the run's ``references``
     (trained on :func:`~privaudit.attacks.references.reference_population`; the first
-    ``attacks.references.count`` are used)."""
+    ``attacks.references.count`` are used); ``target_utility``: the attacked model's, which
+    the references' is checked against (:func:`~privaudit.attacks.reference_fit.
+    utility_warning`)."""
     population = population_points(attacks, data)
     context = hashlib.sha256(json.dumps({
         "base": bundle.base_sha256, "adapter": bundle.adapter_config_sha256,
@@ -163,6 +166,9 @@ def prepare_attacks(
             "member's mostly not, which can bias reference-based scores (use "
             "attacks.references.population: training)"
         )
+    if references is not None and target_utility is not None:
+        far = utility_warning(references.utility_metric, target_utility, references.utility)
+        warnings += [far] if far else []
     candidates: list[str] = []
     if data.canaries:
         candidates = candidate_texts(attacks.canaries, data.canaries, seed=seed)

@@ -29,6 +29,9 @@ True
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
 __all__ = ["FACTOR", "fit_warning", "gap", "reference_gaps"]
@@ -70,3 +73,33 @@ def fit_warning(loss: np.ndarray, is_member: np.ndarray, ref_losses: np.ndarray,
             f"gap is {target:.3f} nats, the references' IN/OUT gaps {low:.3f} to {high:.3f} "
             f"(they learned their members {side} than it learned its own, beyond a factor "
             f"{FACTOR:g}); this score is not calibrated and is not evidence either way")
+
+
+#: references whose mean utility is this far from the target's are warned of (relative:
+#: accuracy below (1 − UTILITY_GAP) × the target's, perplexity above it ÷ (1 − UTILITY_GAP))
+UTILITY_GAP = 0.25
+
+
+def utility_warning(metric: str, target: float, references: Sequence[float]) -> str | None:
+    """A warning when the references' mean utility is far from the target's (their attacks
+    model another kind of model, so their scores are not evidence about this one); None when
+    close, or without references.
+
+    >>> utility_warning("accuracy", 0.34, [0.09, 0.25]) is not None
+    True
+    >>> utility_warning("accuracy", 0.97, [0.75, 0.91]) is None
+    True
+    """
+    values = [v for v in references if math.isfinite(v)]
+    if not values or not math.isfinite(target):
+        return None
+    mean = sum(values) / len(values)
+    far = mean < (1 - UTILITY_GAP) * target if metric == "accuracy" else \
+        mean > target / (1 - UTILITY_GAP)
+    if not far:
+        return None
+    shown = ", ".join(f"{v:.3g}" for v in values)
+    return (f"the reference models' {metric} ({shown}; mean {mean:.3g}) is far from the "
+            f"target's {target:.3g} (more than {UTILITY_GAP:.0%} apart): they are not trained "
+            "like the target, so reference-based scores are not evidence about it (check "
+            "attacks.references and the recipe they train with)")

@@ -175,7 +175,7 @@ def _audit(cfg: AuditConfig, run: RunDir, *, resume: bool, engine: str, reporter
     attack_setup = prepare_attacks(
         cfg.attacks, model=cfg.model, seed=cfg.seed, bundle=session.bundle, data=data,
         encode=session.encode, run=run, initial_state=session.initial_state,
-        references=references,
+        references=references, target_utility=utility.value,
     )
     # the whole battery on the federated model, every unlearned model and every oracle
     battery = run_attack_stage(attack_setup, model=session.bundle.model,

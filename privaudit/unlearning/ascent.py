@@ -145,9 +145,10 @@ class AscentUnlearner(Unlearner):
                                             for r in reasons):
             outcome.flags.append(
                 f"{self.name} took no step: before any ascent the forget set's mean loss "
-                f"already reached the stopping target ({a.stop_ratio:g} x the held-out "
-                f"non-members' mean loss, {threshold:.3f}), so the model is the trained one "
-                "unchanged; the forget evidence says whether it remembered these records")
+                f"already reached the stopping target ({a.stop_ratio:g} x the mean loss of "
+                f"the held-out records matched to the forget set, {threshold:.3f}), so the "
+                "model is the trained one unchanged; the forget evidence says whether it "
+                "remembered these records")
         if recovers:
             rcfg = ctx.recipe.with_federation(rounds=a.recovery_rounds)
             result = train_federation(  # round utility unread: no per-round test evaluation

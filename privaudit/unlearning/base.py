@@ -210,7 +210,7 @@ class ErasureTarget:
     erased: frozenset[str]
     start: UnlearnedModel
     seed: int
-    reference_loss: float  # held-out non-members' mean loss under the trained model
+    reference_loss: float  # trained model's mean loss on the matched held-out records
 
     @property
     def request_id(self) -> str:

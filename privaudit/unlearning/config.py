@@ -23,8 +23,9 @@ class AscentConfig(ConfigSection):
     stop_ratio: float = Field(
         default=1.0,
         gt=0,
-        description="stop once the forget set's mean loss reaches stop_ratio × the held-out "
-        "non-members' mean loss (no oracle needed)",
+        description="stop once the forget set's mean loss reaches stop_ratio × the mean loss "
+        "of the held-out records matched to it (its labels and length bands; no oracle "
+        "needed)",
     )
     alpha: float = Field(default=1.0, ge=0, description="weight of the retain NLL (graddiff, npo)")
     gamma: float = Field(default=1.0, gt=0, description="weight of the forget term (graddiff)")

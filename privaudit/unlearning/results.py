@@ -20,7 +20,8 @@ class ForgetEvidence(ReportModel):
         default=None, description="under the oracle (retrained without them)"
     )
     nonmember_mean_loss: float | None = Field(
-        default=None, description="held-out non-members' mean loss (the stopping target)"
+        default=None, description="the trained model's mean loss on the held-out records "
+        "matched to the forget set (nonmember_matching): the ascent methods' stopping target"
     )
     n_nonmembers: int | None = Field(default=None, description="held-out records attacked")
     mia_auc: float | None = Field(

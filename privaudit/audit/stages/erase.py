@@ -51,6 +51,7 @@ from privaudit.unlearning.base import (
     oracle_name,
 )
 from privaudit.unlearning.evaluate import mean_loss, utility
+from privaudit.unlearning.paired import match_nonmembers
 from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest, resolve_requests
 from privaudit.unlearning.verify import Verifier, rank_results
 
@@ -137,16 +138,24 @@ class EraseStage:
         ctx = self.ctx
         resolved = check_requests(ctx.recipe.secure_aggregation, ctx.data, requests,
                                   erased=ledgers.erased_so_far(self.ledger))
-        reference = mean_loss(ctx.bundle.model, [ctx.trained_state], ctx.nonmembers,
-                              ctx.recipe.task)
         results: list[UnlearningResult] = []
         self.verifier.prepare(list(self.unlearners))  # U-LiRA's references, before the bar
         with self.reporter.stage("erase", len(resolved) * len(self.unlearners)) as progress:
             for req in resolved:
-                served = self._serve_one(req, reference, progress.advance)
+                served = self._serve_one(req, self.stopping_reference(req), progress.advance)
                 ledgers.append_results(ctx.run, served)
                 results += served
         return results
+
+    def stopping_reference(self, req: ResolvedRequest) -> float:
+        """The ascent methods' stopping target for ``req``: the trained model's mean loss on
+        the held-out records matched to its forget set (its labels and length bands; all of
+        them when too few match, :func:`~privaudit.unlearning.paired.match_nonmembers`) — a
+        hard topic's forget records are compared with records as hard, not the average."""
+        ctx = self.ctx
+        match = match_nonmembers(ctx.records(frozenset(req.record_ids)), ctx.nonmembers)
+        return mean_loss(ctx.bundle.model, [ctx.trained_state],
+                         ctx.nonmembers.subset(list(match.indices)), ctx.recipe.task)
 
     def _serve_one(self, req: ResolvedRequest, reference: float,
                    advance: Callable[[str], None]) -> list[UnlearningResult]:

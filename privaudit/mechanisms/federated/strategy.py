@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -21,6 +22,7 @@ from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.federated.logs import ClientLevelRoundLog, SecureRoundLog
 from privaudit.mechanisms.models import AdapterState
 
+LayerT = TypeVar("LayerT")
 
 @dataclass
 class WeightedMean:
@@ -95,6 +97,16 @@ class Strategy(ABC):
         if not updates:
             raise ValueError("no client updates to aggregate")
         return self.aggregate_round(global_state, updates, round_index=updates[0].round)[0]
+
+
+def find_layer(strategy: object, kind: type[LayerT]) -> LayerT | None:
+    """The first ``kind`` wrapper in ``strategy``'s wrapper chain (``.inner`` links), if any."""
+    layer = strategy
+    while layer is not None:
+        if isinstance(layer, kind):
+            return layer
+        layer = getattr(layer, "inner", None)
+    return None
 
 
 def check_wrappable(inner: Strategy) -> None:

@@ -64,7 +64,7 @@ from privaudit.mechanisms.federated.flower.workload import (
     ServerSide,
     kept_update,
 )
-from privaudit.mechanisms.federated.strategy import Strategy
+from privaudit.mechanisms.federated.strategy import Strategy, find_layer
 
 if TYPE_CHECKING:
     from privaudit.mechanisms.federated.flower.server_app import Served
@@ -169,12 +169,9 @@ def split_masked(strategy: Strategy) -> tuple[Strategy, MaskedCrypto | None]:
     from privaudit.mechanisms.federated.flower.secure import split_secure_layer
     from privaudit.mechanisms.federated.secure_masked import PairwiseMasking
 
-    layer: object = strategy
-    while layer is not None and not isinstance(layer, PairwiseMasking):
-        layer = getattr(layer, "inner", None)
-    if layer is None:
+    found = find_layer(strategy, PairwiseMasking)
+    if found is None:
         return strategy, None
-    found: PairwiseMasking = layer  # type: ignore[assignment]
     crypto = MaskedCrypto(config=found.cfg, public_context=found.public_context,
                           secret_context=found.key_holder.secret_context())
     return split_secure_layer(strategy, lambda m: RemoteMaskedAggregation(

@@ -43,7 +43,7 @@ from privaudit.mechanisms.federated.secure_masked import (
     MaskedAggregation,
     Releaser,
 )
-from privaudit.mechanisms.federated.strategy import Strategy, WeightedMean
+from privaudit.mechanisms.federated.strategy import Strategy, WeightedMean, find_layer
 from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.secagg.party import Advert, MaskedUpdate, Release, SealedShare
 
@@ -91,12 +91,7 @@ class RemoteMaskedAggregation(MaskedAggregation):
 
 def find_masked_layer(strategy: Strategy) -> MaskedAggregation | None:
     """The masked-aggregation wrapper inside ``strategy``'s wrapper chain, if any."""
-    layer: Strategy | None = strategy
-    while layer is not None:
-        if isinstance(layer, MaskedAggregation):
-            return layer
-        layer = getattr(layer, "inner", None)
-    return None
+    return find_layer(strategy, MaskedAggregation)
 
 
 def _mask_query(action: str, node: int, round_index: int, extra: Mapping[str, Any] | None = None,

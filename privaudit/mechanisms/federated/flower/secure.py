@@ -31,7 +31,12 @@ from privaudit.core.errors import InternalError, SecureAggregationError
 from privaudit.mechanisms.federated.client import ClientUpdate
 from privaudit.mechanisms.federated.flower.workload import ClientCrypto, ServerCrypto
 from privaudit.mechanisms.federated.secure import Channel, SecureAggregation, SecureRoundLog
-from privaudit.mechanisms.federated.strategy import Strategy, WeightedMean, check_wrappable
+from privaudit.mechanisms.federated.strategy import (
+    Strategy,
+    WeightedMean,
+    check_wrappable,
+    find_layer,
+)
 from privaudit.mechanisms.models import AdapterState
 from privaudit.mechanisms.secagg import (
     EncryptedSum,
@@ -148,22 +153,12 @@ def _error_bound(errors: dict[str, float], total: EncryptedSum) -> float | None:
 
 def find_secure_layer(strategy: Strategy) -> SecureAggregation | None:
     """The in-process SecureAggregation wrapper inside ``strategy``'s wrapper chain, if any."""
-    layer: Strategy | None = strategy
-    while layer is not None:
-        if isinstance(layer, SecureAggregation):
-            return layer
-        layer = getattr(layer, "inner", None)
-    return None
+    return find_layer(strategy, SecureAggregation)
 
 
 def find_remote_layer(strategy: Strategy) -> RemoteSecureAggregation | None:
     """The RemoteSecureAggregation wrapper inside ``strategy``'s wrapper chain, if any."""
-    layer: Strategy | None = strategy
-    while layer is not None:
-        if isinstance(layer, RemoteSecureAggregation):
-            return layer
-        layer = getattr(layer, "inner", None)
-    return None
+    return find_layer(strategy, RemoteSecureAggregation)
 
 
 def split_secure_layer(

@@ -14,7 +14,9 @@ and collects every finding before it raises one error listing them all:
   adapter has trainable coordinates (the adapter is built, without pretraining, to count);
 * ``privacy.dp`` and ``secure_aggregation`` against the real client sizes (DP-audit canaries
   included, as the run trains): δ against 1/N, sample rates, a batch larger than a client,
-  a target ε that no noise reaches, ``secure_aggregation.min_clients`` above the clients.
+  a target ε that no noise reaches, ``secure_aggregation.min_clients`` above the clients;
+* ``attacks.references``: the same checks on every reference federation's client sizes
+  (each re-partitions its half of the population with its own seed).
 
 What needs the built model (Opacus' layer checks) stays with training.
 """
@@ -25,6 +27,7 @@ from privaudit.audit.config import AuditConfig
 from privaudit.audit.session import prepare_run_data, trainable_coordinates
 from privaudit.audit.stages.dp_audit import dp_audit_kind, plant_dp_audit
 from privaudit.audit.stages.erase import check_requests
+from privaudit.audit.stages.references import reference_problems
 from privaudit.core.errors import ConfigError, DataError
 from privaudit.mechanisms.data import PreparedData
 from privaudit.mechanisms.dp.gradient_canaries import room_problem
@@ -60,7 +63,7 @@ def preflight(cfg: AuditConfig) -> PreparedData:
     privacy = privacy_problems(cfg.recipe, client_sizes={c: len(r) for c, r in trained_on.items()})
     if privacy and not problems:
         raise privacy_error(privacy)
-    problems += privacy
+    problems += privacy or reference_problems(cfg, data)
     if problems:
         raise _all(problems)
     return data

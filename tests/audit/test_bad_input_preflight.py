@@ -253,3 +253,18 @@ def test_a_misspelt_report_field_in_a_field_generic_metric_is_a_policy_error(
     policy.write_text("rules: [{id: r, metric: 'unlearning.*.ulira_auc', max: 3}]\n",
                       encoding="utf-8")
     assert run_main("gate", report, "--policy", policy).code == 4
+
+
+def test_a_reference_federation_with_a_client_smaller_than_the_dp_batch_is_refused_by_dry_run(
+        tmp_path: Path) -> None:
+    """Each reference re-partitions half the population with its own seed: with 4 clients
+    and a DP batch of 30, the target's clients (~36 records) pass and a reference's (~10 of
+    the 80 audit records' half) do not. The dry run said valid before, and the run died in
+    the references stage."""
+    patch = {"federation": {"clients": 4},
+             "privacy": {"dp": {**RECORD_DP, "batch_size": 30}},
+             "attacks": {"references": {"count": 4, "population": "audit"},
+                         "battery": [{"name": "loss"}, {"name": "lira"}]}}
+    err = _refused_before_writing(tmp_path, patch, "attacks.references: reference 0 trains on "
+                                  "half the population")
+    assert "privacy.dp" in err

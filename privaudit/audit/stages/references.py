@@ -15,12 +15,19 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from privaudit.attacks.reference_plan import reference_plan
-from privaudit.attacks.references import ReferenceSet, reference_population, train_references
+from privaudit.attacks.references import (
+    ReferenceSet,
+    balanced_keep,
+    reference_population,
+    train_references,
+)
 from privaudit.audit.config import AuditConfig
+from privaudit.core.errors import ConfigError
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir
 from privaudit.mechanisms.data.records import Record
 from privaudit.mechanisms.data.splits import PreparedData
+from privaudit.mechanisms.federated.privacy import privacy_problems
 from privaudit.mechanisms.models import AdapterState, ModelBundle
 from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.unlearning.ulira import ulira_references_needed
@@ -62,3 +69,32 @@ def references_stage(
         initial_state=initial_state, engine=engine, cache_root=run.path("models", "references"),
         reporter=reporter,
     )
+
+
+def reference_problems(cfg: AuditConfig, data: PreparedData) -> list[str]:
+    """What would stop a reference federation, found before any training (``--dry-run``):
+    each reference re-partitions its half of the population with its own seed, so a client
+    can come out smaller than the DP batch or the secure-aggregation threshold allows. The
+    run's own checks (:func:`~privaudit.mechanisms.federated.privacy.privacy_problems`) on
+    every reference's client sizes; the target's noise is reused by the references, so the
+    ε calibration is not checked here (a stand-in noise multiplier is used)."""
+    count = references_needed(cfg, cfg.unlearning.methods, serving=bool(cfg.unlearning.requests))
+    if not count:
+        return []
+    try:
+        plan = reference_plan(cfg.recipe, cfg.attacks.references, model=cfg.model,
+                              partition=cfg.data.partition, noise_multiplier=1.0, count=count)
+    except ConfigError as exc:
+        return list(exc.problems)
+    population = reference_population(cfg.attacks, data)
+    keep = balanced_keep(count, len(population), seed=plan.recipe.seed)
+    for j in range(count):
+        inside = [r for r, k in zip(population, keep[j], strict=True) if k]
+        sizes = {c: len(recs) for c, recs in plan.clients_of(inside, j).items() if recs}
+        found = privacy_problems(plan.recipe, client_sizes=sizes)
+        if found:
+            where = (f"attacks.references: reference {j} trains on half the population "
+                     f"({len(inside)} records over {len(sizes)} clients, the smallest "
+                     f"{min(sizes.values(), default=0)})")
+            return [f"{where}: {p}" for p in found]
+    return []

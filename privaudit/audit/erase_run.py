@@ -172,7 +172,8 @@ def _erase(
                                    methods=chosen, reporter=reporter)
     results, seconds = run_erase(ctx, requests, chosen, reporter, oracle=cfg.unlearning.oracle)
     # the erase stage's manifest now covers the served request too: `run --resume` keeps it
-    record_erase_stage(run, erase_inputs_sha256(cfg, ctx.trained_state, opened[2].run.engine))
+    record_erase_stage(run, erase_inputs_sha256(cfg, ctx.trained_state, opened[2].run.engine),
+                       cfg)
     report.unlearning = [*report.unlearning, *results]
     t0 = time.perf_counter()
     _attack_new_models(ctx, report, results, reporter)

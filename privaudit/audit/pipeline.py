@@ -16,7 +16,7 @@ from pathlib import Path
 from privaudit.attacks.battery import prepare_attacks
 from privaudit.audit.config import AuditConfig
 from privaudit.audit.preflight import preflight
-from privaudit.audit.runclaim import claim_run_dir
+from privaudit.audit.runclaim import claim_run_dir, config_differences
 from privaudit.audit.session import RunSession
 from privaudit.audit.session import build_model as build_model
 from privaudit.audit.stages.attack import attacked_models, run_attack_stage
@@ -85,7 +85,8 @@ def run_audit(
 ) -> AuditOutcome:
     """Run the whole audit into ``out`` and return the report.
 
-    ``out`` must be new or empty, or (with ``resume``) a run of the same config; it is locked
+    ``out`` must be new or empty, or (with ``resume``) a run (of this config, or of another
+    one: stages whose own inputs changed are recomputed); it is locked
     against other writers until the run ends (:func:`claim_run_dir`). ``sign_key`` (an
     Ed25519 private key, else ``cfg.report.sign_key``) signs the manifest.
     """
@@ -100,6 +101,12 @@ def run_audit(
             f"with the audit; got {engine!r} (use --engine inprocess, or attacks.dp_audit.kind: "
             "mislabeled)")
     data = preflight(cfg)  # every config-and-data check, before the run directory is touched
+    if resume and (Path(out) / "config.yaml").is_file():
+        changed = config_differences(Path(out) / "config.yaml", cfg)
+        if changed:
+            reporter.info(f"[resume] this config differs from the run's in {len(changed)} "
+                          f"key(s) ({', '.join(changed[:6])}): stages whose own inputs "
+                          "changed are recomputed")
     with claim_run_dir(Path(out), cfg, resume=resume) as run:
         return _audit(cfg, run, resume=resume, engine=engine, reporter=reporter,
                       sign_key=sign_key, data=data)

@@ -4,13 +4,15 @@ A run writes only into a directory it owns, so that everything the manifest and 
 ``artifacts`` list was written by this run (:func:`claim_run_dir`):
 
 * a missing or empty directory: a new run;
-* a run directory of the same config, with ``--resume``: its finished stages are reused.
+* a run directory, with ``--resume``: its finished stages whose own inputs are unchanged are
+  reused (:mod:`privaudit.audit.stage_inputs`), the others recomputed, each saying why — so a
+  config changed only in its attack settings keeps the training and the erasures.
 
 Anything else is refused with :class:`RunDirectoryError` (exit 2) saying why and what to do:
 a non-empty directory that is not a run (a data folder, the user's own ``config.yaml``) is
 never adopted, a run is never started over on top of its old files (a stale cache would be
-sealed into the new manifest), and a run of another config is neither resumed nor
-overwritten — the message names the config keys that differ.
+sealed into the new manifest), and a run of another config is not written over without
+``--resume`` — the message names the config keys that differ.
 
 A run directory is one holding privaudit's ``config.yaml`` and its lock file ``.lock`` (or,
 for runs written before the lock existed, a ``stages/`` folder).
@@ -85,15 +87,14 @@ def _check_claim(root: Path, cfg: AuditConfig, *, resume: bool, had_lock: bool) 
             "so it writes only into a new or empty one: give a new or empty --out"
         )
     differences = config_differences(root / "config.yaml", cfg)
-    if differences:
-        what = (f"--resume: {root} holds a run of another config, which this one would "
-                "overwrite" if resume else f"--out: {root} holds a run of another config")
+    if differences and not resume:
         raise RunDirectoryError(
-            f"{what}; its config.yaml differs in {len(differences)} key(s): "
-            f"{_some(differences)}. Give a new or empty --out for this config"
-            + (f", or resume that run with its own config ({root / 'config.yaml'})"
-               if resume else "")
-        )
+            f"--out: {root} holds a run of another config; its config.yaml differs in "
+            f"{len(differences)} key(s): {_some(differences)}. Give a new or empty --out "
+            "for this config, or pass --resume to continue that run with this config (its "
+            "stages whose own inputs are unchanged are reused, the others recomputed)")
+    if differences:
+        return
     if not resume:
         raise RunDirectoryError(
             f"--out: {root} already holds a run of this config; pass --resume to continue it "

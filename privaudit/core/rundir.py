@@ -161,16 +161,30 @@ class RunDir:
     def stage_manifest(self, stage: str) -> Path:
         return self.path("stages", f"{stage}.json")
 
-    def complete_stage(self, stage: str, *, inputs_sha256: str, outputs: list[Path]) -> None:
+    def complete_stage(self, stage: str, *, inputs_sha256: str, outputs: list[Path],
+                       sections: dict[str, str] | None = None) -> None:
+        """Write the stage's manifest; ``sections``: a hash per config section it depends on,
+        so that a later ``--resume`` can name what changed (:meth:`stage_sections`)."""
         write_json_atomic(
             self.stage_manifest(stage),
             {
                 "stage": stage,
                 "inputs_sha256": inputs_sha256,
+                "sections": dict(sections or {}),
                 "completed_at": datetime.now(UTC).isoformat(),
                 "outputs": {self.relative(p): sha256_file(p) for p in sorted(outputs)},
             },
         )
+
+    def stage_sections(self, stage: str) -> dict[str, str] | None:
+        """The section hashes the stage last completed with (None: not completed, or a
+        manifest written before they were kept)."""
+        path = self.stage_manifest(stage)
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8")).get("sections")
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return {str(k): str(v) for k, v in kept.items()} if isinstance(kept, dict) else None
 
     def stage_is_current(self, stage: str, inputs_sha256: str) -> bool:
         """True when the stage ran with these inputs and all its outputs are intact; False

@@ -143,16 +143,26 @@ def test_the_lock_file_is_never_sealed_and_is_released_when_the_run_ends(
 # ---------------------------------------------------------------- which directory a run takes
 
 
-def test_resume_on_a_run_of_another_config_exits_2_naming_the_differing_keys(
+def test_resume_with_another_config_reuses_the_stages_whose_own_inputs_are_unchanged(
         run_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    before = _files(run_copy)
-    other = _config(tmp_path, merge(TINY, {"seed": 4, "federation": {"rounds": 3}}))
-    result = run_cli(capsys, monkeypatch, "run", other, "--out", run_copy, "--resume")
-    assert result.code == 2, result.text
-    assert f"--resume: {run_copy} holds a run of another config" in result.err
-    assert "differs in 2 key(s): federation.rounds: 2 -> 3, seed: 3 -> 4" in result.err
-    assert _files(run_copy) == before  # neither started over nor overwritten
+    """A config changed only in its attack settings keeps the training; one changed in the
+    federation retrains, naming the section that changed (#26)."""
+    trained = json.loads((run_copy / "stages" / "train.json").read_text())
+    attacks_only = _config(tmp_path, merge(TINY, {"attacks": {"bootstrap": 60}}))
+    result = run_cli(capsys, monkeypatch, "run", attacks_only, "--out", run_copy, "--resume")
+    assert result.code in (0, 1), result.text
+    assert "this config differs from the run's in 1 key(s) (attacks.bootstrap: 50 -> 60)" \
+        in result.text
+    assert "[train] resumed" in result.text and "[train] recomputed" not in result.text
+    assert json.loads((run_copy / "stages" / "train.json").read_text()) == trained
+    more_rounds = _config(tmp_path, merge(TINY, {"attacks": {"bootstrap": 60},
+                                                 "federation": {"rounds": 3}}), "more.yaml")
+    result = run_cli(capsys, monkeypatch, "run", more_rounds, "--out", run_copy, "--resume")
+    assert result.code in (0, 1), result.text
+    assert "[train] recomputed: the config changed in federation" in result.text
+    assert (run_copy / "models" / "global" / "round-003").is_dir()
+    assert run_cli(capsys, monkeypatch, "verify", run_copy).code == 0
 
 
 def test_a_new_run_into_an_old_run_directory_exits_2_and_keeps_it_intact(

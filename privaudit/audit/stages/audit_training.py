@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from privaudit.audit.session import RunSession
+from privaudit.audit.stage_inputs import DP_AUDIT, recompute_reason, section_hashes, sections_sha256
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir, write_json_atomic
 from privaudit.mechanisms.dp.gradient_canaries import CanaryObserver, GradientCanaryPlan
@@ -40,7 +41,7 @@ def audit_round_path(run: RunDir, round_index: int) -> Path:
 
 def _inputs_sha256(session: RunSession, plan: GradientCanaryPlan) -> str:
     return hashlib.sha256(json.dumps(
-        {"config": session.cfg.sha256(), "base": session.bundle.base_sha256,
+        {"config": sections_sha256(session.cfg, DP_AUDIT), "base": session.bundle.base_sha256,
          "canaries": plan.sealed.commitment_sha256}, sort_keys=True).encode()).hexdigest()
 
 
@@ -55,6 +56,9 @@ def audit_training_stage(session: RunSession, plan: GradientCanaryPlan,
     if resume and run.stage_is_current(STAGE, inputs):
         reporter.info("[dp-audit] resumed: the audit training's canary sums are unchanged")
         return paths
+    why = recompute_reason(run, STAGE, cfg, DP_AUDIT) if resume else None
+    if why:
+        reporter.info(f"[dp-audit] recomputed: {why}")
     observer = CanaryObserver(plan)
     with reporter.stage("dp-audit training", rounds) as progress:
 
@@ -68,5 +72,6 @@ def audit_training_stage(session: RunSession, plan: GradientCanaryPlan,
                          initial_state=session.initial_state,
                          seed=cfg.seed + AUDIT_SEED_OFFSET, engine=engine, on_round=on_round,
                          gradient_canaries=observer)
-    run.complete_stage(STAGE, inputs_sha256=inputs, outputs=paths)
+    run.complete_stage(STAGE, inputs_sha256=inputs, outputs=paths,
+                       sections=section_hashes(cfg, DP_AUDIT))
     return paths

@@ -22,6 +22,7 @@ from typing import Any
 
 from privaudit.attacks.references import ReferenceSet
 from privaudit.audit.config import AuditConfig
+from privaudit.audit.stage_inputs import ERASE, recompute_reason, section_hashes, sections_sha256
 from privaudit.core.errors import ConfigError, InternalError
 from privaudit.core.hashing import set_ids_sha256
 from privaudit.core.progress import Reporter
@@ -304,15 +305,18 @@ def _stage_outputs(run: RunDir) -> list[Path]:
 
 
 def erase_inputs_sha256(cfg: AuditConfig, trained_state: AdapterState, engine: str) -> str:
-    """What the erase stage depends on (config, trained adapter, engine), hashed."""
-    inputs = json.dumps({"config": cfg.sha256(), "trained": state_sha256(trained_state),
-                         "engine": engine}, sort_keys=True)
+    """What the erase stage depends on (its config sections, trained adapter, engine),
+    hashed."""
+    inputs = json.dumps({"config": sections_sha256(cfg, ERASE),
+                         "trained": state_sha256(trained_state), "engine": engine},
+                        sort_keys=True)
     return hashlib.sha256(inputs.encode()).hexdigest()
 
 
-def record_erase_stage(run: RunDir, inputs_sha256: str) -> None:
+def record_erase_stage(run: RunDir, inputs_sha256: str, cfg: AuditConfig) -> None:
     """(Re)write the erase stage's manifest over every unlearning file now in the run."""
-    run.complete_stage("erase", inputs_sha256=inputs_sha256, outputs=_stage_outputs(run))
+    run.complete_stage("erase", inputs_sha256=inputs_sha256, outputs=_stage_outputs(run),
+                       sections=section_hashes(cfg, ERASE))
 
 
 def erase_stage(
@@ -343,6 +347,9 @@ def erase_stage(
     if resume and run.stage_is_current("erase", inputs_sha):
         reporter.info("[erase] resumed: unlearned models and manifest unchanged")
         return ledgers.read_results(run), {}
+    why = recompute_reason(run, "erase", cfg, ERASE) if resume else None
+    if why:
+        reporter.info(f"[erase] recomputed: {why}")
     if not u.requests and not any(get_unlearner(m).trains for m in u.methods):
         return [], {}
     ledgers.reset(run)
@@ -356,5 +363,5 @@ def erase_stage(
     results, seconds = run_erase(ctx, u.requests, u.methods, reporter, oracle=u.oracle)
     if not results:
         ledgers.append_results(run, [])
-    record_erase_stage(run, inputs_sha)
+    record_erase_stage(run, inputs_sha, cfg)
     return results, seconds

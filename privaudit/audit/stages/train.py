@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from privaudit.audit.session import RunSession
+from privaudit.audit.stage_inputs import TRAIN, recompute_reason, section_hashes, sections_sha256
 from privaudit.core.hashing import ordered_ids_sha256
 from privaudit.core.progress import Reporter
 from privaudit.core.rundir import RunDir, sha256_file, verify_outputs, write_json_atomic
@@ -138,7 +139,7 @@ class _RoundWriter:
 def _inputs_sha256(session: RunSession, clients: dict[str, EncodedSet], engine: str) -> str:
     inputs = json.dumps(
         {
-            "config": session.cfg.sha256(),
+            "config": sections_sha256(session.cfg, TRAIN),  # only what training depends on
             "engine": engine,
             "base": session.bundle.base_sha256,
             "clients": {c: ordered_ids_sha256(list(d.record_ids)) for c, d in clients.items()},
@@ -183,6 +184,9 @@ def train_stage(session: RunSession, clients: dict[str, EncodedSet], test: Encod
         reporter.info("[train] resumed: checkpoints and manifest unchanged")
         return _finished(run, rounds_total)
 
+    why = recompute_reason(run, "train", cfg, TRAIN) if resume else None
+    if why:
+        reporter.info(f"[train] recomputed: {why}")
     partial = _partial_training(run, inputs_sha) if resume else None
     writer = _RoundWriter(run, inputs_sha, rounds=[], outputs=[])
     start, initial_state = 1, adapter_state(bundle.model)
@@ -221,6 +225,7 @@ def train_stage(session: RunSession, clients: dict[str, EncodedSet], test: Encod
         "privacy": privacy.to_dict(),
     })
     run.complete_stage("train", inputs_sha256=inputs_sha,
-                       outputs=[*writer.outputs, summary_path])
+                       outputs=[*writer.outputs, summary_path],
+                       sections=section_hashes(cfg, TRAIN))
     return TrainedModel(state=result.final_state, sha256=result.final_sha256,
                         rounds=writer.rounds, privacy=privacy)

@@ -90,6 +90,7 @@ class Verifier:
     _canary_sets: tuple[EncodedSet, EncodedSet] | None = None
     _utility_memo: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _replicates: dict[frozenset[str], list[UnlearnedModel]] = field(default_factory=dict)
+    _retain_memo: dict[frozenset[str], EncodedSet] = field(default_factory=dict)
 
     @property
     def cfg(self) -> VerifyConfig:
@@ -163,13 +164,16 @@ class Verifier:
                                n_bootstrap=a.bootstrap, seed=self.ctx.recipe.seed)
 
     def retain_set(self, erased: frozenset[str]) -> EncodedSet:
-        """Up to ``retain_sample`` retained training records, chosen by the run's seed."""
-        ids = sorted({r for d in self.ctx.clients.values() for r in d.record_ids} - erased
-                     - self.ctx.audit_canary_ids)
-        rng = np.random.default_rng(self.ctx.recipe.seed)
-        if len(ids) > self.cfg.retain_sample:
-            ids = sorted(rng.choice(ids, self.cfg.retain_sample, replace=False).tolist())
-        return self.ctx.records(frozenset(ids))
+        """Up to ``retain_sample`` retained training records, chosen by the run's seed;
+        encoded once per erased set (every method of a request is judged on the same)."""
+        if erased not in self._retain_memo:
+            ids = sorted({r for d in self.ctx.clients.values() for r in d.record_ids}
+                         - erased - self.ctx.audit_canary_ids)
+            rng = np.random.default_rng(self.ctx.recipe.seed)
+            if len(ids) > self.cfg.retain_sample:
+                ids = sorted(rng.choice(ids, self.cfg.retain_sample, replace=False).tolist())
+            self._retain_memo[erased] = self.ctx.records(frozenset(ids))
+        return self._retain_memo[erased]
 
     def canary_exposure(self, model: UnlearnedModel, canaries: list[Canary]) -> float:
         """Mean exposure in bits of ``canaries`` (among the run's) under ``model``; the

@@ -8,7 +8,7 @@ so a recomputed stage can name the sections that changed.
 
 >>> from privaudit.audit.config import config_from_dict
 >>> a = config_from_dict({})
->>> b = config_from_dict({"attacks": {"battery": [{"name": "loss"}, {"name": "zlib"}]}})
+>>> b = config_from_dict({"attacks": {"battery": [{"name": "loss"}], "population": 80}})
 >>> sections_sha256(a, TRAIN) == sections_sha256(b, TRAIN)
 True
 >>> changed_sections(section_hashes(a, ERASE), section_hashes(b, ERASE))

@@ -22,7 +22,6 @@ from privaudit.unlearning.paired import (
 )
 from privaudit.unlearning.power import (
     auc_floor,
-    auc_margin,
     ks_pvalue_floor,
     privleak_floor,
     records_needed,
@@ -36,10 +35,8 @@ __all__ = ["ForgetComparison", "LossPair", "compare_forget"]
 class ForgetComparison:
     """What :func:`flags_for` needs from :func:`compare_forget`."""
 
-    margin: float
     auc: AttackMetrics | None = None
     auc_oracle: AttackMetrics | None = None
-    shift: float | None = None  # unlearned − oracle median forget loss
     difference: PairedDifference | None = None
     spread: RetrainSpread | None = None
 
@@ -86,7 +83,7 @@ def compare_forget(f: ForgetEvidence, *, before: LossPair, after: LossPair,
             replicates = [_matched(r, pick) for r in replicates]
     n, m = len(before[0]), len(before[1])
     f.n_nonmembers = m
-    cmp = ForgetComparison(margin=auc_margin(n, m, confidence))
+    cmp = ForgetComparison()
     f.auc_floor = auc_floor(n, m, confidence)
     cmp.auc, trained = auc(*after), auc(*before)
     f.mia_auc, f.mia_auc_ci_low, f.mia_auc_ci_high = \
@@ -122,6 +119,5 @@ def compare_forget(f: ForgetEvidence, *, before: LossPair, after: LossPair,
     floor = privleak_floor(n, m, auc_o.auc, confidence)  # inf: PrivLeak undefined
     f.privleak_floor = floor if math.isfinite(floor) else None
     f.records_needed = records_needed(m, auc_o.auc, confidence)
-    cmp.shift = float(np.median(after[0]) - np.median(oracle[0]))
     f.informative = floor < 100.0
     return cmp

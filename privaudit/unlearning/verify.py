@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -217,7 +216,7 @@ class Verifier:
         f, r = result.forget, result.retain
         f.n_nonmembers = len(ctx.nonmembers)
         f.privleak_band = self.cfg.privleak_band
-        cmp = ForgetComparison(margin=math.inf)
+        cmp = ForgetComparison()
         if len(forget) and len(ctx.nonmembers):
             trained_losses = (self.losses(trained, forget), non)
             after = (self.losses(model, forget), self.losses(model, ctx.nonmembers))

@@ -143,28 +143,29 @@ class EraseStage:
         self.verifier.prepare(list(self.unlearners))  # U-LiRA's references, before the bar
         with self.reporter.stage("erase", len(resolved) * len(self.unlearners)) as progress:
             for req in resolved:
-                served = self._serve_one(req, self.stopping_reference(req), progress.advance)
+                served = self._serve_one(req, progress.advance)
                 ledgers.append_results(ctx.run, served)
                 results += served
         return results
 
-    def stopping_reference(self, req: ResolvedRequest) -> float:
-        """The ascent methods' stopping target for ``req``: the trained model's mean loss on
-        the held-out records matched to its forget set (its labels and length bands; all of
+    def stopping_reference(self, forget_set: EncodedSet) -> float:
+        """The ascent methods' stopping target for a request's ``forget_set``: the trained
+        model's mean loss on the held-out records matched to it (its labels and length bands; all of
         them when too few match, :func:`~privaudit.unlearning.paired.match_nonmembers`) — a
         hard topic's forget records are compared with records as hard, not the average."""
         ctx = self.ctx
-        match = match_nonmembers(ctx.records(frozenset(req.record_ids)), ctx.nonmembers)
+        match = match_nonmembers(forget_set, ctx.nonmembers)
         return mean_loss(ctx.bundle.model, [ctx.trained_state],
                          ctx.nonmembers.subset(list(match.indices)), ctx.recipe.task)
 
-    def _serve_one(self, req: ResolvedRequest, reference: float,
+    def _serve_one(self, req: ResolvedRequest,
                    advance: Callable[[str], None]) -> list[UnlearningResult]:
         ctx, ledger = self.ctx, self.ledger
         executed_at = datetime.now(UTC).isoformat()
         before_request = ledgers.trained_on(ctx.run, req, ledger)
         erased = frozenset(ledgers.erased_so_far(ledger)) | frozenset(req.record_ids)
         forget_set = ctx.records(frozenset(req.record_ids))
+        reference = self.stopping_reference(forget_set)
         results: list[UnlearningResult] = []
         produced: list[dict[str, Any]] = []
         oracle: tuple[float, UnlearnedModel] | None = None

@@ -25,7 +25,7 @@ import json
 import os
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -164,8 +164,7 @@ class MaskingParty:
         unsigned = Advert(self.client_id, self.round,
                           self.share_key.public_key().public_bytes_raw(),
                           self.mask_key.public_bytes())
-        return Advert(unsigned.client_id, unsigned.round, unsigned.share_public,
-                      unsigned.mask_public, self.identity.sign(unsigned.message()))
+        return replace(unsigned, signature=self.identity.sign(unsigned.message()))
 
     def deal(self, adverts: Sequence[Advert], registry: Mapping[str, Ed25519PublicKey], *,
              threshold: int) -> list[SealedShare]:

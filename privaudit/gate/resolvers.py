@@ -139,7 +139,7 @@ def _unlearning(doc: Document, m: re.Match[str]) -> list[Observation]:
 
 
 #: unlearning fields whose test is the forget-vs-held-out comparison (``forget.informative``)
-_POWERED = ("forget.privleak", "forget.mia_auc", "ulira_auc")
+_POWERED = ("forget.privleak", "forget.mia_auc", "ulira_auc", "robustness.")
 
 
 def _floor_words(floor: Any) -> str:

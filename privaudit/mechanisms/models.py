@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,14 +277,16 @@ def ensemble_sha256(states: Sequence[Mapping[str, torch.Tensor]]) -> str:
 
 
 def ensemble_log_probs(
-    model: nn.Module, states: Sequence[AdapterState] | None, one: Callable[[], torch.Tensor]
+    model: nn.Module, states: Sequence[AdapterState] | None, one: Callable[[], torch.Tensor],
+    *, member: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> torch.Tensor:
     """The one ensemble of privaudit: ``one()`` (log-probabilities of the model as it is)
     when ``states`` is None; else log((1/S) Σ_s exp(one() under state s)), the log of the
     mean of the members' probabilities (SISA's prediction, Bourtoule et al. 2021), summed
     one member at a time in ``one()``'s dtype (float64 for labels and gathered tokens; the
-    attacks' full-vocabulary distribution stays float32 for memory). The model is left
-    holding the last member's adapter.
+    attacks' full-vocabulary distribution stays float32 for memory). ``member``: a context
+    each member's ``one()`` runs in once its adapter is loaded (a shipped variant,
+    ``model/shipped.py``). The model is left holding the last member's adapter.
 
     >>> import torch.nn as nn
     >>> p = torch.tensor([[0.2, 0.8]], dtype=torch.float64)
@@ -298,7 +301,8 @@ def ensemble_log_probs(
     for k, state in enumerate(members):
         if state is not None:
             set_adapter_state(model, state)
-        log_p = one()
+        with member() if member is not None else nullcontext():
+            log_p = one()
         total = log_p if k == 0 else torch.logaddexp(total, log_p, out=total)
     return total - math.log(len(members)) if len(members) > 1 else total
 

@@ -112,6 +112,46 @@ class VerifyConfig(ConfigSection):
               "oracle, sisa and federaser retrain and are never judged by it)")
 
 
+class RelearningConfig(ConfigSection):
+    """The relearning probe (``privaudit/unlearning/relearning.py``): the unlearned model and
+    the oracle fine-tuned identically on part of what was erased, then compared on the rest."""
+
+    steps: int = Field(
+        default=0, ge=0, le=500, description="fine-tuning steps on the relearning set, the "
+        "same for the unlearned model and the oracle; 0 = off")
+    source: Literal["forget", "subjects"] = Field(
+        default="forget", description="forget: a share of the forget set (relearning.fraction; "
+        "recovery is measured on the other records); subjects: the retained training records "
+        "of the forget records' data subjects (recovery measured on every forget record)")
+    fraction: float = Field(
+        default=0.5, gt=0, lt=1, description="source: forget — the share of the forget set "
+        "relearned on (chosen by the run's seed; at least one record, and at least two left "
+        "to measure)")
+    learning_rate: float | None = Field(
+        default=None, gt=0, description="default: federation.learning_rate")
+    batch_size: int = Field(default=8, ge=1, description="records per fine-tuning step")
+
+
+class RobustnessConfig(ConfigSection):
+    """Probes of an erasure beyond the fp32 adapter (``privaudit/unlearning/robustness.py``):
+    the shipped artifacts, and relearning."""
+
+    variants: list[Literal["merged", "int8", "int4", "nf4"]] = Field(
+        default_factory=list, description="shipped variants the forget evidence is re-run on, "
+        "for every unlearned model and its oracle put through the same transformation: "
+        "merged (LoRA merged into the base, float32), int8 / int4 (merged, then symmetric "
+        "per-channel round-to-nearest), nf4 (merged, then bitsandbytes NF4); a method that "
+        "passes at fp32 and fails on one is flagged not_robust_to_quantization")
+    relearning: RelearningConfig = Field(default_factory=RelearningConfig)
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct(cls, variants: list[str]) -> list[str]:
+        if len(set(variants)) != len(variants):
+            raise ValueError(f"must be distinct; got {variants}")
+        return variants
+
+
 class UnlearningConfig(ConfigSection):
     """Erasure requests and the methods that serve them (``privaudit/unlearning``)."""
 
@@ -131,6 +171,7 @@ class UnlearningConfig(ConfigSection):
     finetune_retain: FinetuneRetainConfig = Field(default_factory=FinetuneRetainConfig)
     federaser: FedEraserConfig = Field(default_factory=FedEraserConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
 
     @field_validator("methods")
     @classmethod

@@ -9,7 +9,8 @@ of an example is then −log of that mean (per-token mean for a causal LM), the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 import numpy as np
 import torch
@@ -19,9 +20,12 @@ from privaudit.mechanisms.model.device import model_device
 from privaudit.mechanisms.models import AdapterState, ensemble_log_probs, set_adapter_state
 from privaudit.mechanisms.tasks import Batch, EncodedSet, evaluate_utility, forward
 
+Member = Callable[[], AbstractContextManager[object]]
+
 
 def _mean_logprob(
-    model: nn.Module, states: Sequence[AdapterState] | None, batch: Batch, task: str
+    model: nn.Module, states: Sequence[AdapterState] | None, batch: Batch, task: str,
+    member: Member | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log of the shard-mean probability of the label (B,) or of each next token (B, T−1),
     float64, through the one ensemble (:func:`~privaudit.mechanisms.models.
@@ -42,7 +46,7 @@ def _mean_logprob(
         masks.append(out.token_mask)
         return out.token_logprobs.double()
 
-    return ensemble_log_probs(model, states, one), (masks[-1] if masks else None)
+    return ensemble_log_probs(model, states, one, member=member), (masks[-1] if masks else None)
 
 
 @torch.no_grad()
@@ -53,10 +57,12 @@ def per_example_loss(
     task: str,
     *,
     batch_size: int = 64,
+    member: Member | None = None,
 ) -> np.ndarray:
     """Per-example loss of the (ensemble) model on ``data`` in eval mode; restores the mode.
 
-    ``states=None`` evaluates the model's current adapter."""
+    ``states=None`` evaluates the model's current adapter; ``member``: the context each
+    member is evaluated in (:func:`~privaudit.mechanisms.models.ensemble_log_probs`)."""
     if len(data) == 0:
         return np.zeros(0)
     was_training = model.training
@@ -64,7 +70,7 @@ def per_example_loss(
     out: list[np.ndarray] = []
     device = model_device(model)
     for batch in data.batches(batch_size):
-        logp, mask = _mean_logprob(model, states, batch.to(device), task)
+        logp, mask = _mean_logprob(model, states, batch.to(device), task, member)
         if task == "classification":
             loss = -logp
         else:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from privaudit.core.params import ReportModel
+from privaudit.unlearning.probe_results import RelearningEvidence, RobustnessEvidence
 
 
 class ForgetEvidence(ReportModel):
@@ -119,7 +120,8 @@ class RetainEvidence(ReportModel):
 class VerificationFlag(ReportModel):
     """A verdict of ``unlearning/verify.py`` with the threshold that fired."""
 
-    name: Literal["under_unlearned", "over_unlearned", "utility_collapse"]
+    name: Literal["under_unlearned", "over_unlearned", "utility_collapse",
+                  "not_robust_to_quantization", "relearnable"]
     value: float
     threshold: float
     parameter: str = Field(description="the config field holding the threshold")
@@ -192,6 +194,12 @@ class UnlearningResult(ReportModel):
         "interval at the run's confidence (utility_collapse needs its low end above the "
         "threshold)")
     utility_drop_ci_high: float | None = None
+    robustness: RobustnessEvidence | None = Field(
+        default=None, description="the forget evidence re-run on each shipped variant "
+        "(unlearning.robustness.variants); None when none is configured")
+    relearning: RelearningEvidence | None = Field(
+        default=None, description="the relearning probe (unlearning.robustness.relearning); "
+        "None when off")
     verification_flags: list[VerificationFlag] = Field(default_factory=list)
     verdict: str | None = Field(default=None, description="the evidence in plain words")
     rank: int | None = Field(

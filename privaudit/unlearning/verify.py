@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,7 @@ from privaudit.attacks.scores.inputs import SignalSet
 from privaudit.attacks.signals import cached_signals, load_signals, save_signals, sequence_nll
 from privaudit.mechanisms.data.canaries import Canary, candidate_texts
 from privaudit.mechanisms.data.records import Record
+from privaudit.mechanisms.model.shipped import shipped
 from privaudit.mechanisms.models import set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.unlearning.base import UnlearnedModel, Unlearner, UnlearningContext, oracle_name
@@ -59,8 +61,10 @@ from privaudit.unlearning.paired import (
 from privaudit.unlearning.power import (
     utility_drop_interval,
 )
+from privaudit.unlearning.relearning import probe_relearning, relearnable_flag
 from privaudit.unlearning.requests import ResolvedRequest
 from privaudit.unlearning.results import ForgetEvidence, RetainEvidence, UnlearningResult
+from privaudit.unlearning.robustness import Exposure, ShippedProbe, not_robust_flag
 from privaudit.unlearning.ulira import ULiRA, ulira_references_needed
 
 __all__ = [
@@ -90,10 +94,18 @@ class Verifier:
     _utility_memo: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _replicates: dict[frozenset[str], list[UnlearnedModel]] = field(default_factory=dict)
     _retain_memo: dict[frozenset[str], EncodedSet] = field(default_factory=dict)
+    _shipped: ShippedProbe | None = None
 
     @property
     def cfg(self) -> VerifyConfig:
         return self.ctx.ucfg.verify
+
+    @property
+    def shipped_probe(self) -> ShippedProbe:
+        """The shipped-variant probe, built once: it memoises losses across methods."""
+        if self._shipped is None:
+            self._shipped = ShippedProbe(self.ctx, self._auc)
+        return self._shipped
 
     @property
     def ulira(self) -> ULiRA:
@@ -174,9 +186,11 @@ class Verifier:
             self._retain_memo[erased] = self.ctx.records(frozenset(ids))
         return self._retain_memo[erased]
 
-    def canary_exposure(self, model: UnlearnedModel, canaries: list[Canary]) -> float:
-        """Mean exposure in bits of ``canaries`` (among the run's) under ``model``; the
-        candidates' log-perplexities are computed once per model."""
+    def canary_exposure(self, model: UnlearnedModel, canaries: list[Canary],
+                        variant: str | None = None) -> float:
+        """Mean exposure in bits of ``canaries`` (among the run's) under ``model`` (or its
+        shipped ``variant``: one adapter only); the candidates' log-perplexities are computed
+        once per model."""
         ctx = self.ctx
         acfg = ctx.attacks.canaries
         everyone = list(ctx.data.canaries)
@@ -188,15 +202,18 @@ class Verifier:
             self._canary_sets = (
                 as_set([c.text for c in everyone], "canary"),
                 as_set(candidate_texts(acfg, everyone, seed=ctx.recipe.seed), "candidate"))
-        if model.sha256 not in self._canary_memo:
+        key = f"{model.sha256}:{variant or 'fp32'}"
+        if key not in self._canary_memo:
             net = ctx.bundle.model
             states = model.states if model.is_ensemble else None
             with preserved_adapter(net):
                 set_adapter_state(net, model.states[0])
-                self._canary_memo[model.sha256] = (
-                    sequence_nll(net, self._canary_sets[0], states=states),
-                    sequence_nll(net, self._canary_sets[1], states=states))
-        canary_nll, candidate_nll = self._canary_memo[model.sha256]
+                with shipped(net, variant) if variant else nullcontext():
+                    sets = [self.shipped_probe.prepared(s, variant) if variant else s
+                            for s in self._canary_sets]
+                    self._canary_memo[key] = (sequence_nll(net, sets[0], states=states),
+                                              sequence_nll(net, sets[1], states=states))
+        canary_nll, candidate_nll = self._canary_memo[key]
         pick = [everyone.index(c) for c in canaries]
         return exposure_of(canary_nll[pick].tolist(), candidate_nll.tolist(), canaries, acfg,
                            model_name=model.sha256[:12]).mean_bits
@@ -247,9 +264,47 @@ class Verifier:
                 privleak_value=f.privleak, auc_unlearned=cmp.auc.auc if cmp.auc else None,
                 difference=cmp.difference, spread=cmp.spread, drop=result.utility_drop,
                 drop_ci=drop_ci, cfg=self.cfg, confidence=confidence)
+            self._probe(result, model=model, oracle=oracle, trained=trained, forget=forget,
+                        erased=erased)
         result.flags += [v.message for v in result.verification_flags]
         result.verdict = verdict_line(result, alpha=1 - confidence)
         return result
+
+    def _probe(self, result: UnlearningResult, *, model: UnlearnedModel,
+               oracle: UnlearnedModel | None, trained: UnlearnedModel, forget: EncodedSet,
+               erased: frozenset[str]) -> None:
+        """The shipped-variant and relearning probes (``unlearning.robustness``), their flags
+        added to ``result``'s."""
+        ctx, rcfg = self.ctx, self.ctx.ucfg.robustness
+        if rcfg.variants and len(forget) and len(ctx.nonmembers):
+            match = match_nonmembers(forget, ctx.nonmembers)
+            held = ctx.nonmembers.subset(list(match.indices)) if match.matched \
+                else ctx.nonmembers
+            result.robustness = self.shipped_probe.probe(
+                rcfg.variants, model=model, oracle=oracle, trained=trained, forget=forget,
+                nonmembers=held, replicates=self.replicates(erased) if oracle else [],
+                exposure=self._variant_exposure(forget))
+            flag = not_robust_flag(result.robustness, result.verification_flags,
+                                   band=self.cfg.privleak_band)
+            result.verification_flags += [flag] if flag else []
+        result.relearning = probe_relearning(
+            ctx, model=model, oracle=oracle, forget=forget, erased=erased,
+            losses=self.losses, auc=self._auc, request_id=result.request_id)
+        flag = relearnable_flag(result.relearning, confidence=ctx.attacks.confidence)
+        result.verification_flags += [flag] if flag else []
+
+    def _variant_exposure(self, forget: EncodedSet) -> Exposure | None:
+        """A causal LM's canary exposure under a variant, for the canaries ``forget``
+        carries (None: no such canaries, or an ensemble)."""
+        held = set(forget.record_ids)
+        canaries = [c for c in self.ctx.data.canaries if held & set(c.carriers)]
+        if not canaries or self.ctx.recipe.task != "causal-lm":
+            return None
+
+        def exposure(model: UnlearnedModel, variant: str) -> float | None:
+            return None if model.is_ensemble else self.canary_exposure(model, canaries,
+                                                                       variant)
+        return exposure
 
     def replicates(self, erased: frozenset[str]) -> list[UnlearnedModel]:
         """The oracle retrained ``oracle_replicates`` more times with other seeds (once per

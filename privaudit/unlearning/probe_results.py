@@ -1,0 +1,86 @@
+"""What the robustness probes report (``unlearning[].robustness`` and ``.relearning`` of
+report.json): the forget evidence of each shipped variant, and the relearning probe."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from privaudit.core.params import ReportModel
+
+
+class VariantEvidence(ReportModel):
+    """The forget-set evidence of one shipped variant of the unlearned model, against the
+    oracle (and the trained model) put through the same transformation."""
+
+    variant: str
+    description: str
+    identical_to_oracle: bool = Field(
+        default=False, description="the unlearned model is byte-identical to its oracle, so "
+        "every variant of it is too (an exact method): nothing to probe")
+    mia_auc: float | None = Field(
+        default=None, description="LOSS attack AUC, forget vs matched held-out records, "
+        "under this variant of the unlearned model")
+    mia_auc_ci_low: float | None = None
+    mia_auc_ci_high: float | None = None
+    mia_auc_oracle: float | None = Field(default=None, description="the oracle's, same variant")
+    mia_auc_original: float | None = Field(
+        default=None, description="the trained model's, same variant")
+    privleak: float | None = Field(
+        default=None, description="PrivLeak in % vs the oracle's same variant (negative = "
+        "still remembers)")
+    privleak_ci_low: float | None = None
+    privleak_ci_high: float | None = None
+    auc_difference: float | None = Field(
+        default=None, description="forget AUC − the oracle's on the same records")
+    auc_difference_ci_low: float | None = None
+    auc_difference_ci_high: float | None = None
+    auc_difference_pvalue: float | None = Field(
+        default=None, description="paired swap test of the difference")
+    exposure_bits: float | None = Field(
+        default=None, description="causal LM: mean exposure of the forget set's canaries")
+    exposure_bits_oracle: float | None = None
+    failed: list[str] = Field(
+        default_factory=list, description="the fp32 flags (under_unlearned, over_unlearned) "
+        "this variant's evidence fires, by the same rules")
+
+
+class RobustnessEvidence(ReportModel):
+    """Every probed variant (``unlearning.robustness.variants``), by name: the gate reads
+    ``unlearning.<method>.robustness.<variant>.privleak``."""
+
+    merged: VariantEvidence | None = None
+    int8: VariantEvidence | None = None
+    int4: VariantEvidence | None = None
+    nf4: VariantEvidence | None = None
+
+    def probed(self) -> list[VariantEvidence]:
+        return [v for v in (self.merged, self.int8, self.int4, self.nf4) if v is not None]
+
+
+class RelearningEvidence(ReportModel):
+    """The unlearned model and the oracle fine-tuned identically on a relearning set, then the
+    erased records not relearned on attacked under both (``privaudit/unlearning/
+    relearning.py``)."""
+
+    steps: int
+    learning_rate: float
+    source: str
+    relearn_records: int
+    eval_records: int = Field(description="erased records the evidence is measured on")
+    recovery: float | None = Field(
+        default=None, description="after relearning: forget AUC of the measured records under "
+        "the unlearned model − under the oracle, on the same records and matched held-out "
+        "ones (> 0 = the erased records came back more than retraining lets them)")
+    recovery_ci_low: float | None = Field(
+        default=None, description="paired-bootstrap interval at the run's confidence")
+    recovery_ci_high: float | None = None
+    recovery_pvalue: float | None = Field(default=None, description="paired swap test")
+    auc_before: float | None = Field(
+        default=None, description="the measured records' forget AUC, unlearned model, before")
+    auc_after: float | None = Field(default=None, description="the same after relearning")
+    auc_oracle_before: float | None = None
+    auc_oracle_after: float | None = None
+    relearnable: bool | None = Field(
+        default=None, description="the recovery's interval lies above 0 and the swap test "
+        "rejects; None = not probed (reason)")
+    reason: str | None = None

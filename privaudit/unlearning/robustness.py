@@ -1,0 +1,174 @@
+"""Does an erasure certificate hold for what is shipped? The forget evidence re-run on the
+merged and quantized artifacts (``unlearning.robustness.variants``).
+
+For each variant (:mod:`privaudit.mechanisms.model.shipped`: merged, int8, int4, nf4) the
+unlearned model, its oracle (and the oracle's extra retrainings) and the trained model are put
+through the same transformation, and the forget records are compared with the held-out records
+matched to them exactly as at fp32 (:func:`~privaudit.unlearning.comparison.compare_forget`:
+forget AUC with its interval, PrivLeak, the paired difference and swap test; for a causal LM
+the canaries' exposure). The fp32 flag rules (:func:`~privaudit.unlearning.evidence.flags_for`)
+are applied to each variant; a method whose fp32 evidence raised no under/over-unlearning flag
+but whose variant's does is flagged ``not_robust_to_quantization``, naming the variant (Zhang
+et al., ICLR 2025: utility-constrained unlearning that survives at full precision can come back
+after 4-bit quantization). A model byte-identical to its oracle (SISA, served exactly) is
+identical under every variant: it is not evaluated again and never flagged.
+
+Losses are memoised per (model, variant, records); a frozen prefix's features
+(``mechanisms/prefix.py``) are recomputed once per quantized variant — the prefix carries no
+adapter, so its quantized output is the same for every model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from privaudit.attacks.metrics import AttackMetrics
+from privaudit.attacks.references import preserved_adapter
+from privaudit.mechanisms.model.shipped import describe, shipped
+from privaudit.mechanisms.models import set_adapter_state
+from privaudit.mechanisms.tasks import EncodedSet, FeatureCache, attach_features
+from privaudit.unlearning.base import UnlearnedModel, UnlearningContext
+from privaudit.unlearning.comparison import compare_forget
+from privaudit.unlearning.evaluate import per_example_loss
+from privaudit.unlearning.evidence import flags_for
+from privaudit.unlearning.probe_results import RobustnessEvidence, VariantEvidence
+from privaudit.unlearning.results import ForgetEvidence, VerificationFlag
+
+__all__ = ["ShippedProbe", "not_robust_flag"]
+
+#: the fp32 flags a variant is judged by (utility is not re-measured per variant)
+_FORGET_FLAGS = ("under_unlearned", "over_unlearned")
+
+Exposure = Callable[[UnlearnedModel, str], float | None]
+#: variant losses are compared to this many significant digits: a merge's float rounding
+#: (~1e-6 relative on float32 logits) would otherwise reorder records whose losses differ by
+#: less — memorised records' losses sit near 0, a few 1e-6 apart — and move an AUC
+DIGITS = 5
+
+
+def significant(x: np.ndarray, digits: int = DIGITS) -> np.ndarray:
+    """``x`` rounded to ``digits`` significant digits.
+
+    >>> [float(f"{v:.6g}") for v in significant(np.array([3.14159e-6, 2.71828, 0.0]))]
+    [3.1416e-06, 2.7183, 0.0]
+    """
+    mag = np.where(x != 0, 10.0 ** np.floor(np.log10(np.abs(np.where(x != 0, x, 1.0)))), 1.0)
+    return np.round(x / mag, digits - 1) * mag
+
+
+def _records_sha(data: EncodedSet) -> str:
+    return hashlib.sha256(("ids:" + "\n".join(data.record_ids)).encode()).hexdigest()
+
+
+@dataclass
+class ShippedProbe:
+    """Per-example losses of shipped variants, and the forget evidence on each."""
+
+    ctx: UnlearningContext
+    auc: Callable[[np.ndarray, np.ndarray], AttackMetrics]
+    _memo: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
+    _features: dict[str, FeatureCache] = field(default_factory=dict)
+
+    def prepared(self, data: EncodedSet, variant: str) -> EncodedSet:
+        """``data`` as the variant's model sees it — called inside :func:`shipped`: a merge
+        leaves the frozen prefix alone; a quantized prefix computes other features."""
+        if variant == "merged" or data.features is None:
+            return data
+        return attach_features(replace(data, features=None), self.ctx.bundle.model,
+                               cache=self._features.setdefault(variant, {}))
+
+    def losses(self, model: UnlearnedModel, data: EncodedSet, variant: str) -> np.ndarray:
+        """Per-example losses of ``variant`` of ``model`` on ``data`` (memoised)."""
+        key = (model.sha256, variant, _records_sha(data))
+        if key not in self._memo:
+            net, task = self.ctx.bundle.model, self.ctx.recipe.task
+            with preserved_adapter(net):
+                set_adapter_state(net, model.states[0])
+                with shipped(net, variant):
+                    seen = self.prepared(data, variant)
+                    loss = per_example_loss(net, None, seen, task) if not model.is_ensemble \
+                        else None
+                if loss is None:  # SISA's shards: each merged and quantized on its own
+                    loss = per_example_loss(net, model.states, seen, task,
+                                            member=lambda: shipped(net, variant))
+            self._memo[key] = significant(np.asarray(loss, float))
+        return self._memo[key]
+
+    def probe(
+        self, variants: Sequence[str], *, model: UnlearnedModel, oracle: UnlearnedModel | None,
+        trained: UnlearnedModel, replicates: Sequence[UnlearnedModel], forget: EncodedSet,
+        nonmembers: EncodedSet, exposure: Exposure | None = None,
+    ) -> RobustnessEvidence | None:
+        """The evidence of every variant; None without an oracle or without records."""
+        if not variants or oracle is None or not (len(forget) and len(nonmembers)):
+            return None
+        out = RobustnessEvidence()
+        for variant in variants:
+            setattr(out, variant, self._variant(variant, model, oracle, trained, replicates,
+                                                forget, nonmembers, exposure))
+        return out
+
+    def _variant(
+        self, variant: str, model: UnlearnedModel, oracle: UnlearnedModel,
+        trained: UnlearnedModel, replicates: Sequence[UnlearnedModel], forget: EncodedSet,
+        nonmembers: EncodedSet, exposure: Exposure | None,
+    ) -> VariantEvidence:
+        v = VariantEvidence(variant=variant, description=describe(variant))
+        if model.sha256 == oracle.sha256:  # the same model: PrivLeak and Δ are 0 exactly
+            v.identical_to_oracle, v.privleak, v.auc_difference = True, 0.0, 0.0
+            return v
+
+        def pair(m: UnlearnedModel) -> tuple[np.ndarray, np.ndarray]:
+            return self.losses(m, forget, variant), self.losses(m, nonmembers, variant)
+
+        after = pair(model)
+        f = ForgetEvidence(n_records=len(forget), mean_loss_before=float("nan"),
+                           mean_loss_after=float(after[0].mean()))
+        a = self.ctx.attacks
+        cmp = compare_forget(f, before=pair(trained), after=after, oracle=pair(oracle),
+                             auc=self.auc, confidence=a.confidence,
+                             replicates=[pair(r) for r in replicates],
+                             n_resamples=a.bootstrap, seed=self.ctx.recipe.seed)
+        flags = flags_for(privleak_value=f.privleak,
+                          auc_unlearned=cmp.auc.auc if cmp.auc else None,
+                          difference=cmp.difference, spread=cmp.spread, drop=None,
+                          drop_ci=None, cfg=self.ctx.ucfg.verify, confidence=a.confidence)
+        v.mia_auc, v.mia_auc_ci_low, v.mia_auc_ci_high = \
+            f.mia_auc, f.mia_auc_ci_low, f.mia_auc_ci_high
+        v.mia_auc_oracle, v.mia_auc_original = f.mia_auc_oracle, f.mia_auc_original
+        v.privleak, v.privleak_ci_low, v.privleak_ci_high = \
+            f.privleak, f.privleak_ci_low, f.privleak_ci_high
+        v.auc_difference = f.auc_difference
+        v.auc_difference_ci_low, v.auc_difference_ci_high = \
+            f.auc_difference_ci_low, f.auc_difference_ci_high
+        v.auc_difference_pvalue = cmp.difference.p_value if cmp.difference else None
+        if exposure is not None:
+            v.exposure_bits, v.exposure_bits_oracle = \
+                exposure(model, variant), exposure(oracle, variant)
+        v.failed = [fl.name for fl in flags]
+        return v
+
+
+def not_robust_flag(evidence: RobustnessEvidence | None,
+                    fp32_flags: Sequence[VerificationFlag], *, band: float
+                    ) -> VerificationFlag | None:
+    """``not_robust_to_quantization`` when the fp32 evidence raised no forget flag and some
+    variant's evidence does; it names every such variant."""
+    if evidence is None or any(f.name in _FORGET_FLAGS for f in fp32_flags):
+        return None
+    failing = [v for v in evidence.probed() if v.failed]
+    if not failing:
+        return None
+    worst = min(failing, key=lambda v: v.privleak if v.privleak is not None else 0.0)
+    parts = [f"{' and '.join(v.failed)} on {v.variant} (PrivLeak {v.privleak:+.1f}, forget AUC "
+             f"{v.mia_auc:.3f} vs the oracle's {v.mia_auc_oracle:.3f} under the same "
+             f"transformation, paired p = {v.auc_difference_pvalue:.2g})" for v in failing]
+    return VerificationFlag(
+        name="not_robust_to_quantization", value=worst.privleak or 0.0, threshold=band,
+        parameter="unlearning.robustness.variants",
+        message="not_robust_to_quantization: the fp32 adapter passes but its shipped "
+        f"variant fails — {'; '.join(parts)}")

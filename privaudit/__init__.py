@@ -17,13 +17,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# peft imports bitsandbytes (NF4, model/shipped.py), whose CPU backend warns on every import
-# that an optional kernel package is missing; privaudit uses its (de)quantization only
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 __version__ = "0.1.0"
 
 from privaudit.core.lazy import lazy_exports
+
+# peft imports bitsandbytes (NF4, model/shipped.py), whose CPU backend warns on every import
+# that an optional kernel package is missing; privaudit uses its (de)quantization only
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 if TYPE_CHECKING:
     from privaudit.audit.audit_model import audit_model

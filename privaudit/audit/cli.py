@@ -162,8 +162,13 @@ def run(
 @app.command()
 def erase(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="a finished run directory")],
-    request: Annotated[Path, typer.Option("--request", help="REQUEST.yaml: one request or a "
-                                          "list ({id, kind: record|subject|client, ids})")],
+    request: Annotated[Path | None, typer.Option("--request", help="REQUEST.yaml: one request "
+                                                 "or a list ({id, kind: record|subject|client, "
+                                                 "ids})")] = None,
+    request_stream: Annotated[Path | None, typer.Option(
+        "--request-stream", help="REQUESTS.jsonl: one request per line, served one after "
+        "another, each on the model the one before produced; every certificate says whether "
+        "the earlier erasures stay erased")] = None,
     methods: Annotated[str | None, typer.Option(
         "--methods", help="comma-separated unlearners (default: the run's unlearning.methods, "
         "else all it supports); the oracle runs unless unlearning.oracle is false")] = None,
@@ -175,15 +180,25 @@ def erase(
 
     configure_threads()
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
-    results = erase_finished_run(run_dir, request, methods=chosen, reporter=default_reporter(),
-                                 sign_key=sign)
+    if (request is None) == (request_stream is None):
+        raise ConfigError("erase: give exactly one of --request REQUEST.yaml or "
+                          "--request-stream REQUESTS.jsonl (got "
+                          f"{'both' if request else 'neither'})")
+    results = erase_finished_run(run_dir, request or request_stream,  # type: ignore[arg-type]
+                                 methods=chosen, reporter=default_reporter(), sign_key=sign,
+                                 stream=request_stream is not None)
     table = Table(title=f"privaudit erase — {run_dir}", show_header=True)
-    for column in ("request", "method", "exactness", "seconds", "speedup", "forget loss"):
+    for column in ("request", "method", "exactness", "seconds", "speedup", "forget loss",
+                   "earlier erased"):
         table.add_column(column)
     for r in results:
         speedup = f"{r.speedup_vs_oracle:.1f}x" if r.speedup_vs_oracle else "-"
         loss = f"{r.forget.mean_loss_before:.3f} -> {r.forget.mean_loss_after:.3f}"
-        table.add_row(r.request_id, r.method, r.exactness, f"{r.seconds:.1f}", speedup, loss)
+        seq = r.sequence
+        earlier = "-" if seq is None or seq.earlier_auc is None else (
+            f"AUC {seq.earlier_auc:.2f} (oracle {seq.earlier_auc_oracle:.2f})")
+        table.add_row(r.request_id, r.method, r.exactness, f"{r.seconds:.1f}", speedup, loss,
+                      earlier)
     out_console.print(table)
 
 

@@ -1,4 +1,5 @@
-"""``privaudit erase RUN --request REQUEST.yaml``: serve requests on a finished run.
+"""``privaudit erase RUN --request REQUEST.yaml`` (or ``--request-stream REQUESTS.jsonl``):
+serve requests on a finished run.
 
 The run is opened from its own files: ``config.yaml`` (the resolved config), the data derived
 again from it (deterministic), the base model and LoRA initialisation built again, the final
@@ -37,7 +38,7 @@ from privaudit.mechanisms.models import load_adapter, state_sha256
 from privaudit.reports.schema import Report, UnlearningResult
 from privaudit.unlearning import ledger as ledgers
 from privaudit.unlearning.base import UnlearningContext, available_unlearners, get_unlearner
-from privaudit.unlearning.requests import load_requests
+from privaudit.unlearning.requests import load_request_stream, load_requests
 
 
 def _require_finished(run: RunDir) -> None:
@@ -127,8 +128,10 @@ def erase_finished_run(
     reporter: Reporter,
     sign_key: Path | None = None,
     engine: str | None = None,
+    stream: bool = False,
 ) -> list[UnlearningResult]:
-    """Serve REQUEST.yaml on the finished run ``run_dir``; returns the new results. Training
+    """Serve REQUEST.yaml (``stream``: REQUESTS.jsonl, one request per line) on the finished
+    run ``run_dir``, in order; returns the new results. Training
     runs on the run's own engine unless ``engine`` names another. The run is locked against
     other writers, and must match its seal (a malformed config.yaml or report.json is named
     first, exit 2), before anything else is read or written."""
@@ -141,12 +144,13 @@ def erase_finished_run(
         read = _read(run)
         require_intact(run.root, command="erase")
         return _erase(run, read, request_file, methods=methods, reporter=reporter,
-                      sign_key=sign_key, engine=engine)
+                      sign_key=sign_key, engine=engine, stream=stream)
 
 
 def _erase(
     run: RunDir, read: tuple[AuditConfig, Report], request_file: Path, *,
     methods: Sequence[str] | None, reporter: Reporter, sign_key: Path | None, engine: str | None,
+    stream: bool = False,
 ) -> list[UnlearningResult]:
     from privaudit.core.provenance import SIGNATURE_NAME
     from privaudit.reports.render import write_report
@@ -157,10 +161,11 @@ def _erase(
     if run.path(SIGNATURE_NAME).is_file() and key is None:
         raise ConfigError(f"{run.root} is signed ({SIGNATURE_NAME}); serving a request changes "
                           "files the signature covers: pass --sign KEY to re-sign")
-    requests = load_requests(request_file)
+    requests = load_request_stream(request_file) if stream else load_requests(request_file)
+    option = "--request-stream" if stream else "--request"
     ledger = ledgers.read_ledger(run)
     check_requests(cfg.secure_aggregation, opened[1], requests,
-                   erased=ledgers.erased_so_far(ledger), where=f"--request {request_file.name}")
+                   erased=ledgers.erased_so_far(ledger), where=f"{option} {request_file.name}")
     chosen = list(methods or default_methods(cfg, ledger))
     for m in chosen:
         trains = get_unlearner(m, where="--methods" if methods else "unlearning.methods").trains

@@ -23,7 +23,7 @@ Registered names (``<...>`` is a placeholder)::
     unlearning.<request-or-method glob>.<field.path>          e.g. unlearning.*.forget.privleak
         (issue 10: forget.privleak, forget.ks_pvalue, forget.mia_auc, ulira_auc,
         retain.mia_auc_increase, utility_drop; issue 24: robustness.<variant>.privleak
-        for variant merged | int8 | int4 | nf4, relearning.recovery; an observation carries the sibling
+        (merged | int8 | int4 | nf4), relearning.recovery; an observation carries the sibling
         <field>_ci_low / _ci_high when recorded, but rules gate on the point)
     secure_aggregation.<field>                                security_bits, max_abs_error, …
                                                               (off → security_bits 0, error 0)

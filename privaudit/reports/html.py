@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from privaudit.reports.crosswalk import MISSING, evaluate_crosswalk, evidence_gap, resolve_pointer
 from privaudit.reports.figures import plots
-from privaudit.reports.figures.unlearning import unlearning_figures
+from privaudit.reports.figures.unlearning import timeline_figure, unlearning_figures
 from privaudit.reports.glossary import TERMS, epsilon_words, link_terms, odds_text
 from privaudit.reports.schema import AttackResult, DpAuditResult, Exposure, Report, RoundUtility
 from privaudit.reports.sections import (
@@ -232,6 +232,7 @@ def render_html(report: Report | Mapping[str, Any], context: RenderContext | Non
         "dp_region": plots.privacy_region_figure(_dp_audit(doc)),
         "exposure": plots.exposure_figure(_exposure(doc)),
         "unlearning": unlearning_figures(doc.get("unlearning")),
+        "timeline": timeline_figure(doc.get("unlearning")),
     }
     extra = {k: v for k, v in doc.items() if k not in claimed_fields()}
     template = _env().get_template("report.html.j2")

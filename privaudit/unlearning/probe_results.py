@@ -84,3 +84,30 @@ class RelearningEvidence(ReportModel):
         default=None, description="the recovery's interval lies above 0 and the swap test "
         "rejects; None = not probed (reason)")
     reason: str | None = None
+
+
+class SequencePoint(ReportModel):
+    """Where a result sits in the sequence of requests served on the run
+    (``privaudit/unlearning/sequence.py``): cumulative cost, and whether the records erased by
+    earlier requests stay erased."""
+
+    position: int = Field(description="1 = the first request served on this run")
+    earlier_requests: int
+    cumulative_seconds: float = Field(description="this method's seconds over requests 1..k")
+    cumulative_examples: int = Field(description="its examples processed over 1..k")
+    earlier_records: int | None = Field(
+        default=None, description="records erased by requests before this one")
+    earlier_auc: float | None = Field(
+        default=None, description="their forget AUC (LOSS, vs matched held-out records) under "
+        "this model")
+    earlier_auc_oracle: float | None = Field(
+        default=None, description="the same under this request's oracle, which never saw any "
+        "of them")
+    earlier_privleak: float | None = Field(
+        default=None, description="PrivLeak of the earlier records vs that oracle (negative = "
+        "an earlier erasure came back)")
+    worst_request: str | None = Field(
+        default=None, description="the earlier request whose records look most member-like "
+        "relative to the oracle")
+    worst_difference: float | None = Field(
+        default=None, description="its forget AUC − the oracle's")

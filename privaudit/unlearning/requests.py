@@ -12,6 +12,7 @@ This module imports nothing from the rest of privaudit at run time (the config i
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -226,4 +227,41 @@ def load_requests(path: Path) -> list[ErasureRequest]:
     if problems:
         raise ConfigError(problems[0] if len(problems) == 1 else (
             f"{len(problems)} problem(s) in {path.name}"), problems)
+    return out
+
+
+def load_request_stream(path: Path) -> list[ErasureRequest]:
+    """Read REQUESTS.jsonl: one request per line, served in that order (blank lines
+    skipped); every malformed line is named by its number."""
+    if not path.is_file():
+        raise ConfigError(f"--request-stream: file not found ({path})")
+    out: list[ErasureRequest] = []
+    problems: list[str] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path.name}:{number}: not a JSON object ({exc.msg}; got "
+                            f"{line[:60]!r})")
+            continue
+        try:
+            out.append(ErasureRequest.model_validate(item))
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"]) or "request"
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                problems.append(f"{path.name}:{number}: {loc}: {msg} (got {err.get('input')!r})")
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else (
+            f"{len(problems)} problem(s) in {path.name}"), problems)
+    if not out:
+        raise ConfigError(f"--request-stream: {path.name} names no request (one JSON object "
+                          "per line: {\"id\", \"kind\": record|subject|client, \"ids\"})")
+    ids = [r.id for r in out]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ConfigError(f"--request-stream: request ids must be distinct; {path.name} "
+                          f"repeats {repeated}")
     return out

@@ -8,7 +8,11 @@ from typing import Literal
 from pydantic import Field
 
 from privaudit.core.params import ReportModel
-from privaudit.unlearning.probe_results import RelearningEvidence, RobustnessEvidence
+from privaudit.unlearning.probe_results import (
+    RelearningEvidence,
+    RobustnessEvidence,
+    SequencePoint,
+)
 
 
 class ForgetEvidence(ReportModel):
@@ -200,6 +204,10 @@ class UnlearningResult(ReportModel):
     relearning: RelearningEvidence | None = Field(
         default=None, description="the relearning probe (unlearning.robustness.relearning); "
         "None when off")
+    sequence: SequencePoint | None = Field(
+        default=None, description="its place among the requests served on the run: "
+        "cumulative cost, and whether earlier erasures stay erased (privaudit erase "
+        "--request-stream)")
     verification_flags: list[VerificationFlag] = Field(default_factory=list)
     verdict: str | None = Field(default=None, description="the evidence in plain words")
     rank: int | None = Field(

@@ -1,4 +1,4 @@
-"""``privaudit erase RUN --request REQUEST.yaml`` on a finished run."""
+"""``privaudit erase RUN --request REQUEST.yaml`` (and ``--request-stream``) on a finished run."""
 
 from __future__ import annotations
 
@@ -129,3 +129,61 @@ def test_erase_refuses_a_directory_that_is_not_a_finished_run(
     request = _request(tmp_path, "id: s\nkind: client\nids: [client-1]\n")
     assert main(["erase", str(tmp_path / "nothing"), "--request", str(request)]) == EXIT_USAGE
     assert "not a finished run" in " ".join(capsys.readouterr().err.split())
+
+
+def _stream(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "requests.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_request_stream_is_served_in_order_each_on_the_model_before(
+    erased_run: ErasedRun, run_copy: Path, tmp_path: Path
+) -> None:
+    gone = set(erased_so_far(read_ledger(RunDir(run_copy))))
+    free = [r.id for r in erased_run.data.clients["client-0"] if r.id not in gone][:3]
+    stream = _stream(tmp_path, [json.dumps({"id": f"s-{i}", "kind": "record", "ids": [rid]})
+                                for i, rid in enumerate(free)])
+    before = Report.from_file(run_copy / "report.json")
+    assert main(["erase", str(run_copy), "--request-stream", str(stream),
+                 "--methods", "gradient_ascent"]) == 0
+    after = Report.from_file(run_copy / "report.json")
+    new = [r for r in after.unlearning[len(before.unlearning):] if r.method == "gradient_ascent"]
+    assert [r.request_id for r in new] == ["s-0", "s-1", "s-2"]
+    served = len(read_ledger(RunDir(run_copy))["requests"]) - 3  # the run's own requests first
+    points = [r.sequence for r in new]
+    assert all(p is not None for p in points)
+    assert [p.position for p in points if p] == [served + 1, served + 2, served + 3]
+    # each request starts from the model the one before produced
+    assert new[1].model_sha256_before == new[0].model_sha256_after
+    assert new[2].model_sha256_before == new[1].model_sha256_after
+    seconds = [p.cumulative_seconds for p in points if p]
+    assert seconds == sorted(seconds) and seconds[2] >= sum(r.seconds for r in new) - 1e-9
+    # the records every earlier request erased, attacked under each new model and its oracle
+    erased_before = [len(gone) + i for i in range(3)]
+    assert [p.earlier_records for p in points if p] == erased_before
+    assert all(p.earlier_auc is not None and p.earlier_auc_oracle is not None
+               and p.worst_request is not None for p in points if p)
+
+
+def test_a_malformed_stream_line_is_named_and_nothing_is_served(
+    run_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = _stream(tmp_path, ['{"id": "a", "kind": "record", "ids": ["x"]}',
+                                '{"id": "b", "kind": "planet", "ids": ["y"]}'])
+    report = (run_copy / "report.json").read_bytes()
+    assert main(["erase", str(run_copy), "--request-stream", str(stream)]) == EXIT_USAGE
+    err = " ".join(capsys.readouterr().err.split())
+    assert "requests.jsonl:2: kind" in err and "planet" in err, err
+    assert (run_copy / "report.json").read_bytes() == report
+
+
+def test_erase_needs_exactly_one_of_request_and_request_stream(
+    run_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = _request(tmp_path, "id: x\nkind: record\nids: [r]\n")
+    stream = _stream(tmp_path, ['{"id": "y", "kind": "record", "ids": ["r"]}'])
+    for args in ([], ["--request", str(request), "--request-stream", str(stream)]):
+        assert main(["erase", str(run_copy), *args]) == EXIT_USAGE
+        err = " ".join(capsys.readouterr().err.split())
+        assert "exactly one of --request" in err and "--request-stream" in err, err

@@ -54,6 +54,7 @@ from privaudit.unlearning.base import (
 from privaudit.unlearning.evaluate import mean_loss, utility
 from privaudit.unlearning.paired import match_nonmembers
 from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest, resolve_requests
+from privaudit.unlearning.sequence import sequence_point
 from privaudit.unlearning.verify import Verifier, rank_results
 
 
@@ -169,6 +170,8 @@ class EraseStage:
         results: list[UnlearningResult] = []
         produced: list[dict[str, Any]] = []
         oracle: tuple[float, UnlearnedModel] | None = None
+        models: list[UnlearnedModel] = []
+        oracle_of: dict[str, UnlearnedModel | None] = {}
         for name, unlearner in self.unlearners.items():
             target = make_target(ctx, ledger, name, unlearner, req, reference)
             t0 = time.perf_counter()
@@ -185,6 +188,8 @@ class EraseStage:
             sha_after = outcome.model.save(path)
             judge = (outcome.oracle_seconds, outcome.oracle_model) \
                 if outcome.oracle_seconds is not None else oracle
+            models.append(outcome.model)
+            oracle_of[name] = judge[1] if judge else None
             results.append(self.verifier.verify(self._result(
                 req, name, unlearner, outcome, target, forget_set, seconds=seconds,
                 oracle=judge, path=ctx.run.relative(path), sha_after=sha_after,
@@ -206,6 +211,11 @@ class EraseStage:
             }
             ledger.update(outcome.ledger)
             advance(f"{req.id}: {name} {seconds:.1f} s")
+        done = ledgers.read_results(ctx.run)
+        for r, m in zip(results, models, strict=True):
+            r.sequence = sequence_point(ctx, r, model=m, oracle=oracle_of[r.method],
+                                        earlier=ledger["requests"], before=done,
+                                        losses=self.verifier.losses)
         rank_results(results)
         lineage_path = ctx.run.path("unlearning", req.id, "lineage.json")
         write_json_atomic(lineage_path, {

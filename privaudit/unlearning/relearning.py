@@ -95,7 +95,7 @@ def _sets(ctx: UnlearningContext, forget: EncodedSet, erased: frozenset[str],
         groups = {rid: [i] for i, rid in enumerate(forget.record_ids)}
     rng = np.random.default_rng(ctx.recipe.seed)
     picked: set[int] = set()
-    for g in rng.permutation(sorted(groups)).tolist():
+    for g in rng.permutation(sorted(groups)).tolist()[:-1]:  # one group is always measured
         if len(picked) >= k:
             break
         picked |= set(groups[g])
@@ -110,11 +110,14 @@ def probe_relearning(
     ctx: UnlearningContext, *, model: UnlearnedModel, oracle: UnlearnedModel | None,
     forget: EncodedSet, erased: frozenset[str], losses: Losses,
     auc: Callable[[np.ndarray, np.ndarray], AttackMetrics], request_id: str,
+    memo: dict[tuple[str, int, tuple[str, ...]], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> RelearningEvidence | None:
     """The relearning evidence of ``model`` against ``oracle``; None when off. ``losses``:
     per-example losses of a model (cached); ``auc``: the LOSS attack's AUC of members vs
-    held-out losses."""
+    held-out losses; ``memo``: the relearned models' losses, kept across methods (the oracle
+    is relearned once per request)."""
     cfg = ctx.ucfg.robustness.relearning
+    memo = {} if memo is None else memo
     if cfg.steps == 0:
         return None
     lr = cfg.learning_rate or ctx.recipe.federation.learning_rate
@@ -135,8 +138,12 @@ def probe_relearning(
     seed = derive_seed(ctx.recipe.seed, "relearning", request_id)
     pairs = {}
     for name, m in (("unlearned", model), ("oracle", oracle)):
-        after = UnlearnedModel(states=[fine_tune(ctx, m.states[0], relearn, cfg, seed=seed)])
-        pairs[name] = (fresh_losses(ctx, after, measured), fresh_losses(ctx, after, held))
+        key = (m.sha256, seed, tuple(relearn.record_ids))  # the oracle's: one per request
+        if key not in memo:
+            after = UnlearnedModel(states=[fine_tune(ctx, m.states[0], relearn, cfg,
+                                                     seed=seed)])
+            memo[key] = (fresh_losses(ctx, after, measured), fresh_losses(ctx, after, held))
+        pairs[name] = memo[key]
         ev_auc = auc(*pairs[name]).auc
         setattr(ev, "auc_after" if name == "unlearned" else "auc_oracle_after", ev_auc)
         before = auc(losses(m, measured), losses(m, held)).auc

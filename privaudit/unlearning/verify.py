@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -46,7 +48,7 @@ from privaudit.mechanisms.tasks import EncodedSet
 from privaudit.unlearning.base import UnlearnedModel, Unlearner, UnlearningContext, oracle_name
 from privaudit.unlearning.comparison import ForgetComparison, compare_forget
 from privaudit.unlearning.config import VerifyConfig
-from privaudit.unlearning.evaluate import per_example_loss, per_example_utility, utility
+from privaudit.unlearning.evaluate import per_example_loss, per_example_utility
 from privaudit.unlearning.evidence import flags_for as flags_for
 from privaudit.unlearning.evidence import forget_quality as forget_quality
 from privaudit.unlearning.evidence import privleak as privleak
@@ -95,6 +97,9 @@ class Verifier:
     _replicates: dict[frozenset[str], list[UnlearnedModel]] = field(default_factory=dict)
     _retain_memo: dict[frozenset[str], EncodedSet] = field(default_factory=dict)
     _shipped: ShippedProbe | None = None
+    probe_seconds: float = 0.0  # the robustness probes' time (unlearning.robustness)
+    _relearned: dict[tuple[str, int, tuple[str, ...]], tuple[np.ndarray, np.ndarray]] = \
+        field(default_factory=dict)
 
     @property
     def cfg(self) -> VerifyConfig:
@@ -276,6 +281,7 @@ class Verifier:
         """The shipped-variant and relearning probes (``unlearning.robustness``), their flags
         added to ``result``'s."""
         ctx, rcfg = self.ctx, self.ctx.ucfg.robustness
+        t0 = time.perf_counter()
         if rcfg.variants and len(forget) and len(ctx.nonmembers):
             match = match_nonmembers(forget, ctx.nonmembers)
             held = ctx.nonmembers.subset(list(match.indices)) if match.matched \
@@ -289,9 +295,11 @@ class Verifier:
             result.verification_flags += [flag] if flag else []
         result.relearning = probe_relearning(
             ctx, model=model, oracle=oracle, forget=forget, erased=erased,
-            losses=self.losses, auc=self._auc, request_id=result.request_id)
+            losses=self.losses, auc=self._auc, request_id=result.request_id,
+            memo=self._relearned)
         flag = relearnable_flag(result.relearning, confidence=ctx.attacks.confidence)
         result.verification_flags += [flag] if flag else []
+        self.probe_seconds += time.perf_counter() - t0
 
     def _variant_exposure(self, forget: EncodedSet) -> Exposure | None:
         """A causal LM's canary exposure under a variant, for the canaries ``forget``
@@ -346,12 +354,19 @@ class Verifier:
 
     def trained_utility(self) -> tuple[str, float]:
         """The trained model's utility on the test split, once."""
-        ctx = self.ctx
         if self._utility_before is None:
-            self._utility_before = utility(ctx.bundle.model, [ctx.trained_state], ctx.test,
-                                           ctx.recipe.task)
-            set_adapter_state(ctx.bundle.model, ctx.trained_state)
+            self._utility_before = self.model_utility(
+                UnlearnedModel(states=[self.ctx.trained_state]))
         return self._utility_before
+
+    def model_utility(self, model: UnlearnedModel) -> tuple[str, float]:
+        """Accuracy or perplexity of ``model`` on the test split, from the per-example
+        pieces the utility-drop interval resamples (one pass over the test split per model,
+        as :func:`~privaudit.unlearning.evaluate.utility` sums them)."""
+        values, weights = self._per_example_utility(model)
+        if self.ctx.recipe.task == "classification":
+            return "accuracy", float(values.sum()) / max(len(values), 1)
+        return "perplexity", math.exp(float(values.sum()) / max(float(weights.sum()), 1.0))
 
     def _per_example_utility(self, model: UnlearnedModel) -> tuple[np.ndarray, np.ndarray]:
         if model.sha256 not in self._utility_memo:

@@ -115,3 +115,19 @@ def test_an_unknown_variant_is_refused_by_name(trained_like: Any) -> None:
     _, bundle, _ = trained_like
     with pytest.raises(ValueError, match="int3"), shipped(bundle.model, "int3"):
         pass
+
+
+def test_the_frozen_weights_cache_gives_the_same_model_and_is_reused(trained_like: Any) -> None:
+    from privaudit.mechanisms.model.shipped import FrozenCache
+
+    _, bundle, data = trained_like
+    cache: FrozenCache = {}
+    for variant in ("int4", "nf4"):
+        with shipped(bundle.model, variant):
+            plain = per_example_loss(bundle.model, None, data, "classification")
+        for _ in range(2):  # filled on the first call, read on the second
+            with shipped(bundle.model, variant, cache=cache):
+                cached = per_example_loss(bundle.model, None, data, "classification")
+            assert np.array_equal(plain, cached)
+    frozen = [p for p in bundle.model.parameters() if not p.requires_grad and p.dim() == 2]
+    assert cache and len(cache) < 2 * len(frozen)  # the merged LoRA bases are never cached

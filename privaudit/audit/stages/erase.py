@@ -51,7 +51,7 @@ from privaudit.unlearning.base import (
     get_unlearner,
     oracle_name,
 )
-from privaudit.unlearning.evaluate import mean_loss, utility
+from privaudit.unlearning.evaluate import mean_loss
 from privaudit.unlearning.paired import match_nonmembers
 from privaudit.unlearning.requests import ErasureRequest, ResolvedRequest, resolve_requests
 from privaudit.unlearning.sequence import sequence_point
@@ -243,7 +243,7 @@ class EraseStage:
     ) -> UnlearningResult:
         ctx = self.ctx
         model, task = ctx.bundle.model, ctx.recipe.task
-        metric, value = utility(model, outcome.model.states, ctx.test, task)
+        metric, value = self.verifier.model_utility(outcome.model)
         oracle_seconds, oracle_model = oracle if oracle is not None else (None, None)
         return UnlearningResult(
             request_id=req.id,
@@ -305,6 +305,8 @@ def run_erase(
     finally:
         set_adapter_state(ctx.bundle.model, ctx.trained_state)
     stage.seconds["erase"] = time.perf_counter() - t0
+    if stage.verifier.probe_seconds:  # part of "erase": the robustness probes' share
+        stage.seconds["erase_probes"] = stage.verifier.probe_seconds
     return results, stage.seconds
 
 

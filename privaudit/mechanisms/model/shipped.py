@@ -108,19 +108,36 @@ def _quantized_linears(model: nn.Module) -> list[tuple[nn.Module, int]]:
     return out
 
 
+#: quantized frozen weights, by (weight tensor id, variant): the same for every adapter
+FrozenCache = dict[tuple[int, str], torch.Tensor]
+
+
 @contextmanager
-def shipped(model: nn.Module, variant: str) -> Iterator[None]:
+def shipped(model: nn.Module, variant: str, *, cache: FrozenCache | None = None
+            ) -> Iterator[None]:
     """``model`` (its current adapter) as the shipped ``variant`` inside the block; every
     weight it changed is restored on exit. Prefix features cached for the float32 model
     (``mechanisms/prefix.py``) do not hold for a quantized one: evaluate on records without
-    them (or features computed inside the block)."""
+    them (or features computed inside the block). ``cache``: where the quantized frozen
+    weights (no adapter, not trainable: the same for every adapter of the model) are kept
+    between calls, so that only the merged and trainable ones are quantized again."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {list(VARIANTS)}; got {variant!r}")
     saved: list[tuple[torch.Tensor, torch.Tensor]] = []
+    merged: set[int] = set()
 
     def overwrite(tensor: torch.Tensor, value: torch.Tensor) -> None:
         saved.append((tensor, tensor.detach().clone()))
         tensor.copy_(value)
+
+    def quantized(module: nn.Module, channel_dim: int) -> torch.Tensor:
+        weight = module.weight
+        if cache is None or id(weight) in merged or weight.requires_grad:
+            return _quantize(weight, variant, channel_dim)
+        key = (id(weight), variant)
+        if key not in cache:
+            cache[key] = _quantize(weight, variant, channel_dim)
+        return cache[key]
 
     try:
         with torch.no_grad():
@@ -129,13 +146,14 @@ def shipped(model: nn.Module, variant: str) -> Iterator[None]:
                 delta = sum((layer.get_delta_weight(a) for a in layer.active_adapters
                              if a in layer.lora_A), torch.zeros_like(base.weight))
                 overwrite(base.weight, base.weight + delta.to(base.weight.dtype))
+                merged.add(id(base.weight))
                 for a in layer.active_adapters:
                     if a in layer.lora_B:
                         overwrite(layer.lora_B[a].weight,
                                   torch.zeros_like(layer.lora_B[a].weight))
             if variant != "merged":
                 for module, channel_dim in _quantized_linears(model):
-                    overwrite(module.weight, _quantize(module.weight, variant, channel_dim))
+                    overwrite(module.weight, quantized(module, channel_dim))
         yield
     finally:
         with torch.no_grad():

@@ -23,6 +23,7 @@ adapter, so its quantized output is the same for every model.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -116,17 +117,21 @@ class ShippedProbe:
         out = RobustnessEvidence()
         # Bonferroni over the variants: probing more of them does not raise the chance that
         # an exact retrain is flagged on one
-        confidence = 1 - (1 - self.ctx.attacks.confidence) / len(variants)
+        alpha = (1 - self.ctx.attacks.confidence) / len(variants)
+        # the swap test's p-value cannot go below ~2/(resamples + 1): enough of them that
+        # the test at α/V can reject at all
+        resamples = max(self.ctx.attacks.bootstrap, math.ceil(4 / alpha))
         for variant in variants:
             setattr(out, variant, self._variant(variant, model, oracle, trained, replicates,
-                                                forget, nonmembers, exposure, confidence))
+                                                forget, nonmembers, exposure,
+                                                (1 - alpha, resamples)))
         self.seconds += time.perf_counter() - t0
         return out
 
     def _variant(
         self, variant: str, model: UnlearnedModel, oracle: UnlearnedModel,
         trained: UnlearnedModel, replicates: Sequence[UnlearnedModel], forget: EncodedSet,
-        nonmembers: EncodedSet, exposure: Exposure | None, confidence: float,
+        nonmembers: EncodedSet, exposure: Exposure | None, test: tuple[float, int],
     ) -> VariantEvidence:
         v = VariantEvidence(variant=variant, description=describe(variant))
         if model.sha256 == oracle.sha256:  # the same model: PrivLeak and Δ are 0 exactly
@@ -139,11 +144,11 @@ class ShippedProbe:
         after = pair(model)
         f = ForgetEvidence(n_records=len(forget), mean_loss_before=float("nan"),
                            mean_loss_after=float(after[0].mean()))
-        a = self.ctx.attacks
+        confidence, resamples = test
         cmp = compare_forget(f, before=pair(trained), after=after, oracle=pair(oracle),
                              auc=self.auc, confidence=confidence,
                              replicates=[pair(r) for r in replicates],
-                             n_resamples=a.bootstrap, seed=self.ctx.recipe.seed)
+                             n_resamples=resamples, seed=self.ctx.recipe.seed)
         flags = flags_for(privleak_value=f.privleak,
                           auc_unlearned=cmp.auc.auc if cmp.auc else None,
                           difference=cmp.difference, spread=cmp.spread, drop=None,

@@ -117,7 +117,8 @@ def erased_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErasedRun]:
     """The memorising run with a subject, a record and a client request, every method."""
     base = config_from_dict(merge(TINY, MEMORISE))
     data = data_of(base)
-    subject, record = _memorised(base, data, tmp_path_factory.mktemp("probe") / "run")
+    run_dir = tmp_path_factory.mktemp("erased") / "run"
+    subject, record = _memorised(base, data, run_dir)
     requests = [
         {"id": "cli", "kind": "client", "ids": ["client-2"]},
         {"id": "subj", "kind": "subject", "ids": [subject]},
@@ -127,9 +128,8 @@ def erased_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErasedRun]:
     recorder = TouchRecorder()
     mp = pytest.MonkeyPatch()
     mp.setattr(EncodedSet, "batch", recorder.wrap(EncodedSet.batch))
-    try:
-        run_dir = tmp_path_factory.mktemp("erased") / "run"
-        outcome = run_audit(cfg, run_dir, reporter=recorder)
+    try:  # the probe's training is this run's (the same config sections): resumed, not redone
+        outcome = run_audit(cfg, run_dir, reporter=recorder, resume=True)
     finally:
         mp.undo()
     erased = {

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -86,10 +86,17 @@ def _quantize(weight: torch.Tensor, variant: str, channel_dim: int) -> torch.Ten
     return quantize_rtn(weight, _BITS[variant], channel_dim=channel_dim)
 
 
-def _lora_layers(model: nn.Module) -> list[nn.Module]:
+def _lora_layers(model: nn.Module) -> list[Any]:
     from peft.tuners.lora import LoraLayer
 
     return [m for m in model.modules() if isinstance(m, LoraLayer)]
+
+
+def _weight(module: Any) -> torch.Tensor:
+    weight = module.weight
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{type(module).__name__} has no weight tensor")
+    return weight
 
 
 def _quantized_linears(model: nn.Module) -> list[tuple[nn.Module, int]]:
@@ -130,8 +137,7 @@ def shipped(model: nn.Module, variant: str, *, cache: FrozenCache | None = None
         saved.append((tensor, tensor.detach().clone()))
         tensor.copy_(value)
 
-    def quantized(module: nn.Module, channel_dim: int) -> torch.Tensor:
-        weight = module.weight
+    def quantized(weight: torch.Tensor, channel_dim: int) -> torch.Tensor:
         if cache is None or id(weight) in merged or weight.requires_grad:
             return _quantize(weight, variant, channel_dim)
         key = (id(weight), variant)
@@ -142,18 +148,19 @@ def shipped(model: nn.Module, variant: str, *, cache: FrozenCache | None = None
     try:
         with torch.no_grad():
             for layer in _lora_layers(model):
-                base = layer.get_base_layer()
+                weight = _weight(layer.get_base_layer())
                 delta = sum((layer.get_delta_weight(a) for a in layer.active_adapters
-                             if a in layer.lora_A), torch.zeros_like(base.weight))
-                overwrite(base.weight, base.weight + delta.to(base.weight.dtype))
-                merged.add(id(base.weight))
+                             if a in layer.lora_A), torch.zeros_like(weight))
+                overwrite(weight, weight + delta.to(weight.dtype))
+                merged.add(id(weight))
                 for a in layer.active_adapters:
                     if a in layer.lora_B:
-                        overwrite(layer.lora_B[a].weight,
-                                  torch.zeros_like(layer.lora_B[a].weight))
+                        b = _weight(layer.lora_B[a])
+                        overwrite(b, torch.zeros_like(b))
             if variant != "merged":
                 for module, channel_dim in _quantized_linears(model):
-                    overwrite(module.weight, quantized(module, channel_dim))
+                    weight = _weight(module)
+                    overwrite(weight, quantized(weight, channel_dim))
         yield
     finally:
         with torch.no_grad():

@@ -9,29 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from privaudit.audit.config import config_from_dict
 from privaudit.mechanisms.data import prepare_data
 from privaudit.mechanisms.model.shipped import VARIANTS, quantize_nf4, quantize_rtn, shipped
 from privaudit.mechanisms.models import (
     ModelBundle,
     adapter_state,
-    apply_lora,
-    load_base_model,
-    load_tokenizer,
     set_adapter_state,
     state_sha256,
 )
 from privaudit.mechanisms.tasks import encode_records
 from privaudit.unlearning.evaluate import per_example_loss
 from tests.conftest import merge
-
-
-def _bundle(cfg_dict: dict[str, Any]) -> tuple[Any, ModelBundle]:
-    cfg = config_from_dict(cfg_dict)
-    tok = load_tokenizer(cfg.model)
-    base = load_base_model(cfg.model, tokenizer=tok, num_labels=4, seed=cfg.seed)
-    model, h = apply_lora(cfg.model, base, seed=cfg.seed)
-    return cfg, ModelBundle(model, tok, cfg.model.task, state_sha256(base.state_dict()), h)
+from tests.mechanisms.test_models_lora import _bundle
 
 
 @pytest.fixture(scope="module")

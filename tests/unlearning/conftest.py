@@ -44,6 +44,16 @@ def best_fit_subjects(ctx: UnlearningContext, *, worst: bool = False) -> list[st
     mean loss): a forget set the model demonstrably remembers, whose subjects the oracle never
     saw (erasing single records would leave their subject's other records, which share names
     and contact details, in the oracle's training data). ``worst``: the third it fits worst."""
+    ranked = ranked_subjects(ctx)
+    ranked = ranked[::-1] if worst else ranked
+    chosen = set(ranked[: len(ranked) // 3])
+    subject = {r.id: r.subject_id for r in ctx.data.training}
+    return [r for d in ctx.clients.values() for r in d.record_ids if subject[r] in chosen]
+
+
+def ranked_subjects(ctx: UnlearningContext) -> list[str]:
+    """The data subjects of the training clients, best fit first (lowest mean loss under the
+    trained model; ties by id)."""
     from privaudit.unlearning.evaluate import per_example_loss
 
     subject = {r.id: r.subject_id for r in ctx.data.training}
@@ -52,9 +62,7 @@ def best_fit_subjects(ctx: UnlearningContext, *, worst: bool = False) -> list[st
         for rid, loss in zip(d.record_ids, per_example_loss(
                 ctx.bundle.model, [ctx.trained_state], d, ctx.recipe.task), strict=True):
             losses[subject[rid]].append(float(loss))
-    ranked = sorted(losses, key=lambda s: (sum(losses[s]) / len(losses[s]), s), reverse=worst)
-    chosen = set(ranked[: len(ranked) // 3])
-    return [r for d in ctx.clients.values() for r in d.record_ids if subject[r] in chosen]
+    return sorted(losses, key=lambda s: (sum(losses[s]) / len(losses[s]), s))
 
 
 def data_of(cfg: AuditConfig) -> PreparedData:

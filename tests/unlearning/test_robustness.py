@@ -33,6 +33,7 @@ from privaudit.unlearning.base import (
 )
 from privaudit.unlearning.requests import ErasureRequest
 from tests.conftest import TINY, check_memorises, merge
+from tests.unlearning.conftest import ranked_subjects
 
 # Full-rank LoRA (rank = hidden = the attention projections' input size), so that an adapter
 # can hold any merged weight: the low-bit method below sets the merged weights themselves.
@@ -177,17 +178,7 @@ def _best_fit_subjects(ctx: UnlearningContext, k: int) -> list[str]:
     """The ``k`` data subjects whose records the trained model fits best (lowest mean loss):
     memorised people, so that any part of the forget set still shows it under a model that
     kept them."""
-    from collections import defaultdict
-
-    from privaudit.unlearning.evaluate import per_example_loss
-
-    subject = {r.id: r.subject_id for r in ctx.data.training}
-    losses: dict[str, list[float]] = defaultdict(list)
-    for d in ctx.clients.values():
-        for rid, loss in zip(d.record_ids, per_example_loss(
-                ctx.bundle.model, [ctx.trained_state], d, ctx.recipe.task), strict=True):
-            losses[subject[rid]].append(float(loss))
-    return sorted(sorted(losses, key=lambda s: (sum(losses[s]) / len(losses[s]), s))[:k])
+    return sorted(ranked_subjects(ctx)[:k])
 
 
 def _names(r: UnlearningResult) -> list[str]:

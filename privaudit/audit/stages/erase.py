@@ -121,6 +121,7 @@ class EraseStage:
             self.unlearners = {yardstick: get_unlearner(yardstick)(ctx.ucfg)} | self.unlearners
         self.reporter = reporter
         self.ledger = ledgers.read_ledger(ctx.run)
+        self.served = ledgers.read_results(ctx.run)  # every result so far, kept in step
         self.seconds: dict[str, float] = {}
         self.verifier = Verifier(ctx)
 
@@ -146,6 +147,7 @@ class EraseStage:
             for req in resolved:
                 served = self._serve_one(req, progress.advance)
                 ledgers.append_results(ctx.run, served)
+                self.served += served
                 results += served
         return results
 
@@ -211,10 +213,9 @@ class EraseStage:
             }
             ledger.update(outcome.ledger)
             advance(f"{req.id}: {name} {seconds:.1f} s")
-        done = ledgers.read_results(ctx.run)
         for r, m in zip(results, models, strict=True):
             r.sequence = sequence_point(ctx, r, model=m, oracle=oracle_of[r.method],
-                                        earlier=ledger["requests"], before=done,
+                                        earlier=ledger["requests"], before=self.served,
                                         losses=self.verifier.losses)
         rank_results(results)
         lineage_path = ctx.run.path("unlearning", req.id, "lineage.json")

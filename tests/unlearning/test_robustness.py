@@ -35,14 +35,18 @@ from privaudit.unlearning.requests import ErasureRequest
 from tests.conftest import TINY, check_memorises, merge
 from tests.unlearning.conftest import ranked_subjects
 
-# Full-rank LoRA (rank = hidden = the attention projections' input size), so that an adapter
-# can hold any merged weight: the low-bit method below sets the merged weights themselves.
+# Full-rank LoRA (rank = hidden = intermediate, every adapted layer's input size), so that an
+# adapter can hold any merged weight: the low-bit method below sets the merged weights
+# themselves. Hidden 96, not 64: at 64 the int4 cells leave too little room to match the
+# oracle at fp32 and the fixture's fp32 evidence depended on the seed (and the CPU's float
+# rounding); at 96 and 200 steps, seeds 3, 4 and 5 each pass at fp32 (the paired interval
+# of the AUC difference holds 0) and fail at int4 (PrivLeak −54 to −79).
 LOWBIT: dict[str, Any] = {
     "data": {"synthetic": {"label_noise": 0.5}},
     "federation": {"clients": 2, "rounds": 2, "local_epochs": 20, "learning_rate": 0.003,
                    "batch_size": 8},
-    "model": {"tiny": {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128},
-              "lora": {"rank": 128, "alpha": 128,
+    "model": {"tiny": {"layers": 2, "hidden": 96, "heads": 2, "intermediate": 96},
+              "lora": {"rank": 96, "alpha": 96,
                        "target_modules": ["query", "key", "value", "dense"]}},
     "unlearning": {"methods": [],
                    "robustness": {"variants": ["merged", "int8", "int4"],
@@ -59,7 +63,7 @@ class LowBitUnlearner(Unlearner):
 
     name = "lowbit"
     exactness = "approximate"
-    steps = 300
+    steps = 200
     project = True
     lr = 3e-3
 
@@ -196,13 +200,27 @@ def test_a_method_that_forgets_only_below_the_int4_grid_is_flagged_not_robust(
     assert lowbit.robustness.merged is not None and not lowbit.robustness.merged.failed
 
 
-def test_the_merged_variant_gives_the_fp32_evidence(probed: Probed) -> None:
-    lowbit = probed.results["lowbit"]
+def test_the_merged_variant_gives_the_fp32_evidence_at_five_significant_digits(
+        probed: Probed) -> None:
+    # merging moves losses by ~1e-7 (tests/mechanisms/test_shipped_variants.py); variants are
+    # compared at 5 significant digits, where records that fp32 orders only by float noise
+    # tie (this fixture's near-constant classifier gives many such): the fp32 losses rounded
+    # alike give the merged variant's AUC
+    from privaudit.unlearning.paired import match_nonmembers
+    from privaudit.unlearning.robustness import significant
+    from privaudit.unlearning.verify import Verifier
+
+    ctx, lowbit = probed.ctx, probed.results["lowbit"]
     merged = lowbit.robustness.merged if lowbit.robustness else None
     assert merged is not None and merged.mia_auc is not None
-    # the same losses to 1e-5 (tests/mechanisms/test_shipped_variants.py); the AUC moves only
-    # where records tie to 5 significant digits, which fp32 orders by float noise
-    assert merged.mia_auc == pytest.approx(lowbit.forget.mia_auc, abs=0.05)
+    forget = ctx.records(frozenset(_erased(probed)))
+    held = ctx.nonmembers.subset(list(match_nonmembers(forget, ctx.nonmembers).indices))
+    model = UnlearnedModel(states=[load_adapter(ctx.run.path(
+        "models", "lowbit", "req", "adapter.safetensors"))])
+    verifier = Verifier(ctx)
+    fp32 = verifier._auc(significant(verifier.losses(model, forget)),
+                         significant(verifier.losses(model, held))).auc
+    assert merged.mia_auc == pytest.approx(fp32, abs=0.01)
 
 
 def test_a_model_identical_to_its_oracle_is_never_flagged_and_the_oracle_not_judged(

@@ -123,3 +123,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return SLOW_FILES.index(path) if path in SLOW_FILES else len(SLOW_FILES)
 
     items.sort(key=rank)  # stable: the order within a file and among the others is kept
+
+
+# Files that share a costly session fixture run as one unit on one worker, so the fixture is
+# built once: erased_run (a memorising run served by every method, ~60 s) and sisa_run.
+SHARED_FIXTURE_FILES = {
+    "tests/unlearning/test_erase_stage.py": "erased_run",
+    "tests/unlearning/test_erase_cli.py": "erased_run",
+    "tests/attacks/test_attack_every_model.py": "erased_run",
+    "tests/test_common.py": "sisa_run",
+    "tests/unlearning/test_sisa.py": "sisa_run",
+    "tests/unlearning/test_unlearner_conformance.py": "sisa_run",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's --dist loadfile, with the files above grouped by the fixture they
+    share (a unit is scheduled where its first file is collected)."""
+    from xdist.scheduler import LoadFileScheduling
+
+    if config.getoption("dist") != "loadfile":
+        return None
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SHARED_FIXTURE_FILES.get(path, path)
+
+    return SharedFixtureScheduling(config, log)

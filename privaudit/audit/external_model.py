@@ -105,7 +105,7 @@ def load_external(base: Path, *, task: str, adapter: Path | None,
     base_sha = state_sha256(model.state_dict())
     adapter_sha = "none"
     if adapter is not None:
-        from peft import PeftModel
+        from privaudit.mechanisms.model.lora_backend import PeftModel
 
         try:
             model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)

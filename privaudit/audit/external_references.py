@@ -99,7 +99,7 @@ def load_recipe(path: Path) -> ReferenceRecipe:
 def fresh_adapter(model: nn.Module, base_state: AdapterState, *, seed: int) -> AdapterState:
     """A new LoRA initialisation of ``model``'s adapter (peft's default init, drawn from
     ``seed``), every other trained tensor as in ``base_state``; the model is unchanged."""
-    from peft.tuners.lora import LoraLayer
+    from privaudit.mechanisms.model.lora_backend import LoraLayer
 
     with preserved_adapter(model):
         torch.manual_seed(seed)

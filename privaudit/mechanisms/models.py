@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import LoraConfig as PeftLoraConfig
-from peft import get_peft_model
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
@@ -48,6 +46,8 @@ from privaudit.mechanisms import prefix
 from privaudit.mechanisms.model.config import ModelConfig
 from privaudit.mechanisms.model.device import place_model
 from privaudit.mechanisms.model.families import FAMILIES, unknown_family_message
+from privaudit.mechanisms.model.lora_backend import LoraConfig as PeftLoraConfig
+from privaudit.mechanisms.model.lora_backend import get_peft_model
 
 AdapterState = dict[str, torch.Tensor]
 

@@ -10,6 +10,7 @@ from privaudit.reports.attack_words import judge_attack, pct
 from privaudit.reports.control_registry import WEAK_EPSILON, Document, control
 from privaudit.reports.control_registry import get as _get
 from privaudit.reports.control_registry import make as _c
+from privaudit.reports.probe_words import probes_said
 from privaudit.reports.schema import Control
 
 # ---------------------------------------------------------------- controls
@@ -289,21 +290,7 @@ def _erasure(doc: Document) -> Control:
     return _c("erasure", _ERASE, "PASS", f"{len(judged)} erasure(s) judged; no unlearned model "
               f"departs from retraining without the data (PrivLeak{within} and a paired test "
               "of the forget AUC against the oracle's on the same records)." + reach + how
-              + _probes_said(judged), ev)
-
-
-def _probes_said(judged: list[Any]) -> str:
-    """What the robustness probes covered, for the PASS line (or what they did not)."""
-    variants = sorted({name for u in judged for name, v in (u.get("robustness") or {}).items()
-                       if v}, key=("merged", "int8", "int4", "nf4").index)
-    relearned = [u for u in judged if (u.get("relearning") or {}).get("recovery") is not None]
-    said = (f" The same test passes on the shipped variants ({', '.join(variants)})."
-            if variants else " Only the fp32 adapter was tested, not a merged or quantized "
-            "artifact (unlearning.robustness.variants).")
-    if relearned:
-        said += (f" {len(relearned)} model(s) relearn the erased records no faster than the "
-                 "oracle after the same fine-tuning.")
-    return said
+              + probes_said(judged), ev)
 
 
 _UTIL = "Is the model still useful?"

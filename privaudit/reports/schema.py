@@ -39,7 +39,7 @@ from privaudit.unlearning.results import VerificationFlag as VerificationFlag
 
 #: Semantic version of report.json: a minor bump only adds optional fields (older reports
 #: still validate and render); a major bump may remove or change fields.
-SCHEMA_VERSION = "0.13.0"
+SCHEMA_VERSION = "0.14.0"
 
 
 class FederationNode(ReportModel):

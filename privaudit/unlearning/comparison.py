@@ -59,7 +59,7 @@ def _variability(spread: RetrainSpread | None, confidence: float) -> str:
             f"another retraining, {spread.low:.3f} to {spread.high:.3f}")
 
 
-def compare_forget(f: ForgetEvidence, *, before: LossPair, after: LossPair,
+def compare_forget(f: ForgetEvidence, *, before: LossPair | None, after: LossPair,
                    oracle: LossPair | None, auc: Callable[[np.ndarray, np.ndarray],
                                                           AttackMetrics],
                    confidence: float, matching: Matching | None = None,
@@ -71,26 +71,31 @@ def compare_forget(f: ForgetEvidence, *, before: LossPair, after: LossPair,
     held-out records (the unmatched AUCs next to them), the paired difference from the
     oracle, the retraining spread, PrivLeak, the KS test, per-record vulnerability, and what
     the test can show at this size. ``auc`` scores members against held-out records by their
-    losses. Shared by the run's erasure stage and ``audit-model --unlearned``."""
+    losses. Shared by the run's erasure stage and ``audit-model --unlearned``; ``before=None``
+    (the shipped-variant probes: the trained model is not put through each variant) leaves
+    the trained model's AUC and vulnerabilities unset."""
     if matching is not None:
         f.nonmember_matching = matching.statement
         if matching.matched:
             f.mia_auc_unmatched = auc(*after).auc
             f.mia_auc_oracle_unmatched = auc(*oracle).auc if oracle is not None else None
             pick = np.asarray(matching.indices, int)
-            before, after = _matched(before, pick), _matched(after, pick)
+            before = None if before is None else _matched(before, pick)
+            after = _matched(after, pick)
             oracle = None if oracle is None else _matched(oracle, pick)
             replicates = [_matched(r, pick) for r in replicates]
-    n, m = len(before[0]), len(before[1])
+    n, m = len(after[0]), len(after[1])
     f.n_nonmembers = m
     cmp = ForgetComparison()
     f.auc_floor = auc_floor(n, m, confidence)
-    cmp.auc, trained = auc(*after), auc(*before)
+    cmp.auc = auc(*after)
     f.mia_auc, f.mia_auc_ci_low, f.mia_auc_ci_high = \
         cmp.auc.auc, cmp.auc.auc_ci_low, cmp.auc.auc_ci_high
-    f.mia_auc_original, f.mia_auc_original_ci_low, f.mia_auc_original_ci_high = \
-        trained.auc, trained.auc_ci_low, trained.auc_ci_high
-    f.vulnerability_before = vulnerability(*before)
+    if before is not None:
+        trained = auc(*before)
+        f.mia_auc_original, f.mia_auc_original_ci_low, f.mia_auc_original_ci_high = \
+            trained.auc, trained.auc_ci_low, trained.auc_ci_high
+        f.vulnerability_before = vulnerability(*before)
     f.vulnerability_after = vulnerability(*after)
     if oracle is None:
         return cmp

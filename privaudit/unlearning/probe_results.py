@@ -24,7 +24,8 @@ class VariantEvidence(ReportModel):
     mia_auc_ci_high: float | None = None
     mia_auc_oracle: float | None = Field(default=None, description="the oracle's, same variant")
     mia_auc_original: float | None = Field(
-        default=None, description="the trained model's, same variant")
+        default=None, description="not measured (null): the trained model is not put through "
+        "the variants; its fp32 forget AUC is the certificate's forget.mia_auc_original")
     privleak: float | None = Field(
         default=None, description="PrivLeak in % vs the oracle's same variant (negative = "
         "still remembers)")
@@ -75,6 +76,11 @@ class RelearningEvidence(ReportModel):
         default=None, description="paired-bootstrap interval at the run's confidence")
     recovery_ci_high: float | None = None
     recovery_pvalue: float | None = Field(default=None, description="paired swap test")
+    recovery_floor: float | None = Field(
+        default=None, description="schema 0.14: the smallest recovery these records can show "
+        "at the run's confidence (normal approximation for two AUCs of eval_records vs the "
+        "matched held-out records; with a handful of records the paired test is more "
+        "conservative still). ≥ 0.5: no recovery can show (NOT INFORMATIVE)")
     auc_before: float | None = Field(
         default=None, description="the measured records' forget AUC, unlearned model, before")
     auc_after: float | None = Field(default=None, description="the same after relearning")

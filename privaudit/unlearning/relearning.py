@@ -37,14 +37,21 @@ from privaudit.attacks.references import preserved_adapter
 from privaudit.mechanisms.federated.client import make_optimizer
 from privaudit.mechanisms.models import AdapterState, adapter_state, set_adapter_state
 from privaudit.mechanisms.tasks import EncodedSet, forward
-from privaudit.unlearning.base import UnlearnedModel, UnlearningContext, derive_seed
+from privaudit.unlearning.base import (
+    UnlearnedModel,
+    UnlearningContext,
+    concat_sets,
+    derive_seed,
+)
+from privaudit.unlearning.comparison import LossPair
 from privaudit.unlearning.config import RelearningConfig
-from privaudit.unlearning.evaluate import per_example_loss
+from privaudit.unlearning.evaluate import in_length_order, per_example_loss
 from privaudit.unlearning.paired import auc_difference, match_nonmembers
+from privaudit.unlearning.power import auc_margin
 from privaudit.unlearning.probe_results import RelearningEvidence
 from privaudit.unlearning.results import VerificationFlag
 
-__all__ = ["fine_tune", "fresh_losses", "probe_relearning", "relearnable_flag"]
+__all__ = ["fine_tune", "fresh_losses", "judge_recovery", "probe_relearning", "relearnable_flag"]
 
 Losses = Callable[[UnlearnedModel, EncodedSet], np.ndarray]
 
@@ -75,8 +82,9 @@ def fine_tune(ctx: UnlearningContext, state: AdapterState, data: EncodedSet,
 
 
 def _sets(ctx: UnlearningContext, forget: EncodedSet, erased: frozenset[str],
-          cfg: RelearningConfig) -> tuple[EncodedSet, EncodedSet] | str:
-    """(relearning set, measured forget records), or why there are none."""
+          cfg: RelearningConfig) -> tuple[EncodedSet, list[int]] | str:
+    """(relearning set, the measured records' indices in ``forget``), or why there are
+    none."""
     if cfg.source == "subjects":
         subjects = {r.subject_id for r in ctx.data.training if r.id in set(forget.record_ids)}
         ids = frozenset(r.id for r in ctx.data.training
@@ -84,7 +92,7 @@ def _sets(ctx: UnlearningContext, forget: EncodedSet, erased: frozenset[str],
         if not ids:
             return ("the forget records' data subjects have no retained training records "
                     "(source: subjects)")
-        return ctx.records(ids), forget
+        return ctx.records(ids), list(range(len(forget)))
     n = len(forget)
     k = max(1, round(cfg.fraction * n))
     subject = {r.id: r.subject_id for r in ctx.data.training}
@@ -102,8 +110,7 @@ def _sets(ctx: UnlearningContext, forget: EncodedSet, erased: frozenset[str],
     if n - len(picked) < 2:
         return (f"{n} forget record(s): relearning on {len(picked)} leaves fewer than 2 to "
                 "measure (source: forget)")
-    return (forget.subset(sorted(picked)),
-            forget.subset([i for i in range(n) if i not in picked]))
+    return forget.subset(sorted(picked)), [i for i in range(n) if i not in picked]
 
 
 def probe_relearning(
@@ -122,19 +129,20 @@ def probe_relearning(
         return None
     lr = cfg.learning_rate or ctx.recipe.federation.learning_rate
     sets = _sets(ctx, forget, erased, cfg)
-    relearn, measured = (None, None) if isinstance(sets, str) else sets
+    if isinstance(sets, str):
+        return RelearningEvidence(steps=cfg.steps, learning_rate=lr, source=cfg.source,
+                                  relearn_records=0, eval_records=0, reason=sets)
+    relearn, picked = sets
+    measured = forget.subset(picked)
     ev = RelearningEvidence(steps=cfg.steps, learning_rate=lr, source=cfg.source,
-                            relearn_records=len(relearn) if relearn is not None else 0,
-                            eval_records=len(measured) if measured is not None else 0)
-    if isinstance(sets, str) or relearn is None or measured is None:
-        ev.reason = sets if isinstance(sets, str) else None
-        return ev
+                            relearn_records=len(relearn), eval_records=len(measured))
     why = _not_probed(model, oracle, ctx)
     if why or oracle is None:
         ev.reason = why
         return ev
     match = match_nonmembers(measured, ctx.nonmembers)
-    held = ctx.nonmembers.subset(list(match.indices)) if match.matched else ctx.nonmembers
+    kept = list(match.indices) if match.matched else list(range(len(ctx.nonmembers)))
+    held = ctx.nonmembers.subset(kept)
     seed = derive_seed(ctx.recipe.seed, "relearning", request_id)
     pairs = {}
     for name, m in (("unlearned", model), ("oracle", oracle)):
@@ -142,21 +150,34 @@ def probe_relearning(
         if key not in memo:
             after = UnlearnedModel(states=[fine_tune(ctx, m.states[0], relearn, cfg,
                                                      seed=seed)])
-            memo[key] = (fresh_losses(ctx, after, measured), fresh_losses(ctx, after, held))
+            both = fresh_losses(ctx, after, concat_sets([measured, held],
+                                                             pad_id=held.pad_id))
+            memo[key] = (both[:len(measured)], both[len(measured):])
         pairs[name] = memo[key]
         ev_auc = auc(*pairs[name]).auc
         setattr(ev, "auc_after" if name == "unlearned" else "auc_oracle_after", ev_auc)
-        before = auc(losses(m, measured), losses(m, held)).auc
+        # before: the model's fp32 losses, computed (and cached) for its forget evidence
+        before = auc(losses(m, forget)[picked], losses(m, ctx.nonmembers)[kept]).auc
         setattr(ev, "auc_before" if name == "unlearned" else "auc_oracle_before", before)
-    a = ctx.attacks
-    d = auc_difference(pairs["unlearned"], pairs["oracle"], confidence=a.confidence,
-                       n_resamples=a.bootstrap, seed=seed)
+    judge_recovery(ev, pairs["unlearned"], pairs["oracle"], confidence=ctx.attacks.confidence,
+                   n_resamples=ctx.attacks.bootstrap, seed=seed)
+    return ev
+
+
+def judge_recovery(ev: RelearningEvidence, unlearned: LossPair, oracle: LossPair, *,
+                   confidence: float, n_resamples: int, seed: int) -> RelearningEvidence:
+    """Fill ``ev``'s recovery from the relearned models' (measured, held-out) losses: the
+    paired AUC difference with its interval and swap test, and ``relearnable`` when the
+    interval lies above 0 and the test rejects at 1 − ``confidence`` (in place)."""
+    ev.recovery_floor = auc_margin(len(unlearned[0]), len(unlearned[1]), confidence)
+    d = auc_difference(unlearned, oracle, confidence=confidence, n_resamples=n_resamples,
+                       seed=seed)
     if d is None:
         ev.reason = "too few records or no bootstrap resamples for an interval"
         return ev
     ev.recovery, ev.recovery_ci_low, ev.recovery_ci_high, ev.recovery_pvalue = \
         d.value, d.ci_low, d.ci_high, d.p_value
-    ev.relearnable = bool(d.ci_low > 0 and d.p_value < 1 - a.confidence)
+    ev.relearnable = bool(d.ci_low > 0 and d.p_value < 1 - confidence)
     return ev
 
 
@@ -173,10 +194,12 @@ def _not_probed(model: UnlearnedModel, oracle: UnlearnedModel | None,
 
 def fresh_losses(ctx: UnlearningContext, model: UnlearnedModel, data: EncodedSet
                  ) -> np.ndarray:
-    """Per-example losses of a model that is not kept (no signal cache)."""
+    """Per-example losses of a model that is not kept (no signal cache), batched by
+    length."""
     net = ctx.bundle.model
     with preserved_adapter(net):
-        return per_example_loss(net, model.states, data, ctx.recipe.task)
+        return in_length_order(data, lambda d: per_example_loss(net, model.states, d,
+                                                                ctx.recipe.task))
 
 
 def relearnable_flag(ev: RelearningEvidence | None, *, confidence: float

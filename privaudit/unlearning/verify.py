@@ -269,15 +269,14 @@ class Verifier:
                 privleak_value=f.privleak, auc_unlearned=cmp.auc.auc if cmp.auc else None,
                 difference=cmp.difference, spread=cmp.spread, drop=result.utility_drop,
                 drop_ci=drop_ci, cfg=self.cfg, confidence=confidence)
-            self._probe(result, model=model, oracle=oracle, trained=trained, forget=forget,
-                        erased=erased)
+            self._probe(result, model=model, oracle=oracle, forget=forget, erased=erased)
         result.flags += [v.message for v in result.verification_flags]
         result.verdict = verdict_line(result, alpha=1 - confidence)
         return result
 
     def _probe(self, result: UnlearningResult, *, model: UnlearnedModel,
-               oracle: UnlearnedModel | None, trained: UnlearnedModel, forget: EncodedSet,
-               erased: frozenset[str]) -> None:
+               oracle: UnlearnedModel | None, forget: EncodedSet, erased: frozenset[str]
+               ) -> None:
         """The shipped-variant and relearning probes (``unlearning.robustness``), their flags
         added to ``result``'s."""
         ctx, rcfg = self.ctx, self.ctx.ucfg.robustness
@@ -287,7 +286,7 @@ class Verifier:
             held = ctx.nonmembers.subset(list(match.indices)) if match.matched \
                 else ctx.nonmembers
             result.robustness = self.shipped_probe.probe(
-                rcfg.variants, model=model, oracle=oracle, trained=trained, forget=forget,
+                rcfg.variants, model=model, oracle=oracle, forget=forget,
                 nonmembers=held, replicates=self.replicates(erased) if oracle else [],
                 exposure=self._variant_exposure(forget))
             flag = not_robust_flag(result.robustness, result.verification_flags,

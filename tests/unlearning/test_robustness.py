@@ -235,8 +235,7 @@ def test_a_model_identical_to_its_oracle_is_never_flagged_and_the_oracle_not_jud
     oracle = UnlearnedModel(states=[load_adapter(ctx.run.path(
         "models", oracle_name(), "req", "adapter.safetensors"))])
     evidence = ShippedProbe(ctx, Verifier(ctx)._auc).probe(
-        ["merged", "int8", "int4"], model=oracle, oracle=oracle,
-        trained=UnlearnedModel(states=[ctx.trained_state]), replicates=[],
+        ["merged", "int8", "int4"], model=oracle, oracle=oracle, replicates=[],
         forget=ctx.records(frozenset(_erased(probed))), nonmembers=ctx.nonmembers)
     assert evidence is not None and len(evidence.probed()) == 3
     assert all(v.identical_to_oracle and not v.failed and v.privleak == 0.0
@@ -283,7 +282,8 @@ def test_the_relearning_split_keeps_each_data_subject_on_one_side(probed: Probed
     sets = _sets(ctx, forget, frozenset(forget.record_ids), ctx.ucfg.robustness.relearning)
     assert not isinstance(sets, str), sets
     subject = {r.id: r.subject_id for r in ctx.data.training}
-    sides = [{subject[i] for i in s.record_ids} for s in sets]
+    relearn, measured = sets[0], forget.subset(sets[1])
+    sides = [{subject[i] for i in s.record_ids} for s in (relearn, measured)]
     assert sides[0] and sides[1] and not sides[0] & sides[1]
 
 
@@ -309,3 +309,27 @@ def test_the_gate_reads_each_variant_and_the_relearning_recovery(probed: Probed)
     assert rec.ci_low is not None and rec.ci_low > 0
     with pytest.raises(Exception, match="int5"):
         check_metric_name("unlearning.*.robustness.int5.privleak")
+
+
+def test_the_relearning_probe_states_the_smallest_recovery_its_records_can_show(
+        probed: Probed) -> None:
+    # the HTML table shows each probe's AUCs before and after, its recovery with interval and
+    # p-value and what it can show; the PASS line says how far the probes reach
+    from privaudit.reports.html import render_html
+    from privaudit.reports.probe_words import relearning_reach
+    from privaudit.reports.schema import read_report
+    from privaudit.unlearning.power import auc_margin
+
+    kept = probed.results["keeps_everything"].relearning
+    assert kept is not None and kept.recovery_floor is not None
+    assert 0 < kept.recovery_floor == pytest.approx(auc_margin(
+        kept.eval_records, len(probed.ctx.nonmembers), 0.95), rel=0.5)
+    report = read_report(probed.ctx.run.path("report.json"))
+    html = render_html(report.model_copy(update={"unlearning": list(probed.results.values())}))
+    table = html[html.index("<h3>Relearning probe</h3>"):]
+    table = table[:table.index("</table>")]
+    assert f"beyond ±{kept.recovery_floor:.3g}"[:12] in table and "→" in table, table
+    assert "nats" not in table and "t-interval" not in table
+    assert "NOT INFORMATIVE" in relearning_reach([{"relearning": {"recovery_floor": 0.6}}])
+    both = relearning_reach([{"relearning": {"recovery_floor": f}} for f in (0.3, 0.6)])
+    assert "beyond 0.30" in both and "too few records" in both, both

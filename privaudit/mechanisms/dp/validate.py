@@ -13,10 +13,9 @@ from collections.abc import Sequence
 import torch.nn as nn
 from opacus.utils.module_utils import trainable_modules
 from opacus.validators import ModuleValidator
-from peft.tuners.tuners_utils import BaseTunerLayer
-from peft.utils.other import ModulesToSaveWrapper
 
 from privaudit.mechanisms.dp.config import DPConfig
+from privaudit.mechanisms.model.lora_backend import BaseTunerLayer, ModulesToSaveWrapper
 
 
 def _noise_problems(cfg: DPConfig) -> list[str]:

@@ -87,7 +87,7 @@ def _quantize(weight: torch.Tensor, variant: str, channel_dim: int) -> torch.Ten
 
 
 def _lora_layers(model: nn.Module) -> list[Any]:
-    from peft.tuners.lora import LoraLayer
+    from privaudit.mechanisms.model.lora_backend import LoraLayer
 
     return [m for m in model.modules() if isinstance(m, LoraLayer)]
 

@@ -1,0 +1,35 @@
+"""What the robustness probes covered (``unlearning.robustness``), in words for the erasure
+control's PASS line: the shipped variants tested, and how far the relearning probes reach."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["probes_said", "relearning_reach"]
+
+
+def probes_said(judged: list[Any]) -> str:
+    """What the robustness probes covered, for the PASS line (or what they did not)."""
+    variants = sorted({name for u in judged for name, v in (u.get("robustness") or {}).items()
+                       if v}, key=("merged", "int8", "int4", "nf4").index)
+    relearned = [u for u in judged if (u.get("relearning") or {}).get("recovery") is not None]
+    said = (f" The same test passes on the shipped variants ({', '.join(variants)})."
+            if variants else " Only the fp32 adapter was tested, not a merged or quantized "
+            "artifact (unlearning.robustness.variants).")
+    if relearned:
+        said += (f" {len(relearned)} model(s) relearn the erased records no faster than the "
+                 f"oracle after the same fine-tuning{relearning_reach(relearned)}.")
+    return said
+
+
+def relearning_reach(relearned: list[Any]) -> str:
+    """What the relearning probes could show: the smallest recovery their records reveal."""
+    floors = [u["relearning"].get("recovery_floor") for u in relearned]
+    shown = [f for f in floors if f is not None]
+    able = [f for f in shown if f < 0.5]
+    if not shown:
+        return ""
+    if not able:
+        return " (NOT INFORMATIVE: too few erased records were measured to show any recovery)"
+    some = "; the others too few records to show any" if len(able) < len(shown) else ""
+    return f" (a recovery shows on their records only beyond {max(able):.2f} in forget AUC{some})"

@@ -107,19 +107,19 @@ def _family_flag_rate(n: int, m: int, runs: int, seed: int, test: tuple[float, i
 def test_probing_four_variants_flags_an_exact_retrain_on_any_at_most_five_percent(
         seed: int) -> None:
     """Family-wise: an exact retrain probed under 4 variants is flagged on any of them at
-    most 5% of the time (plus three simulation standard errors: 0.103 at 150 runs). Without
+    most 5% of the time (plus three simulation standard errors: 0.110 at 120 runs). Without
     the correction (each variant at 95%) the same retrains are flagged more often than that
-    bound, so the check can fail. Measured at 200 runs (seeds 0, 1; this module run as a
-    script): 1.5% and 2.5%
-    corrected, 16.5% and 18% uncorrected."""
-    runs, n, m, rounding = 150, 10, 40, 0.5
+    bound (seed 0, 80 runs), so the check can fail. Measured at 200 runs (seeds 0, 1; this
+    module run as a script): 1.5% and 2.5% corrected, 16.5% and 18% uncorrected."""
+    runs, n, m, rounding = 120, 10, 40, 0.5
     bound = ALPHA + 3 * (ALPHA * (1 - ALPHA) / runs) ** 0.5
     corrected = _family_flag_rate(n, m, runs, seed, variant_test(1 - ALPHA, 50, VARIANTS),
                                   rounding)
-    uncorrected = _family_flag_rate(n, m, 100, seed, variant_test(1 - ALPHA, 50, 1),
-                                    rounding)
-    assert corrected <= bound, (corrected, uncorrected)
-    assert uncorrected > bound, (corrected, uncorrected)
+    assert corrected <= bound, corrected
+    if seed == 0:  # once is enough to show the check can fail
+        uncorrected = _family_flag_rate(n, m, 80, seed, variant_test(1 - ALPHA, 50, 1),
+                                        rounding)
+        assert uncorrected > bound, (corrected, uncorrected)
 
 
 def _relearnable_rate(n: int, m: int, shifts: tuple[float, float], runs: int, seed: int

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 from privaudit.core.lazy import lazy_exports
 
-# peft imports bitsandbytes (NF4, model/shipped.py), whose CPU backend warns on every import
+# bitsandbytes (imported for the NF4 variant, mechanisms/model/shipped.py) warns on every import
 # that an optional kernel package is missing; privaudit uses its (de)quantization only
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 

@@ -64,7 +64,7 @@ def adapter_weights(model: nn.Module, directory: Path, *, option: str) -> Adapte
     """The trainable tensors of ``model`` (a peft model) with the adapter saved in
     ``directory`` loaded in place of its own (peft maps the saved names); ``model``'s adapter
     is unchanged on return."""
-    from peft.utils import set_peft_model_state_dict
+    from privaudit.mechanisms.model.lora_backend import set_peft_model_state_dict
 
     path = directory / "adapter_model.safetensors"
     if not path.is_file():

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,12 +57,6 @@ class EncodedSet:
             pad_id=self.pad_id,
             features=None if self.features is None else tuple(self.features[i] for i in indices),
         )
-
-    def by_length(self) -> tuple[EncodedSet, np.ndarray]:
-        """The records sorted by length (stable), so that batches carry little padding, and
-        the order: ``values_sorted[np.argsort(order)]`` is back in this set's order."""
-        order = np.argsort([len(x) for x in self.input_ids], kind="stable")
-        return self.subset(order.tolist()), order
 
     def batch(self, indices: Sequence[int]) -> Batch:
         ids, mask = pad_batch([self.input_ids[i] for i in indices], self.pad_id)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["BaseTunerLayer", "LoraConfig", "LoraLayer", "ModulesToSaveWrapper", "PeftModel",
-           "get_peft_model", "without_bitsandbytes"]
+           "get_peft_model", "set_peft_model_state_dict", "without_bitsandbytes"]
 
 
 @contextmanager
@@ -43,6 +43,7 @@ with without_bitsandbytes():
     from peft import get_peft_model as _get_peft_model
     from peft.tuners.lora import LoraLayer
     from peft.tuners.tuners_utils import BaseTunerLayer
+    from peft.utils import set_peft_model_state_dict
     from peft.utils.other import ModulesToSaveWrapper
 
 

@@ -31,6 +31,10 @@ class VariantEvidence(ReportModel):
         "still remembers)")
     privleak_ci_low: float | None = None
     privleak_ci_high: float | None = None
+    privleak_floor: float | None = Field(
+        default=None, description="schema 0.14: the smallest |PrivLeak| these records can "
+        "show at this variant's confidence (1 − α/V, wider than fp32's); ≥ 100: the variant's "
+        "test could not have failed")
     auc_difference: float | None = Field(
         default=None, description="forget AUC − the oracle's on the same records")
     auc_difference_ci_low: float | None = None

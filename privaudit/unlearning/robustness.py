@@ -166,8 +166,8 @@ class ShippedProbe:
         v.mia_auc, v.mia_auc_ci_low, v.mia_auc_ci_high = \
             f.mia_auc, f.mia_auc_ci_low, f.mia_auc_ci_high
         v.mia_auc_oracle = f.mia_auc_oracle
-        v.privleak, v.privleak_ci_low, v.privleak_ci_high = \
-            f.privleak, f.privleak_ci_low, f.privleak_ci_high
+        v.privleak, v.privleak_ci_low, v.privleak_ci_high, v.privleak_floor = \
+            f.privleak, f.privleak_ci_low, f.privleak_ci_high, f.privleak_floor
         v.auc_difference = f.auc_difference
         v.auc_difference_ci_low, v.auc_difference_ci_high = \
             f.auc_difference_ci_low, f.auc_difference_ci_high

@@ -333,3 +333,20 @@ def test_the_relearning_probe_states_the_smallest_recovery_its_records_can_show(
     assert "NOT INFORMATIVE" in relearning_reach([{"relearning": {"recovery_floor": 0.6}}])
     both = relearning_reach([{"relearning": {"recovery_floor": f}} for f in (0.3, 0.6)])
     assert "beyond 0.30" in both and "too few records" in both, both
+
+
+def test_each_variant_states_its_privleak_floor_at_its_stricter_confidence(
+        probed: Probed) -> None:
+    # judged at 1 − α/V, a variant's test shows less than fp32's on the same records; the
+    # PASS line quotes the largest floor, or says NOT INFORMATIVE when it reaches 100%
+    from privaudit.reports.probe_words import variant_reach
+
+    r = probed.results["lowbit"]
+    assert r.robustness is not None and r.forget.privleak_floor is not None
+    for v in r.robustness.probed():
+        assert v.privleak_floor is not None and v.privleak_floor > r.forget.privleak_floor, v
+    said = variant_reach([r.model_dump(mode="json")])
+    assert f"±{max(v.privleak_floor or 0 for v in r.robustness.probed()):.0f}%" in said, said
+    blind = {"robustness": {"int4": {"privleak_floor": 140.0}, "int8": {"privleak_floor": 60.0}}}
+    assert "NOT INFORMATIVE" in variant_reach([blind])
+    assert variant_reach([{"robustness": {"int4": {"identical_to_oracle": True}}}]) == ""

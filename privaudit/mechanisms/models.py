@@ -43,6 +43,7 @@ from transformers.utils import logging as hf_logging
 
 from privaudit.core.errors import ConfigError
 from privaudit.mechanisms import prefix
+from privaudit.mechanisms.model import first_token
 from privaudit.mechanisms.model.config import ModelConfig
 from privaudit.mechanisms.model.device import place_model
 from privaudit.mechanisms.model.families import FAMILIES, unknown_family_message
@@ -230,6 +231,7 @@ def apply_lora(cfg: ModelConfig, base: nn.Module, *, seed: int, place: bool = Tr
             f"model.lora.top_layers: not supported for model type {_model_type(base)!r}"
         )
     prefix.install(base, first)
+    first_token.install(base)  # eval passes compute the last layer's first position only
     known = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
     missing = [t for t in config.target_modules or [] if t not in known]
     if missing:

@@ -6,7 +6,9 @@ tokens: it is computed once per record (eval mode, no gradients) and reused by e
 pass — training rounds, reference models, oracles, unlearning and attack signals. Each frozen
 layer is wrapped by :class:`FrozenPrefixLayer`, which runs the original layer while features
 are being computed and otherwise skips it (the last one returns the cached features of the
-current batch). Parameter names and the base model's hash are unchanged by the wrapping.
+current batch). The adapter's parameter names are unchanged (the LoRA layers are not
+wrapped); a frozen layer's parameters gain the wrapper's ``.layer`` in their names, which is
+why the base model's hash is taken before the wrapping.
 
 Sound because: bidirectional attention never lets a real token attend to padding and causal
 attention never looks right, so a record's features do not depend on its batch; the bottom

@@ -40,9 +40,18 @@ from tests.unlearning.conftest import ranked_subjects
 # themselves. Hidden 96, not 64: at 64 the int4 cells leave too little room to match the
 # oracle at fp32 and the fixture's fp32 evidence depended on the seed (and the CPU's float
 # rounding); at 96 and 200 steps, seeds 3, 4 and 5 each pass at fp32 (the paired interval
-# of the AUC difference holds 0) and fail at int4 (PrivLeak −53 to −79), as printed by
+# of the AUC difference holds 0) and fail at int4 (PrivLeak −53 to −79 on one CPU, −62 to −87
+# on another), as printed by
 # `PYTHONPATH=. .venv/bin/python -m tests.unlearning.lowbit_seeds 3 4 5`.
+# Relearning measures the records it did not relearn on: a fifth of the forget set is relearned
+# on, so that ~28 records are measured (half of it left 17, whose forget AUC under the trained
+# model was 0.56 on one CPU, 0.74 over the whole set, and no interval above 0), and 400
+# resamples resolve the swap test's p-value (with 50 it moves in steps of 2/51: seed 5 got
+# 4/51 = 0.078 with its interval above 0). With both,
+# seeds 3, 4 and 5 each find keeps_everything relearnable (recovery 0.42 / 0.75 / 0.36, the
+# interval's low end 0.16 / 0.57 / 0.09, p ≤ 0.01), printed by the same command.
 LOWBIT: dict[str, Any] = {
+    "attacks": {"bootstrap": 400},
     "data": {"synthetic": {"label_noise": 0.5}},
     "federation": {"clients": 2, "rounds": 2, "local_epochs": 20, "learning_rate": 0.003,
                    "batch_size": 8},
@@ -51,7 +60,8 @@ LOWBIT: dict[str, Any] = {
                        "target_modules": ["query", "key", "value", "dense"]}},
     "unlearning": {"methods": [],
                    "robustness": {"variants": ["merged", "int8", "int4"],
-                                  "relearning": {"steps": 2, "learning_rate": 1e-6}}},
+                                  "relearning": {"steps": 2, "learning_rate": 1e-6,
+                                                 "fraction": 0.2}}},
 }
 BITS = 4
 
